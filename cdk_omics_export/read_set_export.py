@@ -1,0 +1,283 @@
+"""The ReadSetExport construct: export HealthOmics read sets to S3 during ``cdk deploy``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import (
+    CfnOutput,
+    CustomResource,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Token,
+)
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from .handler import rules
+
+HANDLER_DIR = Path(__file__).parent / "handler"
+RESOURCE_TYPE = "Custom::OmicsReadSetExport"
+OMICS_SERVICE_PRINCIPAL = "omics.amazonaws.com"
+# Newest Python runtime that aws-cdk-lib offers; tests fail when CDK adds a newer one.
+HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
+HANDLER_TIMEOUT = Duration.minutes(2)
+DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+
+
+class ReadSetExport(Construct):
+    """Exports HealthOmics read sets to S3 during ``cdk deploy``.
+
+    Provisions a destination bucket, the export service role that HealthOmics assumes
+    (the ``roleArn`` of StartReadSetExportJob) and a custom resource whose Lambda handler
+    starts the export job, follows it and reports its id and status.
+
+    :param sequence_store_id: the HealthOmics sequence store holding the read sets
+        (10-36 digits), or a token such as ``CfnSequenceStore.attr_sequence_store_id``.
+    :param read_set_ids: the read sets to export: 1-100 ids of 10-36 digits, no duplicates.
+    :param destination_prefix: key prefix in the bucket, ``""`` or ending in ``/``.
+        Default: ``""`` (the bucket's root).
+    :param wait_for_completion: whether the deploy waits until the job ends and fails when
+        it does not complete. Default: ``True``. With ``False`` the resource is complete as
+        soon as the job is submitted and the status output says ``SUBMITTED``.
+    :param timeout: how long the deploy waits for the job; at most 55 minutes (CloudFormation
+        waits an hour for a custom resource) and a whole number of poll intervals.
+        Default: 50 minutes.
+    :param poll_interval: how often the job's status is read while waiting; at least
+        10 seconds. Default: 30 seconds.
+    :param log_retention: how long the handler's logs are kept. Default: one year.
+    """
+
+    bucket: s3.IBucket
+    role: iam.IRole
+    function: lambda_.IFunction
+    is_complete_function: lambda_.IFunction
+    log_group: logs.ILogGroup
+    job_id: str
+    job_status: str
+    destination: str
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        sequence_store_id: str,
+        read_set_ids: Sequence[str],
+        destination_prefix: str = "",
+        wait_for_completion: bool = True,
+        timeout: Duration | None = None,
+        poll_interval: Duration | None = None,
+        log_retention: logs.RetentionDays | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        # A library cannot choose its users' cdk.json: pin, for this subtree only, the
+        # behaviour the design relies on. ACL-based log delivery cannot work with
+        # bucket-owner-enforced ownership.
+        self.node.set_context(S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
+        timeout = timeout or Duration.seconds(rules.DEFAULT_TIMEOUT_SECONDS)
+        poll_interval = poll_interval or Duration.seconds(rules.DEFAULT_POLL_INTERVAL_SECONDS)
+        read_set_ids = list(read_set_ids)
+        _validate(
+            self,
+            sequence_store_id=sequence_store_id,
+            read_set_ids=read_set_ids,
+            destination_prefix=destination_prefix,
+            timeout=timeout,
+            poll_interval=poll_interval,
+        )
+        stack = Stack.of(self)
+
+        self.bucket = self._create_bucket()
+        self.destination = rules.destination_uri(self.bucket.bucket_name, destination_prefix)
+        self.role = self._create_export_role(stack, destination_prefix)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "HandlerLogs",
+            retention=log_retention or DEFAULT_LOG_RETENTION,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        handler_role = self._create_handler_role(stack, sequence_store_id)
+        code = lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"])
+        self.function = self._create_function("OnEventHandler", "index.on_event", code, handler_role)
+        self.is_complete_function = self._create_function(
+            "IsCompleteHandler", "index.is_complete", code, handler_role
+        )
+
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.function,
+            is_complete_handler=self.is_complete_function,
+            query_interval=poll_interval,
+            total_timeout=timeout,
+            log_group=self.log_group,
+        )
+        resource = CustomResource(
+            self,
+            "Resource",
+            service_token=provider.service_token,
+            resource_type=RESOURCE_TYPE,
+            service_timeout=Duration.seconds(
+                timeout.to_seconds() + rules.SERVICE_TIMEOUT_HEADROOM_SECONDS
+            ),
+            properties={
+                "SequenceStoreId": sequence_store_id,
+                "ReadSetIds": read_set_ids,
+                "Destination": self.destination,
+                "RoleArn": self.role.role_arn,
+                "WaitForCompletion": wait_for_completion,
+            },
+        )
+        self.job_id = resource.get_att_string("JobId")
+        self.job_status = resource.get_att_string("Status")
+
+        CfnOutput(self, "JobId", value=self.job_id, description="HealthOmics export job id")
+        CfnOutput(
+            self,
+            "JobStatus",
+            value=self.job_status,
+            description="Export job status when the deploy finished waiting",
+        )
+        CfnOutput(
+            self, "Destination", value=self.destination, description="S3 URI of the export"
+        )
+
+    def _create_bucket(self) -> s3.Bucket:
+        access_logs = self._secure_bucket("AccessLogs")
+        return self._secure_bucket(
+            "Bucket",
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="destination/",
+        )
+
+    def _secure_bucket(self, id: str, **access_logging: Any) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            id,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            # Exported genomic data, and the record of who touched it, outlive `cdk destroy`.
+            removal_policy=RemovalPolicy.RETAIN,
+            **access_logging,
+        )
+
+    def _create_export_role(self, stack: Stack, prefix: str) -> iam.Role:
+        # The confused-deputy conditions AWS recommends for HealthOmics service roles.
+        principal = iam.ServicePrincipal(
+            OMICS_SERVICE_PRINCIPAL,
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "StringLike": {
+                    "aws:SourceArn": f"arn:{stack.partition}:omics:{stack.region}:{stack.account}:*"
+                },
+            },
+        )
+        policy = iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[self.bucket.arn_for_objects(f"{prefix}*")],
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:GetBucketLocation"], resources=[self.bucket.bucket_arn]
+                ),
+            ]
+        )
+        # Inline, so the permissions exist as soon as the role does: the export job may
+        # start the moment the custom resource receives the role's ARN.
+        return iam.Role(
+            self,
+            "ExportRole",
+            assumed_by=principal,
+            description="Assumed by HealthOmics to write read set exports to S3",
+            inline_policies={"ReadSetExport": policy},
+        )
+
+    def _create_handler_role(self, stack: Stack, sequence_store_id: str) -> iam.Role:
+        store_arn = stack.format_arn(
+            service="omics", resource="sequenceStore", resource_name=sequence_store_id
+        )
+        policy = iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(
+                    actions=["omics:StartReadSetExportJob", "omics:GetReadSetExportJob"],
+                    resources=[store_arn],
+                ),
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self.role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": OMICS_SERVICE_PRINCIPAL}},
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[self.log_group.log_group_arn],
+                ),
+            ]
+        )
+        return iam.Role(
+            self,
+            "HandlerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Starts and follows the HealthOmics read set export job",
+            inline_policies={"ReadSetExportHandler": policy},
+        )
+
+    def _create_function(
+        self, id: str, handler: str, code: lambda_.Code, role: iam.IRole
+    ) -> lambda_.Function:
+        return lambda_.Function(
+            self,
+            id,
+            runtime=HANDLER_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=handler,
+            code=code,
+            role=role,
+            timeout=HANDLER_TIMEOUT,
+            memory_size=256,
+            log_group=self.log_group,
+            description="cdk-omics-export: HealthOmics read set export custom resource",
+        )
+
+
+def _validate(
+    scope: Construct,
+    *,
+    sequence_store_id: str,
+    read_set_ids: list[str],
+    destination_prefix: str,
+    timeout: Duration,
+    poll_interval: Duration,
+) -> None:
+    """Gather every problem with the props and raise once, naming each prop and rule."""
+    problems: list[str] = []
+    if not Token.is_unresolved(sequence_store_id):
+        problems += rules.check_sequence_store_id(sequence_store_id)
+    if not Token.is_unresolved(read_set_ids):
+        literal = [None if Token.is_unresolved(v) else v for v in read_set_ids]
+        problems += rules.check_read_set_ids(literal)
+    if Token.is_unresolved(destination_prefix):
+        problems.append("destination_prefix: must be a literal string, not a token")
+    else:
+        problems += rules.check_destination_prefix(destination_prefix)
+    if not timeout.is_unresolved() and not poll_interval.is_unresolved():
+        problems += rules.check_timeout(
+            int(timeout.to_seconds()), int(poll_interval.to_seconds())
+        )
+    if problems:
+        raise ValueError(
+            f"ReadSetExport {scope.node.path}: invalid props:\n- " + "\n- ".join(problems)
+        )
