@@ -108,7 +108,9 @@ class ReadSetExport(Construct):
         )
         handler_role = self._create_handler_role(stack, sequence_store_id)
         code = lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"])
-        self.function = self._create_function("OnEventHandler", "index.on_event", code, handler_role)
+        self.function = self._create_function(
+            "OnEventHandler", "index.on_event", code, handler_role
+        )
         self.is_complete_function = self._create_function(
             "IsCompleteHandler", "index.is_complete", code, handler_role
         )
@@ -148,9 +150,7 @@ class ReadSetExport(Construct):
             value=self.job_status,
             description="Export job status when the deploy finished waiting",
         )
-        CfnOutput(
-            self, "Destination", value=self.destination, description="S3 URI of the export"
-        )
+        CfnOutput(self, "Destination", value=self.destination, description="S3 URI of the export")
 
     def _create_bucket(self) -> s3.Bucket:
         access_logs = self._secure_bucket("AccessLogs")
@@ -274,9 +274,7 @@ def _validate(
     else:
         problems += rules.check_destination_prefix(destination_prefix)
     if not timeout.is_unresolved() and not poll_interval.is_unresolved():
-        problems += rules.check_timeout(
-            int(timeout.to_seconds()), int(poll_interval.to_seconds())
-        )
+        problems += rules.check_timeout(int(timeout.to_seconds()), int(poll_interval.to_seconds()))
     if problems:
         raise ValueError(
             f"ReadSetExport {scope.node.path}: invalid props:\n- " + "\n- ".join(problems)

@@ -8,6 +8,7 @@ and boto3.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -15,10 +16,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
+import boto3
+from botocore.config import Config
+
 try:  # imported as cdk_omics_export.handler.index (tests, the construct)
     from . import rules
 except ImportError:  # Lambda: the asset's root is on sys.path
-    import rules  # type: ignore[no-redef]
+    import rules  # type: ignore[import-not-found,no-redef]
 
 if TYPE_CHECKING:
     from mypy_boto3_omics import OmicsClient
@@ -78,26 +82,18 @@ class ExportError(Exception):
     """A failure CloudFormation shows as the resource's status reason."""
 
 
-_client: OmicsClient | None = None
-
-
+@functools.cache
 def omics_client() -> OmicsClient:
-    """One client per Lambda container, created on first use to keep cold starts light."""
-    global _client
-    if _client is None:
-        import boto3
-        from botocore.config import Config
-
-        _client = boto3.client(
-            "omics",
-            config=Config(
-                retries={"mode": "standard", "max_attempts": RETRY_MAX_ATTEMPTS},
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                read_timeout=READ_TIMEOUT_SECONDS,
-                user_agent_extra="cdk-omics-export",
-            ),
-        )
-    return _client
+    """One client per Lambda container, created on first use: Delete never needs one."""
+    return boto3.client(
+        "omics",
+        config=Config(
+            retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
+            user_agent_extra="cdk-omics-export",
+        ),
+    )
 
 
 def on_event(event: CloudFormationEvent, context: Any = None) -> OnEventResult:
@@ -266,7 +262,7 @@ def _wait_for_completion(props: ResourceProperties) -> bool:
 def _log_event(entry: str, event: CloudFormationEvent) -> None:
     # The ResponseURL is a presigned URL that can answer for the stack: never log it.
     safe = {
-        key: event[key]  # type: ignore[literal-required]
+        key: event[key]
         for key in (
             "RequestType",
             "RequestId",

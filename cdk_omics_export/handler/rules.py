@@ -65,8 +65,7 @@ def check_read_set_ids(
         problems.append("read_set_ids: no ids given, the export needs at least one read set")
     elif len(values) > max_count:
         problems.append(
-            f"read_set_ids: {len(values)} ids given, the API accepts at most "
-            f"{max_count} per job"
+            f"read_set_ids: {len(values)} ids given, the API accepts at most {max_count} per job"
         )
     bad = [v for v in values if v is not None and not _is_id(v)]
     if bad:

@@ -1,0 +1,515 @@
+"""Template assertions for ReadSetExport under CDK's default feature flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, CfnElement, Duration, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_omics as omics
+from aws_cdk.assertions import Capture, Match, Template
+
+from cdk_omics_export import ReadSetExport
+from cdk_omics_export.read_set_export import HANDLER_RUNTIME
+
+STORE = "1234567890"
+READ_SETS = ["1111111111", "2222222222"]
+
+
+def synth(**props: Any) -> tuple[ReadSetExport, Template]:
+    # No context at all: a library must be right under CDK's defaults, not only under
+    # the example app's feature flags.
+    stack = Stack(App(), "Test")
+    export = ReadSetExport(
+        stack,
+        "Export",
+        sequence_store_id=props.pop("sequence_store_id", STORE),
+        read_set_ids=props.pop("read_set_ids", READ_SETS),
+        **props,
+    )
+    return export, _template_of(stack)
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> tuple[ReadSetExport, Template]:
+    return synth(destination_prefix="exports/")
+
+
+@pytest.fixture(scope="module")
+def template(synthesized: tuple[ReadSetExport, Template]) -> Template:
+    return synthesized[1]
+
+
+def logical_id(template: Template, type_: str, path_part: str) -> str:
+    """The logical id of the one resource of this type whose construct path contains path_part."""
+    found = [key for key in template.find_resources(type_) if path_part in _PATHS[template][key]]
+    assert len(found) == 1, found
+    return found[0]
+
+
+# Template -> {logical id: construct path}; path metadata is off without context.
+_PATHS: dict[Template, dict[str, str]] = {}
+
+
+def _template_of(stack: Stack) -> Template:
+    template = Template.from_stack(stack)
+    _PATHS[template] = {
+        stack.resolve(c.logical_id): "/" + c.node.path + "/"
+        for c in stack.node.find_all()
+        if isinstance(c, CfnElement)
+    }
+    return template
+
+
+def arn(logical: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical, "Arn"]}
+
+
+# Destination bucket
+
+
+def test_destination_bucket_is_locked_down_and_retained(template: Template) -> None:
+    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
+    logs_bucket = logical_id(template, "AWS::S3::Bucket", "/Export/AccessLogs/")
+    resource = template.to_json()["Resources"][bucket]
+    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["UpdateReplacePolicy"] == "Retain"
+    assert resource["Properties"] == {
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+            ]
+        },
+        "LoggingConfiguration": {
+            "DestinationBucketName": {"Ref": logs_bucket},
+            "LogFilePrefix": "destination/",
+        },
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        },
+        "VersioningConfiguration": {"Status": "Enabled"},
+    }
+
+
+def test_access_log_bucket_is_locked_down_and_retained(template: Template) -> None:
+    logs_bucket = logical_id(template, "AWS::S3::Bucket", "/Export/AccessLogs/")
+    resource = template.to_json()["Resources"][logs_bucket]
+    assert resource["DeletionPolicy"] == "Retain"
+    props = resource["Properties"]
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert props["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert "AccessControl" not in props
+
+
+@pytest.mark.parametrize("path_part", ["/Export/Bucket/", "/Export/AccessLogs/"])
+def test_buckets_refuse_requests_without_tls(template: Template, path_part: str) -> None:
+    bucket = logical_id(template, "AWS::S3::Bucket", path_part)
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": bucket},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": "s3:*",
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            "Effect": "Deny",
+                            "Principal": {"AWS": "*"},
+                            "Resource": [
+                                arn(bucket),
+                                {"Fn::Join": ["", [arn(bucket), "/*"]]},
+                            ],
+                        }
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_access_logs_are_delivered_through_a_bucket_policy(template: Template) -> None:
+    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
+    logs_bucket = logical_id(template, "AWS::S3::Bucket", "/Export/AccessLogs/")
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": logs_bucket},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "s3:PutObject",
+                                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                                "Condition": {
+                                    "ArnLike": {"aws:SourceArn": arn(bucket)},
+                                    "StringEquals": {
+                                        "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+                                    },
+                                },
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+# Export service role
+
+
+def test_export_role_trusts_only_healthomics_from_this_account(template: Template) -> None:
+    role = logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
+    assert template.to_json()["Resources"][role]["Properties"]["AssumeRolePolicyDocument"] == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Action": "sts:AssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": "omics.amazonaws.com"},
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                    "StringLike": {
+                        "aws:SourceArn": {
+                            "Fn::Join": [
+                                "",
+                                [
+                                    "arn:",
+                                    {"Ref": "AWS::Partition"},
+                                    ":omics:",
+                                    {"Ref": "AWS::Region"},
+                                    ":",
+                                    {"Ref": "AWS::AccountId"},
+                                    ":*",
+                                ],
+                            ]
+                        }
+                    },
+                },
+            }
+        ],
+    }
+
+
+def test_export_role_may_only_write_under_the_prefix(template: Template) -> None:
+    role = logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
+    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
+    props = template.to_json()["Resources"][role]["Properties"]
+    assert "ManagedPolicyArns" not in props
+    assert props["Policies"] == [
+        {
+            "PolicyName": "ReadSetExport",
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Action": "s3:PutObject",
+                        "Effect": "Allow",
+                        "Resource": {"Fn::Join": ["", [arn(bucket), "/exports/*"]]},
+                    },
+                    {"Action": "s3:GetBucketLocation", "Effect": "Allow", "Resource": arn(bucket)},
+                ],
+            },
+        }
+    ]
+
+
+def test_no_other_policy_is_attached_to_the_export_role(template: Template) -> None:
+    role = logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        assert {"Ref": role} not in policy["Properties"]["Roles"]
+
+
+# Handler
+
+
+def test_handler_role_is_exactly_scoped(template: Template) -> None:
+    handler_role = logical_id(template, "AWS::IAM::Role", "/Export/HandlerRole/")
+    export_role = logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
+    log_group = logical_id(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")
+    props = template.to_json()["Resources"][handler_role]["Properties"]
+    assert "ManagedPolicyArns" not in props
+    assert props["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+        }
+    ]
+    store_arn = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":omics:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":sequenceStore/{STORE}",
+            ],
+        ]
+    }
+    assert props["Policies"] == [
+        {
+            "PolicyName": "ReadSetExportHandler",
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Action": ["omics:StartReadSetExportJob", "omics:GetReadSetExportJob"],
+                        "Effect": "Allow",
+                        "Resource": store_arn,
+                    },
+                    {
+                        "Action": "iam:PassRole",
+                        "Condition": {
+                            "StringEquals": {"iam:PassedToService": "omics.amazonaws.com"}
+                        },
+                        "Effect": "Allow",
+                        "Resource": arn(export_role),
+                    },
+                    {
+                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Effect": "Allow",
+                        "Resource": arn(log_group),
+                    },
+                ],
+            },
+        }
+    ]
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        assert {"Ref": handler_role} not in policy["Properties"]["Roles"]
+
+
+def test_handler_runtime_is_the_newest_python_cdk_offers() -> None:
+    def version(runtime: lambda_.Runtime) -> tuple[int, ...]:
+        return tuple(int(part) for part in runtime.name.removeprefix("python").split("."))
+
+    pythons = [
+        getattr(lambda_.Runtime, name)
+        for name in dir(lambda_.Runtime)
+        if name.startswith("PYTHON_")
+    ]
+    assert version(HANDLER_RUNTIME) == max(version(r) for r in pythons)
+
+
+@pytest.mark.parametrize(
+    ("path_part", "entry_point"),
+    [
+        ("/Export/OnEventHandler/", "index.on_event"),
+        ("/Export/IsCompleteHandler/", "index.is_complete"),
+    ],
+)
+def test_handler_functions(template: Template, path_part: str, entry_point: str) -> None:
+    function = logical_id(template, "AWS::Lambda::Function", path_part)
+    props = template.to_json()["Resources"][function]["Properties"]
+    assert props["Handler"] == entry_point
+    assert props["Runtime"] == HANDLER_RUNTIME.name
+    assert props["Role"] == arn(logical_id(template, "AWS::IAM::Role", "/Export/HandlerRole/"))
+    assert props["LoggingConfig"] == {
+        "LogGroup": {"Ref": logical_id(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")}
+    }
+    assert props["Timeout"] == 120
+
+
+def test_handler_log_group_has_a_retention_period(template: Template) -> None:
+    log_group = logical_id(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")
+    resource = template.to_json()["Resources"][log_group]
+    assert resource["Properties"] == {"RetentionInDays": 365}
+    assert resource["DeletionPolicy"] == "Retain"
+
+
+def test_handler_code_is_the_handler_package_alone(
+    synthesized: tuple[ReadSetExport, Template],
+) -> None:
+    export, _ = synthesized
+    code = export.node.find_child("OnEventHandler").node.find_child("Code")
+    outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
+    shipped = sorted(p.name for p in (outdir / code.asset_path).iterdir())  # type: ignore[attr-defined]
+    assert shipped == ["__init__.py", "index.py", "rules.py"]
+
+
+# Provider and custom resource
+
+
+def test_custom_resource_receives_the_export_role_and_the_export(template: Template) -> None:
+    role_arn = Capture()
+    resources = template.find_resources("Custom::OmicsReadSetExport")
+    assert len(resources) == 1
+    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
+    template.has_resource_properties(
+        "Custom::OmicsReadSetExport",
+        Match.object_equals(
+            {
+                "ServiceToken": arn(
+                    logical_id(template, "AWS::Lambda::Function", "/Provider/framework-onEvent/")
+                ),
+                "ServiceTimeout": "3300",
+                "SequenceStoreId": STORE,
+                "ReadSetIds": READ_SETS,
+                "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/exports/"]]},
+                "RoleArn": role_arn,
+                "WaitForCompletion": True,
+            }
+        ),
+    )
+    assert role_arn.as_object() == arn(
+        logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
+    )
+
+
+def test_waiter_polls_every_interval_until_the_timeout(template: Template) -> None:
+    machine = logical_id(
+        template, "AWS::StepFunctions::StateMachine", "/Provider/waiter-state-machine/"
+    )
+    definition = template.to_json()["Resources"][machine]["Properties"]["DefinitionString"]
+    text = "".join(part if isinstance(part, str) else "" for part in definition["Fn::Join"][1])
+    assert '"IntervalSeconds":30,"MaxAttempts":100,"BackoffRate":1' in text
+
+
+def test_provider_uses_our_handlers(template: Template) -> None:
+    on_event = logical_id(template, "AWS::Lambda::Function", "/Export/OnEventHandler/")
+    is_complete = logical_id(template, "AWS::Lambda::Function", "/Export/IsCompleteHandler/")
+    framework = logical_id(template, "AWS::Lambda::Function", "/Provider/framework-onEvent/")
+    variables = template.to_json()["Resources"][framework]["Properties"]["Environment"]["Variables"]
+    assert variables["USER_ON_EVENT_FUNCTION_ARN"] == arn(on_event)
+    assert variables["USER_IS_COMPLETE_FUNCTION_ARN"] == arn(is_complete)
+
+
+def test_outputs_report_job_status_and_destination(template: Template) -> None:
+    resource = logical_id(template, "Custom::OmicsReadSetExport", "/Export/Resource/")
+    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
+    outputs = {o["Description"]: o["Value"] for o in template.to_json()["Outputs"].values()}
+    assert outputs == {
+        "HealthOmics export job id": {"Fn::GetAtt": [resource, "JobId"]},
+        "Export job status when the deploy finished waiting": {"Fn::GetAtt": [resource, "Status"]},
+        "S3 URI of the export": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/exports/"]]},
+    }
+
+
+def test_attributes(synthesized: tuple[ReadSetExport, Template]) -> None:
+    export, _ = synthesized
+    stack = Stack.of(export)
+    assert stack.resolve(export.job_id) == {
+        "Fn::GetAtt": [stack.get_logical_id(export.node.default_child.node.default_child), "JobId"]  # type: ignore[union-attr]
+    }
+    assert stack.resolve(export.job_status)["Fn::GetAtt"][1] == "Status"
+    assert stack.resolve(export.destination) == {
+        "Fn::Join": ["", ["s3://", stack.resolve(export.bucket.bucket_name), "/exports/"]]
+    }
+    assert stack.resolve(export.role.role_arn)["Fn::GetAtt"][1] == "Arn"
+    assert export.function.node.id == "OnEventHandler"
+
+
+# Options
+
+
+def test_no_wait_short_timeout_and_root_prefix() -> None:
+    _, template = synth(
+        wait_for_completion=False,
+        timeout=Duration.minutes(10),
+        poll_interval=Duration.seconds(20),
+    )
+    template.has_resource_properties(
+        "Custom::OmicsReadSetExport",
+        {
+            "WaitForCompletion": False,
+            "ServiceTimeout": "900",
+            "Destination": {"Fn::Join": ["", ["s3://", Match.any_value(), "/"]]},
+        },
+    )
+    machine = template.find_resources("AWS::StepFunctions::StateMachine")
+    (definition,) = (m["Properties"]["DefinitionString"] for m in machine.values())
+    text = "".join(p if isinstance(p, str) else "" for p in definition["Fn::Join"][1])
+    assert '"IntervalSeconds":20,"MaxAttempts":30' in text
+
+
+def test_sequence_store_from_the_same_stack() -> None:
+    stack = Stack(App(), "WithStore")
+    store = omics.CfnSequenceStore(stack, "Store", name="cohort")
+    ReadSetExport(
+        stack, "Export", sequence_store_id=store.attr_sequence_store_id, read_set_ids=READ_SETS
+    )
+    template = _template_of(stack)
+    store_id = {"Fn::GetAtt": ["Store", "SequenceStoreId"]}
+    template.has_resource_properties("Custom::OmicsReadSetExport", {"SequenceStoreId": store_id})
+    template.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "Policies": [
+                {
+                    "PolicyDocument": {
+                        "Statement": Match.array_with(
+                            [
+                                Match.object_like(
+                                    {
+                                        "Action": [
+                                            "omics:StartReadSetExportJob",
+                                            "omics:GetReadSetExportJob",
+                                        ],
+                                        "Resource": {
+                                            "Fn::Join": ["", Match.array_with([store_id])]
+                                        },
+                                    }
+                                )
+                            ]
+                        )
+                    },
+                    "PolicyName": "ReadSetExportHandler",
+                }
+            ]
+        },
+    )
+
+
+# Validation
+
+
+def build(**props: Any) -> None:
+    ReadSetExport(
+        Stack(App(), "Invalid"),
+        "Export",
+        sequence_store_id=props.pop("sequence_store_id", STORE),
+        read_set_ids=props.pop("read_set_ids", READ_SETS),
+        **props,
+    )
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"sequence_store_id": "abc"}, r"sequence_store_id: 'abc' is not a sequence store id"),
+        ({"read_set_ids": []}, r"read_set_ids: no ids given"),
+        (
+            {"read_set_ids": [str(1000000000 + n) for n in range(101)]},
+            r"read_set_ids: 101 ids given, the API accepts at most 100 per job",
+        ),
+        ({"read_set_ids": ["1111111111"] * 2}, r"read_set_ids: '1111111111' listed more than once"),
+        ({"destination_prefix": "exports"}, r"destination_prefix: 'exports' must be empty or end"),
+        ({"timeout": Duration.minutes(60)}, r"timeout: 3600 s exceeds 3300 s"),
+        ({"timeout": Duration.seconds(45)}, r"timeout: 45 s is not a whole number of poll"),
+        ({"poll_interval": Duration.seconds(5)}, r"poll_interval: 5 s is below the minimum"),
+    ],
+)
+def test_invalid_props_fail_at_synth_time(props: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(**props)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ValueError) as raised:
+        build(sequence_store_id="abc", read_set_ids=["x"], destination_prefix="p")
+    text = str(raised.value)
+    assert text.startswith("ReadSetExport Invalid/Export: invalid props:")
+    for prop in ("sequence_store_id:", "read_set_ids:", "destination_prefix:"):
+        assert f"\n- {prop}" in text
