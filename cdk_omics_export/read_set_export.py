@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import (
+    ArnFormat,
     CfnOutput,
     CustomResource,
     Duration,
@@ -15,12 +16,15 @@ from aws_cdk import (
     Token,
 )
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from .compliance import acknowledge_findings
 from .handler import rules
 
 HANDLER_DIR = Path(__file__).parent / "handler"
@@ -29,6 +33,7 @@ OMICS_SERVICE_PRINCIPAL = "omics.amazonaws.com"
 # Newest Python runtime that aws-cdk-lib offers; tests fail when CDK adds a newer one.
 HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
 HANDLER_TIMEOUT = Duration.minutes(2)
+HANDLER_RESERVED_CONCURRENCY = 2
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 
@@ -61,6 +66,8 @@ class ReadSetExport(Construct):
     function: lambda_.IFunction
     is_complete_function: lambda_.IFunction
     log_group: logs.ILogGroup
+    logs_key: kms.IKey
+    dead_letter_queue: sqs.IQueue
     job_id: str
     job_status: str
     destination: str
@@ -96,6 +103,7 @@ class ReadSetExport(Construct):
         )
         stack = Stack.of(self)
 
+        self.logs_key = self._create_logs_key(stack)
         self.bucket = self._create_bucket()
         self.destination = rules.destination_uri(self.bucket.bucket_name, destination_prefix)
         self.role = self._create_export_role(stack, destination_prefix)
@@ -104,7 +112,18 @@ class ReadSetExport(Construct):
             self,
             "HandlerLogs",
             retention=log_retention or DEFAULT_LOG_RETENTION,
+            encryption_key=self.logs_key,
             removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Only asynchronous invocations reach a dead-letter queue; the Provider framework
+        # invokes the handlers synchronously, so it stays empty unless someone else
+        # invokes them asynchronously.
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
         )
         handler_role = self._create_handler_role(stack, sequence_store_id)
         code = lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"])
@@ -140,6 +159,7 @@ class ReadSetExport(Construct):
                 "WaitForCompletion": wait_for_completion,
             },
         )
+        acknowledge_findings(self, provider, destination_prefix)
         self.job_id = resource.get_att_string("JobId")
         self.job_status = resource.get_att_string("Status")
 
@@ -152,26 +172,66 @@ class ReadSetExport(Construct):
         )
         CfnOutput(self, "Destination", value=self.destination, description="S3 URI of the export")
 
+    def _create_logs_key(self, stack: Stack) -> kms.Key:
+        key = kms.Key(
+            self,
+            "LogsKey",
+            description="cdk-omics-export: encrypts the export handler's logs and S3 access logs",
+            enable_key_rotation=True,
+            # Retained logs stay readable only while their key exists.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.{stack.url_suffix}")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
+        # CDK adds S3 log delivery's use of the key when the access log bucket names it.
+        return key
+
     def _create_bucket(self) -> s3.Bucket:
-        access_logs = self._secure_bucket("AccessLogs")
+        access_logs = self._secure_bucket(
+            "AccessLogs", encryption=s3.BucketEncryption.KMS, encryption_key=self.logs_key
+        )
         return self._secure_bucket(
             "Bucket",
+            # SSE-KMS with the account's aws/s3 key: its key policy already lets principals
+            # of the account (the export role) use it through S3.
+            encryption=s3.BucketEncryption.KMS_MANAGED,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="destination/",
         )
 
-    def _secure_bucket(self, id: str, **access_logging: Any) -> s3.Bucket:
+    def _secure_bucket(self, id: str, **settings: Any) -> s3.Bucket:
         return s3.Bucket(
             self,
             id,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
+            bucket_key_enabled=True,
             enforce_ssl=True,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             # Exported genomic data, and the record of who touched it, outlive `cdk destroy`.
             removal_policy=RemovalPolicy.RETAIN,
-            **access_logging,
+            **settings,
         )
 
     def _create_export_role(self, stack: Stack, prefix: str) -> iam.Role:
@@ -196,17 +256,24 @@ class ReadSetExport(Construct):
                 ),
             ]
         )
-        # Inline, so the permissions exist as soon as the role does: the export job may
-        # start the moment the custom resource receives the role's ARN.
+        # Attached through the role's ManagedPolicyArns, so the permissions exist as soon
+        # as the role does: the job may start the moment the role's ARN is known.
         return iam.Role(
             self,
             "ExportRole",
             assumed_by=principal,
             description="Assumed by HealthOmics to write read set exports to S3",
-            inline_policies={"ReadSetExport": policy},
+            managed_policies=[
+                iam.ManagedPolicy(
+                    self,
+                    "ExportPolicy",
+                    description="cdk-omics-export: what HealthOmics may do for the export",
+                    document=policy,
+                )
+            ],
         )
 
-    def _create_handler_role(self, stack: Stack, sequence_store_id: str) -> iam.Role:
+    def _create_handler_role(self, stack: Stack, sequence_store_id: str) -> iam.IRole:
         store_arn = stack.format_arn(
             service="omics", resource="sequenceStore", resource_name=sequence_store_id
         )
@@ -225,15 +292,28 @@ class ReadSetExport(Construct):
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                     resources=[self.log_group.log_group_arn],
                 ),
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]
+                ),
             ]
         )
-        return iam.Role(
+        role = iam.Role(
             self,
             "HandlerRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Starts and follows the HealthOmics read set export job",
-            inline_policies={"ReadSetExportHandler": policy},
+            managed_policies=[
+                iam.ManagedPolicy(
+                    self,
+                    "HandlerPolicy",
+                    description="cdk-omics-export: what the export handler may do",
+                    document=policy,
+                )
+            ],
         )
+        # Every permission is in the policy above: grants that CDK would add on its own
+        # (the dead-letter queue's) must not create a second, inline policy.
+        return role.without_policy_updates()
 
     def _create_function(
         self, id: str, handler: str, code: lambda_.Code, role: iam.IRole
@@ -249,6 +329,10 @@ class ReadSetExport(Construct):
             timeout=HANDLER_TIMEOUT,
             memory_size=256,
             log_group=self.log_group,
+            dead_letter_queue=self.dead_letter_queue,
+            # One deploy needs one invocation at a time; the cap keeps a runaway caller
+            # from exhausting the account's concurrency.
+            reserved_concurrent_executions=HANDLER_RESERVED_CONCURRENCY,
             description="cdk-omics-export: HealthOmics read set export custom resource",
         )
 

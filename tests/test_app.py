@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,8 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 import app as example
+
+from .support import synth
 
 ROOT = Path(__file__).parent.parent
 # Asset hashes change with every handler edit; the template around them is the contract.
@@ -27,7 +32,7 @@ def cdk_json_context() -> dict[str, Any]:
 
 def example_template(**context: Any) -> dict[str, Any]:
     stack = example.build(App(context={**cdk_json_context(), **context}))
-    return Template.from_stack(stack).to_json()  # type: ignore[no-any-return]
+    return synth(stack).to_json()  # type: ignore[no-any-return]
 
 
 def scrub(template: dict[str, Any]) -> Any:
@@ -73,7 +78,7 @@ def test_context_from_the_command_line() -> None:
         )
     )
     assert stack.stack_name == "Cohort"
-    Template.from_stack(stack).has_resource_properties(
+    synth(stack).has_resource_properties(
         "Custom::OmicsReadSetExport",
         {
             "SequenceStoreId": "9876543210",
@@ -81,4 +86,31 @@ def test_context_from_the_command_line() -> None:
             "WaitForCompletion": False,
             "ServiceTimeout": "1500",
         },
+    )
+
+
+def test_synthesis_is_byte_identical_across_processes(tmp_path: Path) -> None:
+    """Teams snapshot their own stacks: this library must not churn them."""
+    runs = [tmp_path / "first", tmp_path / "second"]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py")],
+            cwd=ROOT,
+            env={**os.environ, "CDK_OUTDIR": str(outdir)},
+            stderr=subprocess.PIPE,
+        )
+        for outdir in runs
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr.decode()
+    first, second = ({p.name: p.read_bytes() for p in run.glob("*.json")} for run in runs)
+    assert "OmicsReadSetExportExample.template.json" in first
+    for name in (
+        "OmicsReadSetExportExample.template.json",
+        "OmicsReadSetExportExample.assets.json",
+    ):
+        assert first[name] == second[name], name
+    assert sorted(p.name for p in runs[0].glob("asset.*")) == sorted(
+        p.name for p in runs[1].glob("asset.*")
     )

@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, CfnElement, Duration, Stack
+from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_omics as omics
 from aws_cdk.assertions import Capture, Match, Template
 
 from cdk_omics_export import ReadSetExport
 from cdk_omics_export.read_set_export import HANDLER_RUNTIME
+
+from .support import arn, logical_id
+from .support import synth as synth_stack
 
 STORE = "1234567890"
 READ_SETS = ["1111111111", "2222222222"]
@@ -29,7 +32,7 @@ def synth(**props: Any) -> tuple[ReadSetExport, Template]:
         read_set_ids=props.pop("read_set_ids", READ_SETS),
         **props,
     )
-    return export, _template_of(stack)
+    return export, synth_stack(stack)
 
 
 @pytest.fixture(scope="module")
@@ -42,44 +45,28 @@ def template(synthesized: tuple[ReadSetExport, Template]) -> Template:
     return synthesized[1]
 
 
-def logical_id(template: Template, type_: str, path_part: str) -> str:
-    """The logical id of the one resource of this type whose construct path contains path_part."""
-    found = [key for key in template.find_resources(type_) if path_part in _PATHS[template][key]]
-    assert len(found) == 1, found
-    return found[0]
-
-
-# Template -> {logical id: construct path}; path metadata is off without context.
-_PATHS: dict[Template, dict[str, str]] = {}
-
-
-def _template_of(stack: Stack) -> Template:
-    template = Template.from_stack(stack)
-    _PATHS[template] = {
-        stack.resolve(c.logical_id): "/" + c.node.path + "/"
-        for c in stack.node.find_all()
-        if isinstance(c, CfnElement)
-    }
-    return template
-
-
-def arn(logical: str) -> dict[str, Any]:
-    return {"Fn::GetAtt": [logical, "Arn"]}
-
-
 # Destination bucket
 
 
+def resource_of(template: Template, type_: str, path_part: str) -> dict[str, Any]:
+    resource: dict[str, Any] = template.to_json()["Resources"][
+        logical_id(template, type_, path_part)
+    ]
+    return resource
+
+
 def test_destination_bucket_is_locked_down_and_retained(template: Template) -> None:
-    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
     logs_bucket = logical_id(template, "AWS::S3::Bucket", "/Export/AccessLogs/")
-    resource = template.to_json()["Resources"][bucket]
+    resource = resource_of(template, "AWS::S3::Bucket", "/Export/Bucket/")
     assert resource["DeletionPolicy"] == "Retain"
     assert resource["UpdateReplacePolicy"] == "Retain"
     assert resource["Properties"] == {
         "BucketEncryption": {
             "ServerSideEncryptionConfiguration": [
-                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                {
+                    "BucketKeyEnabled": True,
+                    "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"},
+                }
             ]
         },
         "LoggingConfiguration": {
@@ -97,11 +84,22 @@ def test_destination_bucket_is_locked_down_and_retained(template: Template) -> N
     }
 
 
-def test_access_log_bucket_is_locked_down_and_retained(template: Template) -> None:
-    logs_bucket = logical_id(template, "AWS::S3::Bucket", "/Export/AccessLogs/")
-    resource = template.to_json()["Resources"][logs_bucket]
+def test_access_log_bucket_is_locked_down_encrypted_and_retained(template: Template) -> None:
+    key = logical_id(template, "AWS::KMS::Key", "/Export/LogsKey/")
+    resource = resource_of(template, "AWS::S3::Bucket", "/Export/AccessLogs/")
     assert resource["DeletionPolicy"] == "Retain"
     props = resource["Properties"]
+    assert props["BucketEncryption"] == {
+        "ServerSideEncryptionConfiguration": [
+            {
+                "BucketKeyEnabled": True,
+                "ServerSideEncryptionByDefault": {
+                    "KMSMasterKeyID": arn(key),
+                    "SSEAlgorithm": "aws:kms",
+                },
+            }
+        ]
+    }
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     assert props["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
@@ -164,12 +162,66 @@ def test_access_logs_are_delivered_through_a_bucket_policy(template: Template) -
     )
 
 
+def test_logs_key_rotates_is_retained_and_serves_only_log_services(template: Template) -> None:
+    key = resource_of(template, "AWS::KMS::Key", "/Export/LogsKey/")
+    assert key["DeletionPolicy"] == "Retain"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    services = [s for s in statements if "Service" in s["Principal"]]
+    assert services == [
+        {
+            "Action": [
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": {
+                        "Fn::Join": [
+                            "",
+                            [
+                                "arn:",
+                                {"Ref": "AWS::Partition"},
+                                ":logs:",
+                                {"Ref": "AWS::Region"},
+                                ":",
+                                {"Ref": "AWS::AccountId"},
+                                ":log-group:*",
+                            ],
+                        ]
+                    }
+                }
+            },
+            "Effect": "Allow",
+            "Principal": {
+                "Service": {
+                    "Fn::Join": [
+                        "",
+                        ["logs.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}],
+                    ]
+                }
+            },
+            "Resource": "*",
+        },
+        {
+            # Added by CDK for the access log bucket: S3 log delivery encrypts with the key.
+            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Resource": "*",
+        },
+    ]
+
+
 # Export service role
 
 
 def test_export_role_trusts_only_healthomics_from_this_account(template: Template) -> None:
-    role = logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
-    assert template.to_json()["Resources"][role]["Properties"]["AssumeRolePolicyDocument"] == {
+    role = resource_of(template, "AWS::IAM::Role", "/Export/ExportRole/")
+    assert role["Properties"]["AssumeRolePolicyDocument"] == {
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -201,43 +253,46 @@ def test_export_role_trusts_only_healthomics_from_this_account(template: Templat
 
 
 def test_export_role_may_only_write_under_the_prefix(template: Template) -> None:
-    role = logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
     bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
-    props = template.to_json()["Resources"][role]["Properties"]
-    assert "ManagedPolicyArns" not in props
-    assert props["Policies"] == [
-        {
-            "PolicyName": "ReadSetExport",
-            "PolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Action": "s3:PutObject",
-                        "Effect": "Allow",
-                        "Resource": {"Fn::Join": ["", [arn(bucket), "/exports/*"]]},
-                    },
-                    {"Action": "s3:GetBucketLocation", "Effect": "Allow", "Resource": arn(bucket)},
-                ],
+    policy = logical_id(template, "AWS::IAM::ManagedPolicy", "/Export/ExportPolicy/")
+    role = resource_of(template, "AWS::IAM::Role", "/Export/ExportRole/")
+    # The role references the policy: CloudFormation creates the permissions first.
+    assert role["Properties"]["ManagedPolicyArns"] == [{"Ref": policy}]
+    assert "Policies" not in role["Properties"]
+    document = resource_of(template, "AWS::IAM::ManagedPolicy", "/Export/ExportPolicy/")
+    assert document["Properties"]["PolicyDocument"] == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Action": "s3:PutObject",
+                "Effect": "Allow",
+                "Resource": {"Fn::Join": ["", [arn(bucket), "/exports/*"]]},
             },
-        }
-    ]
+            {"Action": "s3:GetBucketLocation", "Effect": "Allow", "Resource": arn(bucket)},
+        ],
+    }
+    assert "Roles" not in document["Properties"]
 
 
-def test_no_other_policy_is_attached_to_the_export_role(template: Template) -> None:
-    role = logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        assert {"Ref": role} not in policy["Properties"]["Roles"]
+@pytest.mark.parametrize("role_path", ["/Export/ExportRole/", "/Export/HandlerRole/"])
+def test_no_other_policy_reaches_our_roles(template: Template, role_path: str) -> None:
+    role = {"Ref": logical_id(template, "AWS::IAM::Role", role_path)}
+    for type_ in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for policy in template.find_resources(type_).values():
+            assert role not in policy["Properties"].get("Roles", [])
 
 
 # Handler
 
 
 def test_handler_role_is_exactly_scoped(template: Template) -> None:
-    handler_role = logical_id(template, "AWS::IAM::Role", "/Export/HandlerRole/")
     export_role = logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
     log_group = logical_id(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")
-    props = template.to_json()["Resources"][handler_role]["Properties"]
-    assert "ManagedPolicyArns" not in props
+    queue = logical_id(template, "AWS::SQS::Queue", "/Export/DeadLetters/")
+    policy = logical_id(template, "AWS::IAM::ManagedPolicy", "/Export/HandlerPolicy/")
+    props = resource_of(template, "AWS::IAM::Role", "/Export/HandlerRole/")["Properties"]
+    assert props["ManagedPolicyArns"] == [{"Ref": policy}]
+    assert "Policies" not in props
     assert props["AssumeRolePolicyDocument"]["Statement"] == [
         {
             "Action": "sts:AssumeRole",
@@ -259,36 +314,29 @@ def test_handler_role_is_exactly_scoped(template: Template) -> None:
             ],
         ]
     }
-    assert props["Policies"] == [
-        {
-            "PolicyName": "ReadSetExportHandler",
-            "PolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Action": ["omics:StartReadSetExportJob", "omics:GetReadSetExportJob"],
-                        "Effect": "Allow",
-                        "Resource": store_arn,
-                    },
-                    {
-                        "Action": "iam:PassRole",
-                        "Condition": {
-                            "StringEquals": {"iam:PassedToService": "omics.amazonaws.com"}
-                        },
-                        "Effect": "Allow",
-                        "Resource": arn(export_role),
-                    },
-                    {
-                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                        "Effect": "Allow",
-                        "Resource": arn(log_group),
-                    },
-                ],
+    document = resource_of(template, "AWS::IAM::ManagedPolicy", "/Export/HandlerPolicy/")
+    assert document["Properties"]["PolicyDocument"] == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Action": ["omics:StartReadSetExportJob", "omics:GetReadSetExportJob"],
+                "Effect": "Allow",
+                "Resource": store_arn,
             },
-        }
-    ]
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        assert {"Ref": handler_role} not in policy["Properties"]["Roles"]
+            {
+                "Action": "iam:PassRole",
+                "Condition": {"StringEquals": {"iam:PassedToService": "omics.amazonaws.com"}},
+                "Effect": "Allow",
+                "Resource": arn(export_role),
+            },
+            {
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Effect": "Allow",
+                "Resource": arn(log_group),
+            },
+            {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": arn(queue)},
+        ],
+    }
 
 
 def test_handler_runtime_is_the_newest_python_cdk_offers() -> None:
@@ -320,13 +368,40 @@ def test_handler_functions(template: Template, path_part: str, entry_point: str)
         "LogGroup": {"Ref": logical_id(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")}
     }
     assert props["Timeout"] == 120
+    assert props["ReservedConcurrentExecutions"] == 2
+    assert props["DeadLetterConfig"] == {
+        "TargetArn": arn(logical_id(template, "AWS::SQS::Queue", "/Export/DeadLetters/"))
+    }
 
 
 def test_handler_log_group_has_a_retention_period(template: Template) -> None:
-    log_group = logical_id(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")
-    resource = template.to_json()["Resources"][log_group]
-    assert resource["Properties"] == {"RetentionInDays": 365}
+    key = logical_id(template, "AWS::KMS::Key", "/Export/LogsKey/")
+    resource = resource_of(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")
+    assert resource["Properties"] == {"KmsKeyId": arn(key), "RetentionInDays": 365}
     assert resource["DeletionPolicy"] == "Retain"
+
+
+def test_dead_letter_queue_is_encrypted_and_tls_only(template: Template) -> None:
+    queue = logical_id(template, "AWS::SQS::Queue", "/Export/DeadLetters/")
+    props = resource_of(template, "AWS::SQS::Queue", "/Export/DeadLetters/")["Properties"]
+    assert props == {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": queue}],
+            "PolicyDocument": {
+                "Statement": [
+                    Match.object_like(
+                        {
+                            "Action": "sqs:*",
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            "Effect": "Deny",
+                        }
+                    )
+                ]
+            },
+        },
+    )
 
 
 def test_handler_code_is_the_handler_package_alone(
@@ -440,34 +515,27 @@ def test_sequence_store_from_the_same_stack() -> None:
     ReadSetExport(
         stack, "Export", sequence_store_id=store.attr_sequence_store_id, read_set_ids=READ_SETS
     )
-    template = _template_of(stack)
+    template = synth_stack(stack)
     store_id = {"Fn::GetAtt": ["Store", "SequenceStoreId"]}
     template.has_resource_properties("Custom::OmicsReadSetExport", {"SequenceStoreId": store_id})
     template.has_resource_properties(
-        "AWS::IAM::Role",
+        "AWS::IAM::ManagedPolicy",
         {
-            "Policies": [
-                {
-                    "PolicyDocument": {
-                        "Statement": Match.array_with(
-                            [
-                                Match.object_like(
-                                    {
-                                        "Action": [
-                                            "omics:StartReadSetExportJob",
-                                            "omics:GetReadSetExportJob",
-                                        ],
-                                        "Resource": {
-                                            "Fn::Join": ["", Match.array_with([store_id])]
-                                        },
-                                    }
-                                )
-                            ]
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": [
+                                    "omics:StartReadSetExportJob",
+                                    "omics:GetReadSetExportJob",
+                                ],
+                                "Resource": {"Fn::Join": ["", Match.array_with([store_id])]},
+                            }
                         )
-                    },
-                    "PolicyName": "ReadSetExportHandler",
-                }
-            ]
+                    ]
+                )
+            },
         },
     )
 
