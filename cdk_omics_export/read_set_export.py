@@ -157,6 +157,9 @@ class ReadSetExport(Construct):
                 "Destination": self.destination,
                 "RoleArn": self.role.role_arn,
                 "WaitForCompletion": wait_for_completion,
+                # The handler fails with the job's id before the waiter's bare timeout.
+                "TimeoutSeconds": timeout.to_seconds(),
+                "PollIntervalSeconds": poll_interval.to_seconds(),
             },
         )
         acknowledge_findings(self, provider, destination_prefix)

@@ -435,6 +435,8 @@ def test_custom_resource_receives_the_export_role_and_the_export(template: Templ
                 "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/exports/"]]},
                 "RoleArn": role_arn,
                 "WaitForCompletion": True,
+                "TimeoutSeconds": 3000,
+                "PollIntervalSeconds": 30,
             }
         ),
     )
@@ -500,6 +502,8 @@ def test_no_wait_short_timeout_and_root_prefix() -> None:
         {
             "WaitForCompletion": False,
             "ServiceTimeout": "900",
+            "TimeoutSeconds": 600,
+            "PollIntervalSeconds": 20,
             "Destination": {"Fn::Join": ["", ["s3://", Match.any_value(), "/"]]},
         },
     )

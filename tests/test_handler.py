@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -371,3 +371,43 @@ def test_logs_never_contain_the_response_url(
     assert "Export16632B07" in caplog.text
     assert RESPONSE_URL not in caplog.text
     assert "s3cr3t" not in caplog.text
+
+
+# Waiting no longer than the timeout
+
+
+def test_create_records_when_waiting_must_stop(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "now", lambda: CREATED)
+    evt = event("Create", ResourceProperties=properties(TimeoutSeconds="3000"))
+    stub.add_response("start_read_set_export_job", started(), start_params(evt))
+    data = index.on_event(evt)["Data"]
+    assert data == {**expected_data(), "WaitDeadline": "2026-11-29T06:50:00+00:00"}
+
+
+@pytest.mark.parametrize(("minutes_left", "fails"), [(10, False), (0.75, False), (0.25, True)])
+def test_running_job_fails_with_its_id_before_the_waiter_gives_up(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch, minutes_left: float, fails: bool
+) -> None:
+    deadline = datetime(2026, 11, 29, 6, 50, tzinfo=UTC)
+    monkeypatch.setattr(index, "now", lambda: deadline - timedelta(minutes=minutes_left))
+    evt = event(
+        "Create",
+        PhysicalResourceId=JOB,
+        ResourceProperties=properties(TimeoutSeconds="3000", PollIntervalSeconds="30"),
+        Data={**expected_data(), "WaitDeadline": deadline.isoformat()},
+    )
+    stub.add_response(
+        "get_read_set_export_job", job("IN_PROGRESS"), {"sequenceStoreId": STORE, "id": JOB}
+    )
+    if not fails:
+        assert index.is_complete(evt) == {"IsComplete": False}
+        return
+    with pytest.raises(ExportError) as raised:
+        index.is_complete(evt)
+    assert str(raised.value).startswith(
+        f"HealthOmics export job {JOB} in sequence store {STORE} is still IN_PROGRESS after "
+        "the 3000 s the deploy waits (timeout). The job keeps running and cannot be cancelled; "
+        f"its files will still arrive at {DESTINATION}."
+    )

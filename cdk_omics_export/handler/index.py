@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 import boto3
@@ -53,6 +53,8 @@ class ResourceProperties(TypedDict):
     Destination: str
     RoleArn: str
     WaitForCompletion: NotRequired[str]
+    TimeoutSeconds: NotRequired[str]
+    PollIntervalSeconds: NotRequired[str]
 
 
 class CloudFormationEvent(TypedDict):
@@ -121,11 +123,35 @@ def is_complete(event: CloudFormationEvent, context: Any = None) -> IsCompleteRe
     status = job["status"]
     LOG.info("export job %s in sequence store %s is %s", job_id, store_id, status)
     if status in RUNNING_STATUSES:
+        _fail_before_the_waiter_gives_up(event, job)
         # The framework forbids Data on an incomplete answer.
         return {"IsComplete": False}
     if status in SUCCEEDED_STATUSES:
         return {"IsComplete": True, "Data": _job_data(job)}
     raise ExportError(failure_message(job))
+
+
+def _fail_before_the_waiter_gives_up(event: CloudFormationEvent, job: Mapping[str, Any]) -> None:
+    """Past the deadline the framework would fail with a bare "Operation timed out"."""
+    deadline = event.get("Data", {}).get("WaitDeadline")
+    if deadline is None:
+        return
+    interval = int(event["ResourceProperties"].get("PollIntervalSeconds", "0"))
+    if now() + timedelta(seconds=interval) < datetime.fromisoformat(deadline):
+        return
+    timeout = event["ResourceProperties"].get("TimeoutSeconds", "?")
+    raise ExportError(
+        _clip(
+            f"HealthOmics export job {job['id']} in sequence store {job['sequenceStoreId']} "
+            f"is still {job['status']} after the {timeout} s the deploy waits (timeout). "
+            "The job keeps running and cannot be cancelled; its files will still arrive at "
+            f"{job['destination']}. Use a longer timeout, or wait_for_completion=False."
+        )
+    )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
 def client_token(event: CloudFormationEvent) -> str:
@@ -181,7 +207,7 @@ def _start(event: CloudFormationEvent) -> OnEventResult:
         len(read_set_ids),
         token,
     )
-    return {"PhysicalResourceId": job["id"], "Data": _job_data(job)}
+    return {"PhysicalResourceId": job["id"], "Data": _waiting_data(props, job)}
 
 
 def _update(event: CloudFormationEvent) -> OnEventResult:
@@ -194,7 +220,7 @@ def _update(event: CloudFormationEvent) -> OnEventResult:
     job = _get_job(new["SequenceStoreId"], job_id)
     LOG.info("nothing to export again; keeping export job %s", job_id)
     # Data replaces the resource's attributes: returning it keeps every GetAtt working.
-    return {"PhysicalResourceId": job_id, "Data": _job_data(job)}
+    return {"PhysicalResourceId": job_id, "Data": _waiting_data(new, job)}
 
 
 def _export_key(props: ResourceProperties) -> tuple[str, tuple[str, ...], str]:
@@ -252,6 +278,15 @@ def _job_data(job: Mapping[str, Any]) -> dict[str, str]:
         "SequenceStoreId": job["sequenceStoreId"],
         "CreationTime": created.isoformat() if isinstance(created, datetime) else str(created),
     }
+
+
+def _waiting_data(props: ResourceProperties, job: Mapping[str, Any]) -> dict[str, str]:
+    """The job's Data, plus when is_complete must stop waiting (the waiter keeps no clock)."""
+    data = _job_data(job)
+    if "TimeoutSeconds" in props:
+        deadline = now() + timedelta(seconds=int(props["TimeoutSeconds"]))
+        data["WaitDeadline"] = deadline.isoformat(timespec="seconds")
+    return data
 
 
 def _wait_for_completion(props: ResourceProperties) -> bool:

@@ -1,0 +1,328 @@
+"""A local HealthOmics endpoint for deploy rehearsals (test code, never shipped).
+
+Implements StartReadSetExportJob, GetReadSetExportJob and ListReadSetExportJobs with the real
+API's paths, status codes and JSON. Every request is checked against botocore's omics model
+(types, required members, lengths and the model's patterns) and every response is validated
+against the operation's output shape before it is sent, so a handler that passes here speaks
+the real contract. Jobs move SUBMITTED -> IN_PROGRESS -> a terminal status over successive
+GetReadSetExportJob polls, with per-read-set statuses. Faults can be injected per operation,
+and a request rate and a number of concurrent jobs can be enforced like the service's quotas.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import botocore.session
+from botocore.model import OperationModel, Shape
+from botocore.validate import ParamValidator
+
+MODEL = botocore.session.get_session().get_service_model("omics")
+OPERATIONS = ("StartReadSetExportJob", "GetReadSetExportJob", "ListReadSetExportJobs")
+TERMINAL = {"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"}
+
+
+def _route(operation: str) -> tuple[str, re.Pattern[str]]:
+    http = MODEL.operation_model(operation).http
+    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", http["requestUri"])
+    return http["method"], re.compile(f"^{pattern}$")
+
+
+ROUTES = {operation: _route(operation) for operation in OPERATIONS}
+
+
+def _java_pattern(pattern: str) -> re.Pattern[str] | None:
+    # The model's patterns are Java regexes; \p{...} classes have no `re` equivalent.
+    return None if "\\p{" in pattern else re.compile(pattern)
+
+
+@dataclass
+class Job:
+    id: str
+    sequence_store_id: str
+    destination: str
+    role_arn: str
+    read_set_ids: list[str]
+    client_token: str | None
+    creation_time: datetime
+    polls: int = 0
+    completion_time: datetime | None = None
+
+    def request_matches(self, body: dict[str, Any]) -> bool:
+        return (
+            self.destination == body["destination"]
+            and self.role_arn == body["roleArn"]
+            and self.read_set_ids == [s["readSetId"] for s in body["sources"]]
+        )
+
+
+@dataclass
+class Fault:
+    code: str
+    message: str
+
+
+@dataclass
+class OmicsEndpoint:
+    """State and behaviour of the fake service; `serve()` puts it on a local port."""
+
+    polls_submitted: int = 1
+    polls_in_progress: int = 1
+    # None: every read set finishes. Otherwise read set id -> its failure message.
+    failing_read_sets: dict[str, str] = field(default_factory=dict)
+    # Force the job's final status (e.g. "FAILED", "CANCELLED") and message.
+    job_outcome: tuple[str, str] | None = None
+    max_requests_per_second: int | None = None
+    max_concurrent_jobs: int | None = None
+    jobs: dict[str, Job] = field(default_factory=dict)
+    requests: list[tuple[float, str, int]] = field(default_factory=list)
+    faults: dict[str, deque[Fault]] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(5000000001))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # Test controls
+
+    def inject(self, operation: str, code: str, times: int = 1, message: str = "") -> None:
+        """Answer the next `times` calls of `operation` with the error `code`."""
+        MODEL.shape_for(code)  # only the model's errors
+        queue = self.faults.setdefault(operation, deque())
+        for _ in range(times):
+            queue.append(Fault(code, message or f"Injected {code}"))
+
+    def calls(self, operation: str | None = None) -> list[tuple[float, str, int]]:
+        return [r for r in self.requests if operation is None or r[1] == operation]
+
+    def peak_requests_per_second(self) -> int:
+        times = sorted(t for t, _, _ in self.requests)
+        peak, start = 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= 1.0:
+                start += 1
+            peak = max(peak, end - start + 1)
+        return peak
+
+    # Operations
+
+    def handle(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        routed = [
+            (name, match.groupdict())
+            for name, (route_method, pattern) in ROUTES.items()
+            if route_method == method and (match := pattern.match(path))
+        ]
+        if not routed:
+            return 404, {"__type": "UnknownOperationException", "message": f"{method} {path}"}
+        ((operation, path_params),) = routed
+        with self._lock:
+            status, payload = self._dispatch(operation, path_params, query, body)
+            self.requests.append((time.monotonic(), operation, status))
+        return status, payload
+
+    def _dispatch(
+        self, name: str, path_params: dict[str, str], query: str, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        operation = MODEL.operation_model(name)
+        if self.max_requests_per_second is not None:
+            now = time.monotonic()
+            recent = [t for t, _, s in self.requests if now - t < 1.0 and s != 429]
+            if len(recent) >= self.max_requests_per_second:
+                return _error("ThrottlingException", "Rate exceeded")
+        queued = self.faults.get(name)
+        if queued:
+            fault = queued.popleft()
+            return _error(fault.code, fault.message)
+        params: dict[str, Any] = dict(path_params)
+        params.update({k: v[0] for k, v in parse_qs(query).items()})
+        if "maxResults" in params:
+            params["maxResults"] = int(params["maxResults"])
+        if body:
+            params.update(json.loads(body))
+        problem = _invalid(operation.input_shape, params)
+        if problem:
+            return _error("ValidationException", problem)
+        if name == "StartReadSetExportJob":
+            return self._start(params)
+        if name == "GetReadSetExportJob":
+            return self._get(params)
+        return self._list(params)
+
+    def _start(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        token = params.get("clientToken")
+        for job in self.jobs.values():
+            if token is not None and job.client_token == token:
+                if not job.request_matches(params):
+                    return _error("ValidationException", "clientToken reused for another job")
+                return self._respond("StartReadSetExportJob", self._summary(job))
+        if self.max_concurrent_jobs is not None:
+            running = sum(1 for j in self.jobs.values() if self._status(j) not in TERMINAL)
+            if running >= self.max_concurrent_jobs:
+                return _error("ServiceQuotaExceededException", "Too many concurrent export jobs")
+        job = Job(
+            id=str(next(self._ids)),
+            sequence_store_id=params["sequenceStoreId"],
+            destination=params["destination"],
+            role_arn=params["roleArn"],
+            read_set_ids=[s["readSetId"] for s in params["sources"]],
+            client_token=token,
+            creation_time=datetime.now(UTC).replace(microsecond=0),
+        )
+        self.jobs[job.id] = job
+        return self._respond("StartReadSetExportJob", self._summary(job))
+
+    def _get(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        job = self.jobs.get(params["id"])
+        if job is None or job.sequence_store_id != params["sequenceStoreId"]:
+            return _error("ResourceNotFoundException", f"Export job {params['id']} not found")
+        job.polls += 1
+        status = self._status(job)
+        detail = self._summary(job)
+        if status in TERMINAL and job.completion_time is None:
+            job.completion_time = datetime.now(UTC).replace(microsecond=0)
+        if job.completion_time is not None:
+            detail["completionTime"] = job.completion_time
+        if self.job_outcome is not None and status == self.job_outcome[0]:
+            detail["statusMessage"] = self.job_outcome[1]
+        elif status == "COMPLETED_WITH_FAILURES":
+            detail["statusMessage"] = "Some read sets failed to export"
+        detail["readSets"] = [self._read_set(job, r) for r in job.read_set_ids]
+        return self._respond("GetReadSetExportJob", detail)
+
+    def _list(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        wanted = params.get("filter", {}).get("status")
+        jobs = [
+            self._summary(j)
+            for j in self.jobs.values()
+            if j.sequence_store_id == params["sequenceStoreId"]
+            and (wanted is None or self._status(j) == wanted)
+        ]
+        start = int(params.get("nextToken", 0))
+        size = params.get("maxResults", 100)
+        page: dict[str, Any] = {"exportJobs": jobs[start : start + size]}
+        if start + size < len(jobs):
+            page["nextToken"] = str(start + size)
+        return self._respond("ListReadSetExportJobs", page)
+
+    # Job state
+
+    def _status(self, job: Job) -> str:
+        if job.polls < self.polls_submitted:
+            return "SUBMITTED"
+        if job.polls < self.polls_submitted + self.polls_in_progress:
+            return "IN_PROGRESS"
+        if self.job_outcome is not None:
+            return self.job_outcome[0]
+        failed = [r for r in job.read_set_ids if r in self.failing_read_sets]
+        if not failed:
+            return "COMPLETED"
+        return "FAILED" if len(failed) == len(job.read_set_ids) else "COMPLETED_WITH_FAILURES"
+
+    def _read_set(self, job: Job, read_set_id: str) -> dict[str, Any]:
+        status = self._status(job)
+        if status == "SUBMITTED":
+            return {"id": read_set_id, "status": "NOT_STARTED"}
+        if status not in TERMINAL:
+            return {"id": read_set_id, "status": "IN_PROGRESS"}
+        if read_set_id in self.failing_read_sets:
+            message = self.failing_read_sets[read_set_id]
+            return {"id": read_set_id, "status": "FAILED", "statusMessage": message}
+        if status in {"COMPLETED", "COMPLETED_WITH_FAILURES"}:
+            return {"id": read_set_id, "status": "FINISHED"}
+        return {"id": read_set_id, "status": "FAILED", "statusMessage": "Job did not complete"}
+
+    def _summary(self, job: Job) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "sequenceStoreId": job.sequence_store_id,
+            "destination": job.destination,
+            "status": self._status(job),
+            "creationTime": job.creation_time,
+        }
+
+    def _respond(self, name: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        operation: OperationModel = MODEL.operation_model(name)
+        problem = _invalid(operation.output_shape, payload)
+        assert problem is None, f"the endpoint's own {name} response is invalid: {problem}"
+        return operation.http.get("responseCode", 200), payload
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve on 127.0.0.1 and yield the endpoint URL."""
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, payload = endpoint.handle(self.command, url.path, url.query, body)
+                data = json.dumps(payload, default=_iso8601).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                if status >= 300:
+                    self.send_header("x-amzn-ErrorType", payload["__type"])
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def _error(code: str, message: str) -> tuple[int, dict[str, Any]]:
+    status = MODEL.shape_for(code).metadata["error"]["httpStatusCode"]
+    return status, {"__type": code, "message": message}
+
+
+def _iso8601(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(type(value))
+
+
+def _invalid(shape: Shape, params: dict[str, Any]) -> str | None:
+    """Check params against a shape: botocore's validator plus the model's patterns."""
+    report = ParamValidator().validate(params, shape)
+    if report.has_errors():
+        return str(report.generate_report())
+    return _pattern_problem(shape, params, shape.name)
+
+
+def _pattern_problem(shape: Shape, value: Any, where: str) -> str | None:
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for name, member in shape.members.items():  # type: ignore[attr-defined]
+            if name in value:
+                problem = _pattern_problem(member, value[name], f"{where}.{name}")
+                if problem:
+                    return problem
+    elif shape.type_name == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = _pattern_problem(shape.member, item, f"{where}[{index}]")  # type: ignore[attr-defined]
+            if problem:
+                return problem
+    elif shape.type_name == "string" and "pattern" in shape.metadata:
+        pattern = _java_pattern(shape.metadata["pattern"])
+        if pattern is not None and not pattern.fullmatch(value):
+            return f"{where}: {value!r} does not match {shape.metadata['pattern']}"
+    return None
