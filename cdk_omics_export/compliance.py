@@ -10,7 +10,8 @@ fix by itself; every other finding is fixed in the construct.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import json
+from typing import Any, NamedTuple
 
 from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from aws_cdk import aws_iam as iam
@@ -79,9 +80,15 @@ EXPORTED_OBJECTS = (
     "export role may put objects under the destination prefix, in the one bucket, and nowhere "
     "else; it cannot read, list or delete them."
 )
+HANDLER_WILDCARDS = (
+    "The handler reads and writes its manifests (one object per export, named by the "
+    "CloudFormation request) in the construct's own cdk-omics-export/ folder of the "
+    "destination, and its pre-flight reads the metadata of the read sets it was asked to "
+    "export, in this one sequence store; their ids are too many for a policy's size limit."
+)
 
 
-def acknowledge_findings(export: Construct, provider: Construct, destination_prefix: str) -> None:
+def acknowledge_findings(export: Construct, provider: Construct) -> None:
     """Record the acknowledged findings on the exact constructs they concern."""
     stack = Stack.of(export)
     for construct in provider.node.find_all():
@@ -90,12 +97,8 @@ def acknowledge_findings(export: Construct, provider: Construct, destination_pre
         elif isinstance(construct, iam.CfnRole):
             _acknowledge(construct, FRAMEWORK_ROLE)
         elif isinstance(construct, iam.CfnPolicy):
-            invoked = tuple(
-                f"AwsSolutions-IAM5[Resource::<{function}.Arn>:*]"
-                for function in _invoked_functions(stack, construct)
-            )
             _acknowledge(construct, FRAMEWORK_POLICY)
-            _acknowledge(construct, Reason(invoked, FRAMEWORK_INVOKE))
+            _acknowledge(construct, Reason(_wildcard_findings(stack, construct), FRAMEWORK_INVOKE))
         elif isinstance(construct, sfn.CfnStateMachine):
             _acknowledge(construct, FRAMEWORK_STATE_MACHINE)
 
@@ -108,21 +111,40 @@ def acknowledge_findings(export: Construct, provider: Construct, destination_pre
         _acknowledge(resource(child), HANDLER_OUTSIDE_VPC)
     for child in ("Bucket", "AccessLogs"):
         _acknowledge(resource(child), BUCKET_REPLICATION)
-    bucket = stack.resolve(resource("Bucket").logical_id)
-    objects = f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{destination_prefix}*]"
-    _acknowledge(resource("ExportPolicy"), Reason((objects,), EXPORTED_OBJECTS))
+    export_policy = resource("ExportPolicy")
+    _acknowledge(export_policy, Reason(_wildcard_findings(stack, export_policy), EXPORTED_OBJECTS))
+    handler_policy = resource("HandlerPolicy")
+    _acknowledge(
+        handler_policy, Reason(_wildcard_findings(stack, handler_policy), HANDLER_WILDCARDS)
+    )
 
 
-def _invoked_functions(stack: Stack, policy: iam.CfnPolicy) -> list[str]:
-    document = stack.resolve(policy.policy_document)
-    found: list[str] = []
+def _wildcard_findings(stack: Stack, policy: CfnElement) -> tuple[str, ...]:
+    """cdk-nag's AwsSolutions-IAM5 finding ids for the wildcard resources of a policy."""
+    document = stack.resolve(policy.policy_document)  # type: ignore[attr-defined]
+    findings: list[str] = []
     for statement in document["Statement"]:
-        resources = statement["Resource"]
-        for resource in resources if isinstance(resources, list) else [resources]:
-            parts = resource.get("Fn::Join", ["", []])[1] if isinstance(resource, dict) else []
-            if len(parts) == 2 and parts[1] == ":*" and "Fn::GetAtt" in parts[0]:
-                found.append(parts[0]["Fn::GetAtt"][0])
-    return found
+        resources = statement.get("Resource", [])
+        for value in resources if isinstance(resources, list) else [resources]:
+            text = _as_nag_text(value)
+            if "*" in text:
+                findings.append(f"AwsSolutions-IAM5[Resource::{text}]")
+    return tuple(findings)
+
+
+def _as_nag_text(value: Any) -> str:
+    """A resource as cdk-nag writes it in finding ids: intrinsics become <Name> or <Name.Attr>."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        name, attribute = value["Fn::GetAtt"]
+        return f"<{name}.{attribute}>"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_as_nag_text(part) for part in parts)
+    return json.dumps(value, sort_keys=True)
 
 
 def _acknowledge(construct: IConstruct, reason: Reason) -> None:

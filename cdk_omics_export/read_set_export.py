@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,19 +22,22 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from .compliance import acknowledge_findings
 from .handler import rules
+from .handler.export import MANIFEST_FOLDER
+from .read_set_filter import ReadSetFilter
 
 HANDLER_DIR = Path(__file__).parent / "handler"
 RESOURCE_TYPE = "Custom::OmicsReadSetExport"
 OMICS_SERVICE_PRINCIPAL = "omics.amazonaws.com"
 # Newest Python runtime that aws-cdk-lib offers; tests fail when CDK adds a newer one.
 HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
-HANDLER_TIMEOUT = Duration.minutes(2)
+HANDLER_TIMEOUT = Duration.minutes(5)
 HANDLER_RESERVED_CONCURRENCY = 2
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
@@ -47,7 +52,13 @@ class ReadSetExport(Construct):
 
     :param sequence_store_id: the HealthOmics sequence store holding the read sets
         (10-36 digits), or a token such as ``CfnSequenceStore.attr_sequence_store_id``.
-    :param read_set_ids: the read sets to export: 1-100 ids of 10-36 digits, no duplicates.
+    :param read_set_ids: the read sets to export: 1-10,000 ids of 10-36 digits, no
+        duplicates, exported through jobs of at most 100. Give this or ``read_set_filter``.
+    :param read_set_filter: select the read sets at deploy time with ListReadSets' filter
+        fields instead of listing them. Give this or ``read_set_ids``.
+    :param allow_empty_selection: with ``read_set_filter``, whether a filter that selects
+        nothing completes the deploy (status ``COMPLETED``, no job) instead of failing it.
+        Default: ``False``.
     :param destination_prefix: key prefix in the bucket, ``""`` or ending in ``/``.
         Default: ``""`` (the bucket's root).
     :param wait_for_completion: whether the deploy waits until the job ends and fails when
@@ -58,6 +69,8 @@ class ReadSetExport(Construct):
         Default: 50 minutes.
     :param poll_interval: how often the job's status is read while waiting; at least
         10 seconds. Default: 30 seconds.
+    :param max_requests_per_second: the most HealthOmics requests per second this
+        construct's handler sends, retries included. Default: 5, HealthOmics' default quota.
     :param log_retention: how long the handler's logs are kept. Default: one year.
     """
 
@@ -70,6 +83,9 @@ class ReadSetExport(Construct):
     dead_letter_queue: sqs.IQueue
     job_id: str
     job_status: str
+    job_count: str
+    read_set_count: str
+    manifest_uri: str
     destination: str
 
     def __init__(
@@ -78,11 +94,14 @@ class ReadSetExport(Construct):
         id: str,
         *,
         sequence_store_id: str,
-        read_set_ids: Sequence[str],
+        read_set_ids: Sequence[str] | None = None,
+        read_set_filter: ReadSetFilter | None = None,
+        allow_empty_selection: bool = False,
         destination_prefix: str = "",
         wait_for_completion: bool = True,
         timeout: Duration | None = None,
         poll_interval: Duration | None = None,
+        max_requests_per_second: int = rules.DEFAULT_MAX_REQUESTS_PER_SECOND,
         log_retention: logs.RetentionDays | None = None,
     ) -> None:
         super().__init__(scope, id)
@@ -92,14 +111,17 @@ class ReadSetExport(Construct):
         self.node.set_context(S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
         timeout = timeout or Duration.seconds(rules.DEFAULT_TIMEOUT_SECONDS)
         poll_interval = poll_interval or Duration.seconds(rules.DEFAULT_POLL_INTERVAL_SECONDS)
-        read_set_ids = list(read_set_ids)
+        read_set_ids = None if read_set_ids is None else list(read_set_ids)
         _validate(
             self,
             sequence_store_id=sequence_store_id,
             read_set_ids=read_set_ids,
+            read_set_filter=read_set_filter,
+            allow_empty_selection=allow_empty_selection,
             destination_prefix=destination_prefix,
             timeout=timeout,
             poll_interval=poll_interval,
+            max_requests_per_second=max_requests_per_second,
         )
         stack = Stack.of(self)
 
@@ -125,7 +147,12 @@ class ReadSetExport(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        handler_role = self._create_handler_role(stack, sequence_store_id)
+        selection, read_set_list = self._selection(read_set_ids, read_set_filter)
+        if read_set_filter is not None:
+            selection["AllowEmptySelection"] = allow_empty_selection
+        handler_role = self._create_handler_role(
+            stack, sequence_store_id, destination_prefix, read_set_list
+        )
         code = lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"])
         self.function = self._create_function(
             "OnEventHandler", "index.on_event", code, handler_role
@@ -153,27 +180,48 @@ class ReadSetExport(Construct):
             ),
             properties={
                 "SequenceStoreId": sequence_store_id,
-                "ReadSetIds": read_set_ids,
+                **selection,
                 "Destination": self.destination,
                 "RoleArn": self.role.role_arn,
                 "WaitForCompletion": wait_for_completion,
-                # The handler fails with the job's id before the waiter's bare timeout.
+                # The handler fails with the jobs' ids before the waiter's bare timeout.
                 "TimeoutSeconds": timeout.to_seconds(),
                 "PollIntervalSeconds": poll_interval.to_seconds(),
+                "MaxRequestsPerSecond": max_requests_per_second,
             },
         )
-        acknowledge_findings(self, provider, destination_prefix)
+        acknowledge_findings(self, provider)
         self.job_id = resource.get_att_string("JobId")
         self.job_status = resource.get_att_string("Status")
+        self.job_count = resource.get_att_string("JobCount")
+        self.read_set_count = resource.get_att_string("ReadSetCount")
+        self.manifest_uri = resource.get_att_string("ManifestUri")
 
-        CfnOutput(self, "JobId", value=self.job_id, description="HealthOmics export job id")
-        CfnOutput(
-            self,
-            "JobStatus",
-            value=self.job_status,
-            description="Export job status when the deploy finished waiting",
-        )
-        CfnOutput(self, "Destination", value=self.destination, description="S3 URI of the export")
+        for name, value, description in (
+            ("JobId", self.job_id, "HealthOmics export job id (the first, when there are several)"),
+            ("JobStatus", self.job_status, "Export status when the deploy finished waiting"),
+            ("JobCount", self.job_count, "Number of export jobs"),
+            ("ReadSetCount", self.read_set_count, "Number of read sets exported"),
+            ("ManifestUri", self.manifest_uri, "S3 URI of the manifest: every job and read set"),
+            ("Destination", self.destination, "S3 URI of the export"),
+        ):
+            CfnOutput(self, name, value=value, description=description)
+
+    def _selection(
+        self, read_set_ids: list[str] | None, read_set_filter: ReadSetFilter | None
+    ) -> tuple[dict[str, Any], s3_assets.Asset | None]:
+        """The custom resource's selection properties: small at any number of read sets."""
+        if read_set_filter is not None:
+            return {"ReadSetFilter": read_set_filter.to_api()}, None
+        assert read_set_ids is not None
+        if len(read_set_ids) <= rules.INLINE_READ_SET_LIMIT or Token.is_unresolved(read_set_ids):
+            return {"ReadSetIds": read_set_ids}, None
+        # More ids than an event should carry: an S3 asset, whose key is its content's hash,
+        # so a changed list is a changed property (a new export) and an unchanged one is not.
+        folder = Path(tempfile.mkdtemp(prefix="cdk-omics-export-"))
+        (folder / "read-set-ids.json").write_text(json.dumps(read_set_ids))
+        asset = s3_assets.Asset(self, "ReadSetList", path=str(folder / "read-set-ids.json"))
+        return {"ReadSetList": asset.s3_object_url}, asset
 
     def _create_logs_key(self, stack: Stack) -> kms.Key:
         key = kms.Key(
@@ -276,16 +324,42 @@ class ReadSetExport(Construct):
             ],
         )
 
-    def _create_handler_role(self, stack: Stack, sequence_store_id: str) -> iam.IRole:
+    def _create_handler_role(
+        self,
+        stack: Stack,
+        sequence_store_id: str,
+        prefix: str,
+        read_set_list: s3_assets.Asset | None,
+    ) -> iam.IRole:
         store_arn = stack.format_arn(
             service="omics", resource="sequenceStore", resource_name=sequence_store_id
         )
+        manifests = self.bucket.arn_for_objects(f"{prefix}{MANIFEST_FOLDER}*")
+        statements = [
+            iam.PolicyStatement(
+                actions=[
+                    "omics:StartReadSetExportJob",
+                    "omics:GetReadSetExportJob",
+                    "omics:ListReadSets",
+                ],
+                resources=[store_arn],
+            ),
+            # The pre-flight reads the status of each listed read set of this store.
+            iam.PolicyStatement(
+                actions=["omics:GetReadSetMetadata"], resources=[f"{store_arn}/readSet/*"]
+            ),
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
+        ]
+        if read_set_list is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[read_set_list.bucket.arn_for_objects(read_set_list.s3_object_key)],
+                )
+            )
         policy = iam.PolicyDocument(
             statements=[
-                iam.PolicyStatement(
-                    actions=["omics:StartReadSetExportJob", "omics:GetReadSetExportJob"],
-                    resources=[store_arn],
-                ),
+                *statements,
                 iam.PolicyStatement(
                     actions=["iam:PassRole"],
                     resources=[self.role.role_arn],
@@ -344,24 +418,37 @@ def _validate(
     scope: Construct,
     *,
     sequence_store_id: str,
-    read_set_ids: list[str],
+    read_set_ids: list[str] | None,
+    read_set_filter: ReadSetFilter | None,
+    allow_empty_selection: bool,
     destination_prefix: str,
     timeout: Duration,
     poll_interval: Duration,
+    max_requests_per_second: int,
 ) -> None:
     """Gather every problem with the props and raise once, naming each prop and rule."""
     problems: list[str] = []
     if not Token.is_unresolved(sequence_store_id):
         problems += rules.check_sequence_store_id(sequence_store_id)
-    if not Token.is_unresolved(read_set_ids):
+    if (read_set_ids is None) == (read_set_filter is None):
+        problems.append(
+            "read_set_ids, read_set_filter: give exactly one (a list of ids, or a filter "
+            "resolved at deploy time)"
+        )
+    if read_set_ids is not None and not Token.is_unresolved(read_set_ids):
         literal = [None if Token.is_unresolved(v) else v for v in read_set_ids]
         problems += rules.check_read_set_ids(literal)
+    if read_set_filter is not None:
+        problems += rules.check_read_set_filter(read_set_filter.literal_fields())
+    elif allow_empty_selection:
+        problems.append("allow_empty_selection: applies only to read_set_filter")
     if Token.is_unresolved(destination_prefix):
         problems.append("destination_prefix: must be a literal string, not a token")
     else:
         problems += rules.check_destination_prefix(destination_prefix)
     if not timeout.is_unresolved() and not poll_interval.is_unresolved():
         problems += rules.check_timeout(int(timeout.to_seconds()), int(poll_interval.to_seconds()))
+    problems += rules.check_max_requests_per_second(max_requests_per_second)
     if problems:
         raise ValueError(
             f"ReadSetExport {scope.node.path}: invalid props:\n- " + "\n- ".join(problems)

@@ -1,9 +1,9 @@
 """Deploy-time handler of the ``Custom::OmicsReadSetExport`` resource.
 
-Runs in Lambda behind CDK's Provider framework: ``on_event`` starts a HealthOmics read set
-export job, ``is_complete`` is polled by the framework's waiter until the job ends. Both
-return or raise; the framework answers CloudFormation. Imports only the standard library
-and boto3.
+Runs in Lambda behind CDK's Provider framework: ``on_event`` begins an export (selection,
+pre-flight, the first jobs), ``is_complete`` is polled by the framework's waiter and carries
+the export on until every job has ended. Both return or raise; the framework answers
+CloudFormation. Imports only the standard library and boto3.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
@@ -21,40 +20,63 @@ from botocore.config import Config
 
 try:  # imported as cdk_omics_export.handler.index (tests, the construct)
     from . import rules
+    from .export import (
+        Budget,
+        Export,
+        ExportError,
+        Selection,
+        batch_client_token,
+        manifest_location,
+        manifest_uri,
+        new_state,
+    )
+    from .pacing import Pacer
 except ImportError:  # Lambda: the asset's root is on sys.path
     import rules  # type: ignore[import-not-found,no-redef]
+    from export import (  # type: ignore[import-not-found,no-redef]
+        Budget,
+        Export,
+        ExportError,
+        Selection,
+        batch_client_token,
+        manifest_location,
+        manifest_uri,
+        new_state,
+    )
+    from pacing import Pacer  # type: ignore[import-not-found,no-redef]
 
 if TYPE_CHECKING:
     from mypy_boto3_omics import OmicsClient
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["ExportError", "is_complete", "on_event"]
 
 LOG = logging.getLogger()
 LOG.setLevel(logging.INFO)
 
-RUNNING_STATUSES = frozenset({"SUBMITTED", "IN_PROGRESS", "CANCELLING"})
-SUCCEEDED_STATUSES = frozenset({"COMPLETED"})
-FAILED_STATUSES = frozenset({"FAILED", "CANCELLED", "COMPLETED_WITH_FAILURES"})
-
-# CloudFormation shows the reason of a failed resource from a response of at most 4,096
-# bytes, which also carries ids and Data; the framework appends the log group's name.
-MAX_FAILURE_MESSAGE_LENGTH = 1000
-MAX_READ_SETS_NAMED = 10
-
-# Throttling, 5xx and request timeouts are retried by botocore's standard retry mode;
-# the Lambda's own timeout (2 minutes) leaves room for every attempt.
+# Throttling, 5xx and request timeouts are retried by botocore's standard retry mode.
 RETRY_MAX_ATTEMPTS = 6
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 15
+# How long one invocation keeps working; the functions' timeout (5 minutes) leaves room
+# for a slow final call and saving the manifest.
+WORK_SECONDS = 180.0
+PACER_ID = "cdk-omics-export-pacer"
 
 
 class ResourceProperties(TypedDict):
     ServiceToken: str
     SequenceStoreId: str
-    ReadSetIds: list[str]
     Destination: str
     RoleArn: str
+    ReadSetIds: NotRequired[list[str]]
+    ReadSetList: NotRequired[str]
+    ReadSetFilter: NotRequired[dict[str, str]]
+    AllowEmptySelection: NotRequired[str]
     WaitForCompletion: NotRequired[str]
     TimeoutSeconds: NotRequired[str]
     PollIntervalSeconds: NotRequired[str]
+    MaxRequestsPerSecond: NotRequired[str]
 
 
 class CloudFormationEvent(TypedDict):
@@ -80,34 +102,58 @@ class IsCompleteResult(TypedDict):
     Data: NotRequired[dict[str, str]]
 
 
-class ExportError(Exception):
-    """A failure CloudFormation shows as the resource's status reason."""
+def _config() -> Config:
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        user_agent_extra="cdk-omics-export",
+    )
 
 
 @functools.cache
 def omics_client() -> OmicsClient:
     """One client per Lambda container, created on first use: Delete never needs one."""
-    return boto3.client(
-        "omics",
-        config=Config(
-            retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
-            user_agent_extra="cdk-omics-export",
-        ),
-    )
+    return boto3.client("omics", config=_config())
+
+
+@functools.cache
+def s3_client() -> S3Client:
+    return boto3.client("s3", config=_config())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Entry points
 
 
 def on_event(event: CloudFormationEvent, context: Any = None) -> OnEventResult:
     _log_event("on_event", event)
     request_type = event["RequestType"]
-    if request_type == "Create":
-        return _start(event)
+    if request_type == "Delete":
+        # The API cannot cancel an export job, and exported objects belong to the user:
+        # Delete has nothing to do and must never fail.
+        return {}
+    props = event["ResourceProperties"]
+    selection = _selection(props)
     if request_type == "Update":
-        return _update(event)
-    # The API cannot cancel an export job, and exported objects belong to the user:
-    # Delete has nothing to do and must never fail.
-    return {}
+        old = event.get("OldResourceProperties")
+        if old is not None and _selection(old).key() == selection.key():
+            # Same data to the same place: keep the export. Data replaces the resource's
+            # attributes, so it is returned again to keep every GetAtt working.
+            physical_id = event["PhysicalResourceId"]
+            state = _load_state(selection.destination, physical_id)
+            LOG.info("nothing to export again; keeping export %s", physical_id)
+            return {"PhysicalResourceId": physical_id, "Data": _data(props, selection, state)}
+    export_id = export_id_for(event)
+    state = _load_state(selection.destination, export_id)
+    if state is None:
+        # A retried delivery of the same request finds the state its first delivery saved.
+        state = new_state(export_id, selection, now().isoformat(timespec="seconds"))
+    export, _ = _run(state, selection, props, context)
+    return {"PhysicalResourceId": export_id, "Data": _data(props, selection, export.state)}
 
 
 def is_complete(event: CloudFormationEvent, context: Any = None) -> IsCompleteResult:
@@ -115,23 +161,64 @@ def is_complete(event: CloudFormationEvent, context: Any = None) -> IsCompleteRe
     if event["RequestType"] == "Delete":
         return {"IsComplete": True}
     props = event["ResourceProperties"]
-    if not _wait_for_completion(props):
+    selection = _selection(props)
+    state = _load_state(selection.destination, event["PhysicalResourceId"])
+    if state is None:
+        # An export this handler has no record of (its manifest was removed): nothing to
+        # follow, and failing would leave the stack unable to update or roll back.
+        LOG.warning("no manifest for export %s; reporting it as is", event["PhysicalResourceId"])
         return {"IsComplete": True}
-    store_id = props["SequenceStoreId"]
-    job_id = event["PhysicalResourceId"]
-    job = _get_job(store_id, job_id)
-    status = job["status"]
-    LOG.info("export job %s in sequence store %s is %s", job_id, store_id, status)
-    if status in RUNNING_STATUSES:
-        _fail_before_the_waiter_gives_up(event, job)
-        # The framework forbids Data on an incomplete answer.
-        return {"IsComplete": False}
-    if status in SUCCEEDED_STATUSES:
-        return {"IsComplete": True, "Data": _job_data(job)}
-    raise ExportError(failure_message(job))
+    export, done = _run(state, selection, props, context)
+    if done:
+        return {"IsComplete": True, "Data": _data(props, selection, export.state)}
+    _fail_before_the_waiter_gives_up(event, export)
+    # The framework forbids Data on an incomplete answer.
+    return {"IsComplete": False}
 
 
-def _fail_before_the_waiter_gives_up(event: CloudFormationEvent, job: Mapping[str, Any]) -> None:
+# The export
+
+
+def export_id_for(event: CloudFormationEvent) -> str:
+    """The same CloudFormation request, delivered again, names the same export."""
+    seed = "\n".join((event["StackId"], event["LogicalResourceId"], event["RequestId"]))
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+def client_token(event: CloudFormationEvent, batch: int = 0) -> str:
+    """StartReadSetExportJob's clientToken for one batch of this request's export."""
+    return batch_client_token(export_id_for(event), batch)
+
+
+def _run(
+    state: dict[str, Any], selection: Selection, props: ResourceProperties, context: Any
+) -> tuple[Export, bool]:
+    """Advance the export as far as this invocation allows; save the manifest whatever happens."""
+    pacer = Pacer(int(props.get("MaxRequestsPerSecond", rules.DEFAULT_MAX_REQUESTS_PER_SECOND)))
+    pacer.resume_after(state.get("lastRequestAt"))
+    client = omics_client()
+    events = client.meta.events
+    events.register("before-send.omics", pacer.wait, unique_id=PACER_ID)
+    export = Export(state, selection, client, _load_list)
+    try:
+        done = export.advance(_budget(context), wait=_flag(props, "WaitForCompletion"))
+    finally:
+        events.unregister("before-send.omics", unique_id=PACER_ID)
+        state["lastRequestAt"] = pacer.last_request_at
+        state["updatedAt"] = now().isoformat(timespec="seconds")
+        _save_state(selection.destination, state)
+    return export, done
+
+
+def _budget(context: Any) -> Budget:
+    seconds = WORK_SECONDS
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is not None:
+        seconds = min(seconds, remaining() / 1000 - 30)
+    return Budget(seconds)
+
+
+def _fail_before_the_waiter_gives_up(event: CloudFormationEvent, export: Export) -> None:
     """Past the deadline the framework would fail with a bare "Operation timed out"."""
     deadline = event.get("Data", {}).get("WaitDeadline")
     if deadline is None:
@@ -140,158 +227,105 @@ def _fail_before_the_waiter_gives_up(event: CloudFormationEvent, job: Mapping[st
     if now() + timedelta(seconds=interval) < datetime.fromisoformat(deadline):
         return
     timeout = event["ResourceProperties"].get("TimeoutSeconds", "?")
-    raise ExportError(
-        _clip(
-            f"HealthOmics export job {job['id']} in sequence store {job['sequenceStoreId']} "
-            f"is still {job['status']} after the {timeout} s the deploy waits (timeout). "
-            "The job keeps running and cannot be cancelled; its files will still arrive at "
-            f"{job['destination']}. Use a longer timeout, or wait_for_completion=False."
-        )
+    raise ExportError(export.timeout_message(str(timeout)))
+
+
+# Properties, Data and the manifest
+
+
+def _selection(props: ResourceProperties) -> Selection:
+    ids = props.get("ReadSetIds")
+    read_set_filter = props.get("ReadSetFilter")
+    selection = Selection(
+        sequence_store_id=props["SequenceStoreId"],
+        destination=props["Destination"],
+        role_arn=props["RoleArn"],
+        read_set_ids=tuple(ids) if ids is not None else None,
+        read_set_list=props.get("ReadSetList"),
+        read_set_filter=dict(read_set_filter) if read_set_filter else None,
+        allow_empty=_flag(props, "AllowEmptySelection", default=False),
     )
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def client_token(event: CloudFormationEvent) -> str:
-    """The same CloudFormation request, delivered again, gives the same token."""
-    seed = "\n".join((event["StackId"], event["LogicalResourceId"], event["RequestId"]))
-    token = hashlib.sha256(seed.encode()).hexdigest()
-    return token[: rules.CLIENT_TOKEN_MAX_LENGTH]
-
-
-def failure_message(job: Mapping[str, Any]) -> str:
-    """Name the job, the service's status message and the failed read sets, briefly."""
-    head = (
-        f"HealthOmics export job {job['id']} in sequence store {job['sequenceStoreId']} "
-        f"ended {job['status']}"
-    )
-    if job.get("statusMessage"):
-        head += f": {_one_line(job['statusMessage'])}"
-    failed = [r for r in job.get("readSets", []) if r.get("status") == "FAILED"]
-    if not failed:
-        return _clip(head + ".")
-    parts: list[str] = []
-    for item in failed[:MAX_READ_SETS_NAMED]:
-        reason = item.get("statusMessage")
-        parts.append(f"{item['id']} ({_one_line(reason)})" if reason else item["id"])
-    more = len(failed) - len(parts)
-    tail = f" and {more} more" if more else ""
-    listing = f". {len(failed)} read set(s) failed: {'; '.join(parts)}{tail}."
-    return _clip(head + listing)
-
-
-def _start(event: CloudFormationEvent) -> OnEventResult:
-    props = event["ResourceProperties"]
-    _check_properties(props)
-    store_id = props["SequenceStoreId"]
-    read_set_ids = props["ReadSetIds"]
-    token = client_token(event)
-    try:
-        job = omics_client().start_read_set_export_job(
-            sequenceStoreId=store_id,
-            destination=props["Destination"],
-            roleArn=props["RoleArn"],
-            sources=[{"readSetId": read_set_id} for read_set_id in read_set_ids],
-            clientToken=token,
-        )
-    except Exception as error:
-        raise _service_error(
-            "StartReadSetExportJob", store_id, error, read_set_ids=read_set_ids
-        ) from error
-    LOG.info(
-        "started export job %s in sequence store %s for %d read set(s) (client token %s)",
-        job["id"],
-        store_id,
-        len(read_set_ids),
-        token,
-    )
-    return {"PhysicalResourceId": job["id"], "Data": _waiting_data(props, job)}
-
-
-def _update(event: CloudFormationEvent) -> OnEventResult:
-    new = event["ResourceProperties"]
-    old = event.get("OldResourceProperties")
-    if old is None or _export_key(old) != _export_key(new):
-        # A new PhysicalResourceId: CloudFormation then deletes the old one (a no-op).
-        return _start(event)
-    job_id = event["PhysicalResourceId"]
-    job = _get_job(new["SequenceStoreId"], job_id)
-    LOG.info("nothing to export again; keeping export job %s", job_id)
-    # Data replaces the resource's attributes: returning it keeps every GetAtt working.
-    return {"PhysicalResourceId": job_id, "Data": _waiting_data(new, job)}
-
-
-def _export_key(props: ResourceProperties) -> tuple[str, tuple[str, ...], str]:
-    """What decides which data is exported where; order of read set ids does not matter."""
-    return (props["SequenceStoreId"], tuple(sorted(props["ReadSetIds"])), props["Destination"])
-
-
-def _check_properties(props: ResourceProperties) -> None:
-    """Synth time skips values that were tokens; they are resolved now."""
-    problems = [
-        *rules.check_sequence_store_id(props["SequenceStoreId"]),
-        *rules.check_read_set_ids(props["ReadSetIds"]),
-    ]
+    # Synth time skips values that were tokens; they are resolved now.
+    problems = rules.check_sequence_store_id(selection.sequence_store_id)
+    if selection.read_set_ids is not None:
+        problems += rules.check_read_set_ids(list(selection.read_set_ids))
     if problems:
         raise ExportError("; ".join(problems))
+    return selection
 
 
-def _get_job(store_id: str, job_id: str) -> Mapping[str, Any]:
-    try:
-        return omics_client().get_read_set_export_job(sequenceStoreId=store_id, id=job_id)
-    except Exception as error:
-        raise _service_error("GetReadSetExportJob", store_id, error, job_id=job_id) from error
-
-
-def _service_error(
-    operation: str,
-    store_id: str,
-    error: Exception,
-    *,
-    job_id: str | None = None,
-    read_set_ids: Sequence[str] = (),
-) -> ExportError:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        code = response["Error"].get("Code", "Error")
-        said = f"{code}: {_one_line(response['Error'].get('Message', ''))}"
-    else:
-        said = f"{type(error).__name__}: {_one_line(str(error))}"
-    subject = f"sequence store {store_id}"
-    if job_id is not None:
-        subject = f"export job {job_id} in {subject}"
-    if read_set_ids:
-        shown = ", ".join(read_set_ids[:MAX_READ_SETS_NAMED])
-        more = len(read_set_ids) - MAX_READ_SETS_NAMED
-        subject += f" (read sets {shown}{f' and {more} more' if more > 0 else ''})"
-    return ExportError(_clip(f"{operation} failed for {subject}: {said}"))
-
-
-def _job_data(job: Mapping[str, Any]) -> dict[str, str]:
-    created = job["creationTime"]
-    return {
-        "JobId": job["id"],
-        "Status": job["status"],
-        "Destination": job["destination"],
-        "SequenceStoreId": job["sequenceStoreId"],
-        "CreationTime": created.isoformat() if isinstance(created, datetime) else str(created),
+def _data(
+    props: ResourceProperties, selection: Selection, state: dict[str, Any] | None
+) -> dict[str, str]:
+    """The resource's attributes: small and bounded at any size (the manifest has the rest)."""
+    if state is None:
+        return {
+            "JobId": "",
+            "Status": "UNKNOWN",
+            "Destination": selection.destination,
+            "SequenceStoreId": selection.sequence_store_id,
+        }
+    jobs = [job for job in state["jobs"] if job["id"] is not None]
+    data = {
+        "JobId": jobs[0]["id"] if jobs else "",
+        "Status": state["status"],
+        "Destination": selection.destination,
+        "SequenceStoreId": selection.sequence_store_id,
+        "CreationTime": jobs[0].get("creationTime", state["createdAt"])
+        if jobs
+        else state["createdAt"],
+        "JobCount": str(len(state["jobs"])),
+        "ReadSetCount": str(len(state["readSetIds"])),
+        "ManifestUri": manifest_uri(selection.destination, state["exportId"]),
     }
-
-
-def _waiting_data(props: ResourceProperties, job: Mapping[str, Any]) -> dict[str, str]:
-    """The job's Data, plus when is_complete must stop waiting (the waiter keeps no clock)."""
-    data = _job_data(job)
     if "TimeoutSeconds" in props:
         deadline = now() + timedelta(seconds=int(props["TimeoutSeconds"]))
         data["WaitDeadline"] = deadline.isoformat(timespec="seconds")
     return data
 
 
-def _wait_for_completion(props: ResourceProperties) -> bool:
+def _load_state(destination: str, export_id: str) -> dict[str, Any] | None:
+    bucket, key = manifest_location(destination, export_id)
+    try:
+        body = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as error:
+        if _code(error) in ("NoSuchKey", "404"):
+            return None
+        raise ExportError(
+            f"Reading the export's manifest s3://{bucket}/{key} failed: {error}"
+        ) from error
+    state: dict[str, Any] = json.loads(body)
+    return state
+
+
+def _save_state(destination: str, state: dict[str, Any]) -> None:
+    bucket, key = manifest_location(destination, state["exportId"])
+    s3_client().put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(state, indent=1).encode(),
+        ContentType="application/json",
+    )
+
+
+def _load_list(uri: str) -> list[str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    ids: list[str] = json.loads(s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
+    return ids
+
+
+def _code(error: Exception) -> str | None:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code is not None else None
+    return None
+
+
+def _flag(props: ResourceProperties, name: str, *, default: bool = True) -> bool:
     # CloudFormation delivers every property as a string.
-    return str(props.get("WaitForCompletion", "true")).lower() != "false"
+    value = props.get(name)
+    return default if value is None else str(value).lower() == "true"
 
 
 def _log_event(entry: str, event: CloudFormationEvent) -> None:
@@ -308,14 +342,4 @@ def _log_event(entry: str, event: CloudFormationEvent) -> None:
         )
         if key in event
     }
-    LOG.info("%s %s", entry, _one_line(json.dumps(safe, default=str)))
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _clip(text: str) -> str:
-    if len(text) <= MAX_FAILURE_MESSAGE_LENGTH:
-        return text
-    return text[: MAX_FAILURE_MESSAGE_LENGTH - 3] + "..."
+    LOG.info("%s %s", entry, " ".join(json.dumps(safe, default=str).split()))

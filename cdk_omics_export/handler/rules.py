@@ -16,6 +16,26 @@ ID_MIN_LENGTH = 10
 ID_MAX_LENGTH = 36
 ID_PATTERN = "[0-9]+"
 MAX_READ_SETS_PER_JOB = 100
+# One construct exports a cohort through as many jobs as needed.
+MAX_READ_SETS = 10_000
+# Up to this many ids travel in the custom resource's properties; more go in an S3 asset,
+# so every event stays far below Lambda's and Step Functions' payload limits.
+INLINE_READ_SET_LIMIT = 100
+# HealthOmics' default quota for the export operations, per account and Region.
+DEFAULT_MAX_REQUESTS_PER_SECOND = 5
+MAX_REQUESTS_PER_SECOND = 100
+# ListReadSets' filter fields (the construct's ReadSetFilter uses snake_case names).
+READ_SET_STATUSES = (
+    "ARCHIVED",
+    "ACTIVATING",
+    "ACTIVE",
+    "DELETING",
+    "DELETED",
+    "PROCESSING_UPLOAD",
+    "UPLOAD_FAILED",
+)
+CREATION_TYPES = ("IMPORT", "UPLOAD")
+FILTER_TEXT_MAX_LENGTH = 127
 DESTINATION_PATTERN = "s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/?((.{1,1024})/)?"
 # The destination pattern's `(.{1,1024})/`: the prefix is at most 1,024 characters before
 # its final slash.
@@ -57,7 +77,7 @@ def check_sequence_store_id(value: str) -> list[str]:
 
 
 def check_read_set_ids(
-    values: Sequence[str | None], *, max_count: int = MAX_READ_SETS_PER_JOB
+    values: Sequence[str | None], *, max_count: int = MAX_READ_SETS
 ) -> list[str]:
     """Check a literal list of read set ids; pass ``None`` for an id that is a token."""
     problems: list[str] = []
@@ -145,4 +165,53 @@ def check_timeout(timeout_seconds: int, poll_interval_seconds: int) -> list[str]
             f"timeout: {timeout_seconds} s is not a whole number of poll intervals "
             f"({poll_interval_seconds} s)"
         )
+    return problems
+
+
+def check_max_requests_per_second(value: int) -> list[str]:
+    if 1 <= value <= MAX_REQUESTS_PER_SECOND:
+        return []
+    return [
+        f"max_requests_per_second: {value} must be between 1 and {MAX_REQUESTS_PER_SECOND} "
+        f"(HealthOmics' default quota is {DEFAULT_MAX_REQUESTS_PER_SECOND})"
+    ]
+
+
+def check_read_set_filter(fields: dict[str, str]) -> list[str]:
+    """Check ListReadSets filter fields (API names); values that are tokens are left out."""
+    problems: list[str] = []
+    names = {k: v for k, v in fields.items() if k != "status"}
+    if not names:
+        problems.append(
+            "read_set_filter: give at least one field besides status; an export of every "
+            "read set in the store is too easy to deploy by mistake"
+        )
+    status = fields.get("status")
+    if status is not None and status not in READ_SET_STATUSES:
+        problems.append(
+            f"read_set_filter: status {_show(status)} is not one of {', '.join(READ_SET_STATUSES)}"
+        )
+    creation_type = fields.get("creationType")
+    if creation_type is not None and creation_type not in CREATION_TYPES:
+        problems.append(
+            f"read_set_filter: creation_type {_show(creation_type)} is not one of "
+            f"{', '.join(CREATION_TYPES)}"
+        )
+    for name in ("name", "sampleId", "subjectId", "generatedFrom"):
+        value = fields.get(name)
+        if value is not None and not 1 <= len(value) <= FILTER_TEXT_MAX_LENGTH:
+            problems.append(
+                f"read_set_filter: {name} must be 1-{FILTER_TEXT_MAX_LENGTH} characters"
+            )
+    reference = fields.get("referenceArn")
+    if reference is not None and not (
+        reference.startswith("arn:") and len(reference) <= FILTER_TEXT_MAX_LENGTH
+    ):
+        problems.append(
+            f"read_set_filter: reference_arn {_show(reference)} must be an ARN of at most "
+            f"{FILTER_TEXT_MAX_LENGTH} characters"
+        )
+    after, before = fields.get("createdAfter"), fields.get("createdBefore")
+    if after is not None and before is not None and after >= before:
+        problems.append("read_set_filter: created_after must be earlier than created_before")
     return problems
