@@ -1,8 +1,9 @@
 """A local HealthOmics endpoint for deploy rehearsals (test code, never shipped).
 
-Implements StartReadSetExportJob, GetReadSetExportJob and ListReadSetExportJobs with the real
-API's paths, status codes and JSON. Every request is checked against botocore's omics model
-(types, required members, lengths and the model's patterns) and every response is validated
+Implements StartReadSetExportJob, GetReadSetExportJob, ListReadSetExportJobs, ListReadSets and
+GetReadSetMetadata with the real API's paths, status codes and JSON, plus S3 GetObject and
+PutObject (path-style) for the export's manifest. Every request is checked against botocore's
+omics model (types, required members, lengths, patterns) and every response is validated
 against the operation's output shape before it is sent, so a handler that passes here speaks
 the real contract. Jobs move SUBMITTED -> IN_PROGRESS -> a terminal status over successive
 GetReadSetExportJob polls, with per-read-set statuses. Faults can be injected per operation,
@@ -23,14 +24,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import botocore.session
 from botocore.model import OperationModel, Shape
 from botocore.validate import ParamValidator
 
 MODEL = botocore.session.get_session().get_service_model("omics")
-OPERATIONS = ("StartReadSetExportJob", "GetReadSetExportJob", "ListReadSetExportJobs")
+OPERATIONS = (
+    "StartReadSetExportJob",
+    "GetReadSetExportJob",
+    "ListReadSetExportJobs",
+    "ListReadSets",
+    "GetReadSetMetadata",
+)
 TERMINAL = {"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"}
 
 
@@ -59,6 +66,7 @@ class Job:
     creation_time: datetime
     polls: int = 0
     completion_time: datetime | None = None
+    started_at: float = 0.0  # on the endpoint's clock
 
     def request_matches(self, body: dict[str, Any]) -> bool:
         return (
@@ -86,6 +94,12 @@ class OmicsEndpoint:
     job_outcome: tuple[str, str] | None = None
     max_requests_per_second: int | None = None
     max_concurrent_jobs: int | None = None
+    # Jobs progress by polls, or, with job_seconds, by the endpoint's clock (simulated time).
+    job_seconds: float | None = None
+    clock: Any = time.monotonic
+    # sequence store id -> read set id -> ListReadSets item (status, sampleId, ...)
+    read_sets: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     requests: list[tuple[float, str, int]] = field(default_factory=list)
     faults: dict[str, deque[Fault]] = field(default_factory=dict)
@@ -93,6 +107,25 @@ class OmicsEndpoint:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # Test controls
+
+    def add_read_sets(
+        self, store: str, ids: list[str], status: str = "ACTIVE", **fields: Any
+    ) -> None:
+        for read_set_id in ids:
+            self.read_sets.setdefault(store, {})[read_set_id] = {
+                "id": read_set_id,
+                "arn": f"arn:aws:omics:us-east-1:111122223333:sequenceStore/{store}/readSet/"
+                f"{read_set_id}",
+                "sequenceStoreId": store,
+                "status": status,
+                "fileType": "CRAM",
+                "creationTime": datetime(2026, 1, 1, tzinfo=UTC),
+                **fields,
+            }
+
+    def exported(self) -> list[str]:
+        """Every read set of every job that was started, in order (duplicates kept)."""
+        return [r for job in self.jobs.values() for r in job.read_set_ids]
 
     def inject(self, operation: str, code: str, times: int = 1, message: str = "") -> None:
         """Answer the next `times` calls of `operation` with the error `code`."""
@@ -104,8 +137,9 @@ class OmicsEndpoint:
     def calls(self, operation: str | None = None) -> list[tuple[float, str, int]]:
         return [r for r in self.requests if operation is None or r[1] == operation]
 
-    def peak_requests_per_second(self) -> int:
-        times = sorted(t for t, _, _ in self.requests)
+    def peak_requests_per_second(self, *, omics_only: bool = False) -> int:
+        """The most requests in any one-second window."""
+        times = sorted(t for t, op, _ in self.requests if not (omics_only and op.startswith("s3:")))
         peak, start = 0, 0
         for end, t in enumerate(times):
             while t - times[start] >= 1.0:
@@ -135,7 +169,11 @@ class OmicsEndpoint:
         operation = MODEL.operation_model(name)
         if self.max_requests_per_second is not None:
             now = time.monotonic()
-            recent = [t for t, _, s in self.requests if now - t < 1.0 and s != 429]
+            recent = [
+                t
+                for t, op, s in self.requests
+                if now - t < 1.0 and s != 429 and not op.startswith("s3:")
+            ]
             if len(recent) >= self.max_requests_per_second:
                 return _error("ThrottlingException", "Rate exceeded")
         queued = self.faults.get(name)
@@ -151,11 +189,68 @@ class OmicsEndpoint:
         problem = _invalid(operation.input_shape, params)
         if problem:
             return _error("ValidationException", problem)
-        if name == "StartReadSetExportJob":
-            return self._start(params)
-        if name == "GetReadSetExportJob":
-            return self._get(params)
-        return self._list(params)
+        operations = {
+            "StartReadSetExportJob": self._start,
+            "GetReadSetExportJob": self._get,
+            "ListReadSetExportJobs": self._list,
+            "ListReadSets": self._list_read_sets,
+            "GetReadSetMetadata": self._read_set_metadata,
+        }
+        return operations[name](params)
+
+    def _read_set_metadata(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        item = self.read_sets.get(params["sequenceStoreId"], {}).get(params["id"])
+        if item is None:
+            return _error("ResourceNotFoundException", f"Read set {params['id']} not found")
+        return self._respond("GetReadSetMetadata", dict(item))
+
+    def _list_read_sets(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        store = params["sequenceStoreId"]
+        if store not in self.read_sets:
+            return _error("ResourceNotFoundException", f"Sequence store {store} not found")
+        wanted = params.get("filter", {})
+        names = {"name", "sampleId", "subjectId", "referenceArn", "generatedFrom", "creationType"}
+        items = [
+            item
+            for item in self.read_sets[store].values()
+            if all(item.get(k) == v for k, v in wanted.items() if k in names | {"status"})
+            and (
+                "createdAfter" not in wanted
+                or _iso8601(item["creationTime"]) > wanted["createdAfter"]
+            )
+            and (
+                "createdBefore" not in wanted
+                or _iso8601(item["creationTime"]) < wanted["createdBefore"]
+            )
+        ]
+        start = int(params.get("nextToken", 0))
+        size = params.get("maxResults", 100)
+        page: dict[str, Any] = {"readSets": items[start : start + size]}
+        if start + size < len(items):
+            page["nextToken"] = str(start + size)
+        return self._respond("ListReadSets", page)
+
+    # S3, for the manifest
+
+    def s3(self, method: str, path: str, body: bytes) -> tuple[int, bytes, str]:
+        bucket, _, key = path.lstrip("/").partition("/")
+        key = unquote(key)
+        with self._lock:
+            self.requests.append((time.monotonic(), f"s3:{method}", 200))
+            if method == "PUT":
+                self.objects[(bucket, key)] = body
+                return 200, b"", "application/xml"
+            if (bucket, key) in self.objects:
+                return 200, self.objects[(bucket, key)], "application/json"
+        error = (
+            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code>'
+            f"<Message>The specified key does not exist.</Message><Key>{key}</Key></Error>"
+        )
+        return 404, error.encode(), "application/xml"
+
+    def s3_json(self, uri: str) -> Any:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return json.loads(self.objects[(bucket, key)])
 
     def _start(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         token = params.get("clientToken")
@@ -176,6 +271,7 @@ class OmicsEndpoint:
             read_set_ids=[s["readSetId"] for s in params["sources"]],
             client_token=token,
             creation_time=datetime.now(UTC).replace(microsecond=0),
+            started_at=self.clock(),
         )
         self.jobs[job.id] = job
         return self._respond("StartReadSetExportJob", self._summary(job))
@@ -215,11 +311,19 @@ class OmicsEndpoint:
 
     # Job state
 
-    def _status(self, job: Job) -> str:
+    def _phase(self, job: Job) -> int:
+        """0: submitted, 1: in progress, 2: ended."""
+        if self.job_seconds is not None:
+            elapsed = self.clock() - job.started_at
+            return 0 if elapsed < 0.1 * self.job_seconds else 1 if elapsed < self.job_seconds else 2
         if job.polls < self.polls_submitted:
-            return "SUBMITTED"
-        if job.polls < self.polls_submitted + self.polls_in_progress:
-            return "IN_PROGRESS"
+            return 0
+        return 1 if job.polls < self.polls_submitted + self.polls_in_progress else 2
+
+    def _status(self, job: Job) -> str:
+        phase = self._phase(job)
+        if phase < 2:
+            return ("SUBMITTED", "IN_PROGRESS")[phase]
         if self.job_outcome is not None:
             return self.job_outcome[0]
         failed = [r for r in job.read_set_ids if r in self.failing_read_sets]
@@ -261,10 +365,16 @@ class OmicsEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 answers S3's "Expect: 100-continue" at once (1.0 makes the client wait).
+            protocol_version = "HTTP/1.1"
+
             def _answer(self) -> None:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if not url.path.startswith("/sequencestore/"):
+                    self._answer_s3(url.path, body)
+                    return
                 status, payload = endpoint.handle(self.command, url.path, url.query, body)
                 data = json.dumps(payload, default=_iso8601).encode()
                 self.send_response(status)
@@ -275,7 +385,17 @@ class OmicsEndpoint:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = _answer  # noqa: N815
+            def _answer_s3(self, path: str, body: bytes) -> None:
+                status, data, content_type = endpoint.s3(self.command, path, body)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                if status == 200:
+                    self.send_header("ETag", '"0"')
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _answer  # noqa: N815
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -9,7 +9,7 @@ Delete may not change the physical id; Data with an incomplete answer is an erro
 
 from __future__ import annotations
 
-import copy
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +42,9 @@ class Rehearsal:
     on_event: Callable[..., Any] = index.on_event
     is_complete: Callable[..., Any] = index.is_complete
     responses: list[Response] = field(default_factory=list)
+    # The largest event (JSON bytes) handed to a handler: Lambda's asynchronous payload and
+    # Step Functions' state limits are 256 KB.
+    largest_event: int = 0
 
     def request(
         self,
@@ -76,7 +79,7 @@ class Rehearsal:
         ):
             return Response("SUCCESS", CREATE_FAILED_MARKER)
         try:
-            result = self.on_event(copy.deepcopy(event), None) or {}
+            result = self._invoke(self.on_event, event) or {}
         except Exception as error:
             return self._failed(event, error)
         physical_id = result.get("PhysicalResourceId") or (
@@ -87,7 +90,7 @@ class Rehearsal:
         resource_event = {**event, **result, "PhysicalResourceId": physical_id}
         for attempt in range(1, self.max_attempts + 1):
             try:
-                answer = self.is_complete(copy.deepcopy(resource_event), None)
+                answer = self._invoke(self.is_complete, resource_event)
             except Exception as error:
                 failed = self._failed(resource_event, error)
                 failed.polls = attempt
@@ -100,6 +103,16 @@ class Rehearsal:
         return Response(
             "FAILED", physical_id, reason="Operation timed out", polls=self.max_attempts
         )
+
+    def _invoke(self, handler: Callable[..., Any], event: dict[str, Any]) -> Any:
+        payload = json.dumps(event)
+        self.largest_event = max(self.largest_event, len(payload.encode()))
+        result = handler(json.loads(payload), None)
+        self.between_polls()
+        return result
+
+    def between_polls(self) -> None:
+        """Called after each invocation; the benchmark advances its simulated clock here."""
 
     @staticmethod
     def _failed(event: dict[str, Any], error: Exception) -> Response:

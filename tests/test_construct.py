@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_omics as omics
 from aws_cdk.assertions import Capture, Match, Template
 
-from cdk_omics_export import ReadSetExport
+from cdk_omics_export import ReadSetExport, ReadSetFilter
 from cdk_omics_export.read_set_export import HANDLER_RUNTIME
 
 from .support import arn, logical_id
@@ -25,13 +27,9 @@ def synth(**props: Any) -> tuple[ReadSetExport, Template]:
     # No context at all: a library must be right under CDK's defaults, not only under
     # the example app's feature flags.
     stack = Stack(App(), "Test")
-    export = ReadSetExport(
-        stack,
-        "Export",
-        sequence_store_id=props.pop("sequence_store_id", STORE),
-        read_set_ids=props.pop("read_set_ids", READ_SETS),
-        **props,
-    )
+    props.setdefault("sequence_store_id", STORE)
+    props.setdefault("read_set_ids", READ_SETS)
+    export = ReadSetExport(stack, "Export", **props)
     return export, synth_stack(stack)
 
 
@@ -314,14 +312,28 @@ def test_handler_role_is_exactly_scoped(template: Template) -> None:
             ],
         ]
     }
+    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
     document = resource_of(template, "AWS::IAM::ManagedPolicy", "/Export/HandlerPolicy/")
+    read_sets = {
+        "Fn::Join": ["", [*store_arn["Fn::Join"][1][:-1], f":sequenceStore/{STORE}/readSet/*"]]
+    }
     assert document["Properties"]["PolicyDocument"] == {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Action": ["omics:StartReadSetExportJob", "omics:GetReadSetExportJob"],
+                "Action": [
+                    "omics:StartReadSetExportJob",
+                    "omics:GetReadSetExportJob",
+                    "omics:ListReadSets",
+                ],
                 "Effect": "Allow",
                 "Resource": store_arn,
+            },
+            {"Action": "omics:GetReadSetMetadata", "Effect": "Allow", "Resource": read_sets},
+            {
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Effect": "Allow",
+                "Resource": {"Fn::Join": ["", [arn(bucket), "/exports/cdk-omics-export/*"]]},
             },
             {
                 "Action": "iam:PassRole",
@@ -367,7 +379,7 @@ def test_handler_functions(template: Template, path_part: str, entry_point: str)
     assert props["LoggingConfig"] == {
         "LogGroup": {"Ref": logical_id(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")}
     }
-    assert props["Timeout"] == 120
+    assert props["Timeout"] == 300
     assert props["ReservedConcurrentExecutions"] == 2
     assert props["DeadLetterConfig"] == {
         "TargetArn": arn(logical_id(template, "AWS::SQS::Queue", "/Export/DeadLetters/"))
@@ -411,7 +423,7 @@ def test_handler_code_is_the_handler_package_alone(
     code = export.node.find_child("OnEventHandler").node.find_child("Code")
     outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
     shipped = sorted(p.name for p in (outdir / code.asset_path).iterdir())  # type: ignore[attr-defined]
-    assert shipped == ["__init__.py", "index.py", "rules.py"]
+    assert shipped == ["__init__.py", "export.py", "index.py", "pacing.py", "rules.py"]
 
 
 # Provider and custom resource
@@ -437,6 +449,7 @@ def test_custom_resource_receives_the_export_role_and_the_export(template: Templ
                 "WaitForCompletion": True,
                 "TimeoutSeconds": 3000,
                 "PollIntervalSeconds": 30,
+                "MaxRequestsPerSecond": 5,
             }
         ),
     )
@@ -466,11 +479,16 @@ def test_provider_uses_our_handlers(template: Template) -> None:
 def test_outputs_report_job_status_and_destination(template: Template) -> None:
     resource = logical_id(template, "Custom::OmicsReadSetExport", "/Export/Resource/")
     bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
-    outputs = {o["Description"]: o["Value"] for o in template.to_json()["Outputs"].values()}
+    outputs = {
+        key[len("Export") : -8]: o["Value"] for key, o in template.to_json()["Outputs"].items()
+    }
     assert outputs == {
-        "HealthOmics export job id": {"Fn::GetAtt": [resource, "JobId"]},
-        "Export job status when the deploy finished waiting": {"Fn::GetAtt": [resource, "Status"]},
-        "S3 URI of the export": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/exports/"]]},
+        "JobId": {"Fn::GetAtt": [resource, "JobId"]},
+        "JobStatus": {"Fn::GetAtt": [resource, "Status"]},
+        "JobCount": {"Fn::GetAtt": [resource, "JobCount"]},
+        "ReadSetCount": {"Fn::GetAtt": [resource, "ReadSetCount"]},
+        "ManifestUri": {"Fn::GetAtt": [resource, "ManifestUri"]},
+        "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/exports/"]]},
     }
 
 
@@ -533,6 +551,7 @@ def test_sequence_store_from_the_same_stack() -> None:
                                 "Action": [
                                     "omics:StartReadSetExportJob",
                                     "omics:GetReadSetExportJob",
+                                    "omics:ListReadSets",
                                 ],
                                 "Resource": {"Fn::Join": ["", Match.array_with([store_id])]},
                             }
@@ -548,13 +567,9 @@ def test_sequence_store_from_the_same_stack() -> None:
 
 
 def build(**props: Any) -> None:
-    ReadSetExport(
-        Stack(App(), "Invalid"),
-        "Export",
-        sequence_store_id=props.pop("sequence_store_id", STORE),
-        read_set_ids=props.pop("read_set_ids", READ_SETS),
-        **props,
-    )
+    props.setdefault("sequence_store_id", STORE)
+    props.setdefault("read_set_ids", READ_SETS)
+    ReadSetExport(Stack(App(), "Invalid"), "Export", **props)
 
 
 @pytest.mark.parametrize(
@@ -563,8 +578,8 @@ def build(**props: Any) -> None:
         ({"sequence_store_id": "abc"}, r"sequence_store_id: 'abc' is not a sequence store id"),
         ({"read_set_ids": []}, r"read_set_ids: no ids given"),
         (
-            {"read_set_ids": [str(1000000000 + n) for n in range(101)]},
-            r"read_set_ids: 101 ids given, the API accepts at most 100 per job",
+            {"read_set_ids": [str(1000000000 + n) for n in range(10_001)]},
+            r"read_set_ids: 10001 ids given, one export takes at most 10000 \(100 jobs of 100\)",
         ),
         ({"read_set_ids": ["1111111111"] * 2}, r"read_set_ids: '1111111111' listed more than once"),
         ({"destination_prefix": "exports"}, r"destination_prefix: 'exports' must be empty or end"),
@@ -585,3 +600,136 @@ def test_every_problem_is_reported_at_once() -> None:
     assert text.startswith("ReadSetExport Invalid/Export: invalid props:")
     for prop in ("sequence_store_id:", "read_set_ids:", "destination_prefix:"):
         assert f"\n- {prop}" in text
+
+
+# Cohort scale
+
+
+def cohort(count: int) -> list[str]:
+    return [str(4000000000 + n) for n in range(count)]
+
+
+@pytest.fixture(scope="module")
+def sized() -> dict[int, tuple[ReadSetExport, Template]]:
+    return {count: synth(read_set_ids=cohort(count)) for count in (100, 101, 10_000)}
+
+
+def handler_statements(template: Template) -> list[dict[str, Any]]:
+    policy = resource_of(template, "AWS::IAM::ManagedPolicy", "/Export/HandlerPolicy/")
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_up_to_100_ids_travel_in_the_properties(
+    sized: dict[int, tuple[ReadSetExport, Template]],
+) -> None:
+    _, template = sized[100]
+    props = resource_of(template, "Custom::OmicsReadSetExport", "/Export/Resource/")["Properties"]
+    assert props["ReadSetIds"] == cohort(100)
+    assert "ReadSetList" not in props
+    assert len(handler_statements(template)) == 6  # no asset to read
+    assert len(sized[101][1].to_json()["Resources"]) == len(template.to_json()["Resources"])
+
+
+@pytest.mark.parametrize("count", [101, 10_000])
+def test_more_ids_travel_in_an_s3_asset_the_handler_alone_may_read(
+    sized: dict[int, tuple[ReadSetExport, Template]], count: int
+) -> None:
+    export, template = sized[count]
+    props = resource_of(template, "Custom::OmicsReadSetExport", "/Export/Resource/")["Properties"]
+    assert "ReadSetIds" not in props
+    asset = export.node.find_child("ReadSetList")
+    stack = Stack.of(export)
+    assert props["ReadSetList"] == stack.resolve(asset.s3_object_url)  # type: ignore[attr-defined]
+    outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
+    staged = json.loads((outdir / asset.asset_path).read_text())  # type: ignore[attr-defined]
+    assert staged == cohort(count)
+    assert handler_statements(template)[3] == {
+        "Action": "s3:GetObject",
+        "Effect": "Allow",
+        "Resource": stack.resolve(
+            asset.bucket.arn_for_objects(asset.s3_object_key)  # type: ignore[attr-defined]
+        ),
+    }
+
+
+def test_template_does_not_grow_with_the_cohort(
+    sized: dict[int, tuple[ReadSetExport, Template]], template: Template
+) -> None:
+    small = sized[101][1].to_json()
+    large = sized[10_000][1].to_json()
+    assert (
+        len(large["Resources"]) == len(small["Resources"]) == len(template.to_json()["Resources"])
+    )
+    assert len(large["Outputs"]) == 6
+    assert abs(len(json.dumps(large)) - len(json.dumps(small))) < 100
+    assert len(json.dumps(large)) < 51_200  # CloudFormation takes 51,200 bytes inline, 1 MB via S3
+
+
+def test_selection_by_filter() -> None:
+    _, template = synth(
+        read_set_ids=None,
+        read_set_filter=ReadSetFilter(
+            sample_id="tumour-7",
+            creation_type="IMPORT",
+            created_after=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        allow_empty_selection=True,
+        max_requests_per_second=2,
+    )
+    props = resource_of(template, "Custom::OmicsReadSetExport", "/Export/Resource/")["Properties"]
+    assert props["ReadSetFilter"] == {
+        "sampleId": "tumour-7",
+        "creationType": "IMPORT",
+        "createdAfter": "2026-01-01T00:00:00Z",
+        "status": "ACTIVE",
+    }
+    assert props["AllowEmptySelection"] is True
+    assert props["MaxRequestsPerSecond"] == 2
+    assert "ReadSetIds" not in props
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"read_set_ids": None}, r"read_set_ids, read_set_filter: give exactly one"),
+        (
+            {"read_set_filter": ReadSetFilter(sample_id="s")},
+            r"read_set_ids, read_set_filter: give exactly one",
+        ),
+        (
+            {"read_set_ids": None, "read_set_filter": ReadSetFilter()},
+            r"read_set_filter: give at least one field besides status",
+        ),
+        (
+            {"read_set_ids": None, "read_set_filter": ReadSetFilter(creation_type="COPY")},
+            r"read_set_filter: creation_type 'COPY' is not one of IMPORT, UPLOAD",
+        ),
+        (
+            {
+                "read_set_ids": None,
+                "read_set_filter": ReadSetFilter(
+                    name="x",
+                    created_after=datetime(2026, 2, 1, tzinfo=UTC),
+                    created_before=datetime(2026, 1, 1, tzinfo=UTC),
+                ),
+            },
+            r"read_set_filter: created_after must be earlier than created_before",
+        ),
+        (
+            {
+                "read_set_ids": None,
+                "read_set_filter": ReadSetFilter(created_after=datetime(2026, 1, 1)),
+            },
+            r"read_set_filter: 2026-01-01T00:00:00 has no time zone",
+        ),
+        (
+            {"allow_empty_selection": True},
+            r"allow_empty_selection: applies only to read_set_filter",
+        ),
+        ({"max_requests_per_second": 0}, r"max_requests_per_second: 0 must be between 1 and 100"),
+    ],
+)
+def test_invalid_selection_props_fail_at_synth_time(props: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(**props)

@@ -1,4 +1,9 @@
-"""The deploy-time handler, against botocore's omics model through Stubber."""
+"""The deploy-time handler, against botocore's omics model through Stubber.
+
+Every HealthOmics request the handler makes is checked by Stubber against the service model
+and the expected parameters. The export's manifest (S3 in Lambda) is kept in memory here;
+tests/test_rehearsal.py covers it through a real S3 client.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from cdk_omics_export.handler import export as export_module
 from cdk_omics_export.handler import index
 from cdk_omics_export.handler.index import CloudFormationEvent, ExportError
 
@@ -36,6 +42,7 @@ def properties(**overrides: Any) -> dict[str, Any]:
         "Destination": DESTINATION,
         "RoleArn": ROLE_ARN,
         "WaitForCompletion": "true",
+        "MaxRequestsPerSecond": "100",
     }
     props.update(overrides)
     return props
@@ -51,8 +58,6 @@ def event(request_type: str, **fields: Any) -> CloudFormationEvent:
         "ResponseURL": RESPONSE_URL,
         "ResourceProperties": properties(),
     }
-    if request_type != "Create":
-        base["PhysicalResourceId"] = JOB
     base.update(fields)
     return base  # type: ignore[return-value]
 
@@ -73,65 +78,131 @@ def job(status: str, **fields: Any) -> dict[str, Any]:
     return {**started(), "status": status, **fields}
 
 
-def start_params(evt: CloudFormationEvent, **overrides: Any) -> dict[str, Any]:
+def metadata(read_set_id: str, status: str = "ACTIVE", store: str = STORE) -> dict[str, Any]:
+    return {
+        "id": read_set_id,
+        "arn": f"arn:aws:omics:us-east-1:111122223333:sequenceStore/{store}/readSet/{read_set_id}",
+        "sequenceStoreId": store,
+        "status": status,
+        "fileType": "CRAM",
+        "creationTime": CREATED,
+    }
+
+
+def start_params(evt: CloudFormationEvent, batch: int = 0) -> dict[str, Any]:
     props = evt["ResourceProperties"]
-    params = {
+    return {
         "sequenceStoreId": props["SequenceStoreId"],
         "destination": props["Destination"],
         "roleArn": props["RoleArn"],
         "sources": [{"readSetId": r} for r in props["ReadSetIds"]],
-        "clientToken": index.client_token(evt),
+        "clientToken": index.client_token(evt, batch),
     }
-    params.update(overrides)
-    return params
+
+
+def expect_preflight(stub: Stubber, evt: CloudFormationEvent) -> None:
+    store = evt["ResourceProperties"]["SequenceStoreId"]
+    for read_set_id in evt["ResourceProperties"]["ReadSetIds"]:
+        stub.add_response(
+            "get_read_set_metadata",
+            metadata(read_set_id, store=store),
+            {"sequenceStoreId": store, "id": read_set_id},
+        )
+
+
+def expect_create(stub: Stubber, evt: CloudFormationEvent, response: dict[str, Any]) -> None:
+    expect_preflight(stub, evt)
+    stub.add_response("start_read_set_export_job", response, start_params(evt))
 
 
 @pytest.fixture
-def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+def manifests(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+    """The export manifests, by export id, instead of S3."""
+    saved: dict[str, dict[str, Any]] = {}
+
+    def load(destination: str, export_id: str) -> dict[str, Any] | None:
+        found = saved.get(export_id)
+        return copy.deepcopy(found) if found is not None else None
+
+    def save(destination: str, state: dict[str, Any]) -> None:
+        saved[state["exportId"]] = copy.deepcopy(state)
+
+    monkeypatch.setattr(index, "_load_state", load)
+    monkeypatch.setattr(index, "_save_state", save)
+    return saved
+
+
+@pytest.fixture
+def stub(
+    monkeypatch: pytest.MonkeyPatch, manifests: dict[str, dict[str, Any]]
+) -> Iterator[Stubber]:
     client = boto3.client(
         "omics", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
     )
     monkeypatch.setattr(index, "omics_client", lambda: client)
+    monkeypatch.setattr(index, "now", lambda: CREATED)
     with Stubber(client) as stubber:
         yield stubber
         stubber.assert_no_pending_responses()
 
 
-def expected_data(status: str = "SUBMITTED", job_id: str = JOB) -> dict[str, str]:
+def expected_data(status: str = "SUBMITTED", **overrides: str) -> dict[str, str]:
+    export_id = index.export_id_for(event("Create"))
     return {
-        "JobId": job_id,
+        "JobId": JOB,
         "Status": status,
         "Destination": DESTINATION,
         "SequenceStoreId": STORE,
         "CreationTime": "2026-11-29T06:00:00+00:00",
+        "JobCount": "1",
+        "ReadSetCount": "2",
+        "ManifestUri": f"s3://export-bucket/exports/cdk-omics-export/{export_id}.json",
+        **overrides,
     }
+
+
+def created(stub: Stubber) -> tuple[CloudFormationEvent, str]:
+    """A Create that started JOB; returns the is_complete event and the physical id."""
+    evt = event("Create")
+    expect_create(stub, evt, started())
+    result = index.on_event(evt)
+    return {**evt, **result}, result["PhysicalResourceId"]  # type: ignore[typeddict-item]
 
 
 # Create
 
 
-def test_create_starts_the_job_and_reports_it(stub: Stubber) -> None:
+def test_create_checks_the_read_sets_starts_the_job_and_reports_it(stub: Stubber) -> None:
     evt = event("Create")
-    stub.add_response("start_read_set_export_job", started(), start_params(evt))
-    assert index.on_event(evt) == {"PhysicalResourceId": JOB, "Data": expected_data()}
+    expect_create(stub, evt, started())
+    result = index.on_event(evt)
+    assert result == {
+        "PhysicalResourceId": index.export_id_for(evt),
+        "Data": expected_data("IN_PROGRESS"),
+    }
 
 
-def test_retried_create_sends_the_same_client_token(stub: Stubber) -> None:
+def test_retried_create_sends_the_same_client_token(
+    stub: Stubber, manifests: dict[str, dict[str, Any]]
+) -> None:
     first = event("Create")
     again = copy.deepcopy(first)
-    stub.add_response("start_read_set_export_job", started(), start_params(first))
-    stub.add_response("start_read_set_export_job", started(), start_params(first))
-    assert index.on_event(first)["PhysicalResourceId"] == JOB
-    assert index.on_event(again)["PhysicalResourceId"] == JOB
+    expect_create(stub, first, started())
+    assert index.on_event(first)["Data"]["JobId"] == JOB
+    # The second delivery lost the first's manifest: it starts again, with the same token.
+    manifests.clear()
+    expect_create(stub, again, started())
+    assert index.on_event(again)["Data"]["JobId"] == JOB
     assert index.client_token(first) == index.client_token(again)
 
 
-def test_client_token_differs_per_request_and_fits_the_api() -> None:
+def test_client_token_differs_per_request_and_batch_and_fits_the_api() -> None:
     first = event("Create")
     other_request = event("Create", RequestId="another-request")
     other_resource = event("Create", LogicalResourceId="SecondExport")
     tokens = {index.client_token(e) for e in (first, other_request, other_resource)}
-    assert len(tokens) == 3
+    tokens.add(index.client_token(first, batch=1))
+    assert len(tokens) == 4
     assert all(1 <= len(t) <= 127 for t in tokens)
 
 
@@ -141,35 +212,57 @@ def test_create_rejects_ids_that_were_tokens_at_synth_time(stub: Stubber) -> Non
         index.on_event(evt)
 
 
+def test_preflight_failure_starts_no_job(stub: Stubber) -> None:
+    evt = event("Create")
+    stub.add_response(
+        "get_read_set_metadata",
+        metadata(READ_SETS[0], "ARCHIVED"),
+        {"sequenceStoreId": STORE, "id": READ_SETS[0]},
+    )
+    stub.add_client_error(
+        "get_read_set_metadata",
+        service_error_code="ResourceNotFoundException",
+        http_status_code=404,
+        expected_params={"sequenceStoreId": STORE, "id": READ_SETS[1]},
+    )
+    with pytest.raises(ExportError) as raised:
+        index.on_event(evt)
+    assert str(raised.value) == (
+        f"Pre-flight: 2 of 2 read sets in sequence store {STORE} cannot be exported: "
+        f"{READ_SETS[0]} (ARCHIVED), {READ_SETS[1]} (not found). No export job was started. "
+        "Archived read sets can be restored with StartReadSetActivationJob."
+    )
+
+
 # is_complete
 
 
 @pytest.mark.parametrize("status", ["SUBMITTED", "IN_PROGRESS", "CANCELLING"])
 def test_running_job_is_not_complete(stub: Stubber, status: str) -> None:
+    evt, _ = created(stub)
     stub.add_response("get_read_set_export_job", job(status), {"sequenceStoreId": STORE, "id": JOB})
-    assert index.is_complete(event("Create", PhysicalResourceId=JOB)) == {"IsComplete": False}
+    assert index.is_complete(evt) == {"IsComplete": False}
 
 
 def test_completed_job_is_complete_with_final_data(stub: Stubber) -> None:
+    evt, _ = created(stub)
     stub.add_response(
         "get_read_set_export_job",
         job(
             "COMPLETED",
             completionTime=CREATED,
-            readSets=[{"id": READ_SETS[0], "status": "FINISHED"}],
+            readSets=[{"id": r, "status": "FINISHED"} for r in READ_SETS],
         ),
         {"sequenceStoreId": STORE, "id": JOB},
     )
-    assert index.is_complete(event("Create", PhysicalResourceId=JOB)) == {
-        "IsComplete": True,
-        "Data": expected_data("COMPLETED"),
-    }
+    assert index.is_complete(evt) == {"IsComplete": True, "Data": expected_data("COMPLETED")}
 
 
 @pytest.mark.parametrize("status", ["FAILED", "CANCELLED", "COMPLETED_WITH_FAILURES"])
 def test_unsuccessful_job_fails_naming_job_message_and_read_sets(
     stub: Stubber, status: str
 ) -> None:
+    evt, _ = created(stub)
     stub.add_response(
         "get_read_set_export_job",
         job(
@@ -183,7 +276,7 @@ def test_unsuccessful_job_fails_naming_job_message_and_read_sets(
         {"sequenceStoreId": STORE, "id": JOB},
     )
     with pytest.raises(ExportError) as raised:
-        index.is_complete(event("Create", PhysicalResourceId=JOB))
+        index.is_complete(evt)
     assert str(raised.value) == (
         f"HealthOmics export job {JOB} in sequence store {STORE} ended {status}: "
         "Some read sets could not be exported. 1 read set(s) failed: "
@@ -191,34 +284,37 @@ def test_unsuccessful_job_fails_naming_job_message_and_read_sets(
     )
 
 
-def test_failure_message_stays_short_with_many_failed_read_sets() -> None:
+def test_failure_message_stays_short_with_many_failed_read_sets(stub: Stubber) -> None:
+    evt, _ = created(stub)
     read_sets = [
         {"id": str(3000000000 + n), "status": "FAILED", "statusMessage": "x" * 120}
         for n in range(100)
     ]
-    message = index.failure_message(job("FAILED", statusMessage="y" * 127, readSets=read_sets))
-    assert len(message) <= index.MAX_FAILURE_MESSAGE_LENGTH
-    assert message.startswith(
-        f"HealthOmics export job {JOB} in sequence store {STORE} ended FAILED"
+    stub.add_response(
+        "get_read_set_export_job",
+        job("FAILED", statusMessage="y" * 127, readSets=read_sets),
+        {"sequenceStoreId": STORE, "id": JOB},
     )
+    with pytest.raises(ExportError) as raised:
+        index.is_complete(evt)
+    message = str(raised.value)
+    assert len(message) <= export_module.MAX_MESSAGE_LENGTH
+    assert message.startswith(f"HealthOmics export job {JOB} in sequence store {STORE} ended")
     assert "100 read set(s) failed: 3000000000 (" in message
 
 
-def test_failure_message_without_detail() -> None:
-    assert index.failure_message(job("FAILED")) == (
-        f"HealthOmics export job {JOB} in sequence store {STORE} ended FAILED."
+def test_without_waiting_complete_once_every_job_is_submitted(stub: Stubber) -> None:
+    evt = event("Create", ResourceProperties=properties(WaitForCompletion="false"))
+    expect_create(stub, evt, started())
+    result = index.on_event(evt)
+    followed = {**evt, **result}
+    stub.add_response(
+        "get_read_set_export_job", job("IN_PROGRESS"), {"sequenceStoreId": STORE, "id": JOB}
     )
-
-
-def test_without_waiting_complete_as_soon_as_submitted(stub: Stubber) -> None:
-    evt = event(
-        "Create",
-        PhysicalResourceId=JOB,
-        ResourceProperties=properties(WaitForCompletion="false"),
-        Data=expected_data(),
-    )
-    # No stubbed response: any API call would fail the test.
-    assert index.is_complete(evt) == {"IsComplete": True}
+    assert index.is_complete(followed) == {  # type: ignore[arg-type]
+        "IsComplete": True,
+        "Data": expected_data("SUBMITTED"),
+    }
 
 
 # Update
@@ -236,14 +332,19 @@ def test_without_waiting_complete_as_soon_as_submitted(stub: Stubber) -> None:
 def test_update_that_changes_the_export_starts_a_new_job(
     stub: Stubber, change: dict[str, Any]
 ) -> None:
+    _, physical_id = created(stub)
     evt = event(
-        "Update", ResourceProperties=properties(**change), OldResourceProperties=properties()
+        "Update",
+        RequestId="update-request",
+        PhysicalResourceId=physical_id,
+        ResourceProperties=properties(**change),
+        OldResourceProperties=properties(),
     )
     new_props = evt["ResourceProperties"]
     response = started(NEW_JOB, new_props["SequenceStoreId"], new_props["Destination"])
-    stub.add_response("start_read_set_export_job", response, start_params(evt))
+    expect_create(stub, evt, response)
     result = index.on_event(evt)
-    assert result["PhysicalResourceId"] == NEW_JOB
+    assert result["PhysicalResourceId"] == index.export_id_for(evt) != physical_id
     assert result["Data"]["JobId"] == NEW_JOB
 
 
@@ -254,18 +355,41 @@ def test_update_that_changes_the_export_starts_a_new_job(
         {"ReadSetIds": list(reversed(READ_SETS))},
         {"WaitForCompletion": "false"},
         {"RoleArn": "arn:aws:iam::111122223333:role/Renamed"},
+        {"TimeoutSeconds": "600"},
     ],
 )
 def test_update_that_keeps_the_export_keeps_the_job_and_its_data(
     stub: Stubber, change: dict[str, Any]
 ) -> None:
-    evt = event(
-        "Update", ResourceProperties=properties(**change), OldResourceProperties=properties()
-    )
+    evt, physical_id = created(stub)
     stub.add_response(
         "get_read_set_export_job", job("COMPLETED"), {"sequenceStoreId": STORE, "id": JOB}
     )
-    assert index.on_event(evt) == {"PhysicalResourceId": JOB, "Data": expected_data("COMPLETED")}
+    index.is_complete(evt)
+    update = event(
+        "Update",
+        RequestId="update-request",
+        PhysicalResourceId=physical_id,
+        ResourceProperties=properties(**change),
+        OldResourceProperties=properties(),
+    )
+    result = index.on_event(update)  # no API call: the manifest has it all
+    assert result["PhysicalResourceId"] == physical_id
+    data = dict(result["Data"])
+    data.pop("WaitDeadline", None)
+    assert data == expected_data("COMPLETED")
+
+
+def test_update_of_an_export_without_manifest_does_not_fail(stub: Stubber) -> None:
+    update = event(
+        "Update",
+        PhysicalResourceId="unknown-export",
+        ResourceProperties=properties(),
+        OldResourceProperties=properties(),
+    )
+    result = index.on_event(update)
+    assert result["Data"]["Status"] == "UNKNOWN"
+    assert index.is_complete({**update, **result}) == {"IsComplete": True}  # type: ignore[arg-type]
 
 
 # Delete
@@ -273,8 +397,9 @@ def test_update_that_keeps_the_export_keeps_the_job_and_its_data(
 
 def test_delete_makes_no_call_and_keeps_the_physical_id(stub: Stubber) -> None:
     # No stubbed response: any API call would fail the test.
-    assert index.on_event(event("Delete")) == {}
-    assert index.is_complete(event("Delete")) == {"IsComplete": True}
+    deleted = event("Delete", PhysicalResourceId="some-export")
+    assert index.on_event(deleted) == {}
+    assert index.is_complete(deleted) == {"IsComplete": True}
 
 
 def test_delete_after_failed_create_never_fails(stub: Stubber) -> None:
@@ -296,13 +421,13 @@ def test_delete_after_failed_create_never_fails(stub: Stubber) -> None:
         ("ValidationException", 400),
         ("AccessDeniedException", 403),
         ("ResourceNotFoundException", 404),
-        ("ServiceQuotaExceededException", 402),
     ],
 )
 def test_start_errors_name_operation_store_read_sets_and_service_message(
     stub: Stubber, code: str, status: int
 ) -> None:
     evt = event("Create")
+    expect_preflight(stub, evt)
     stub.add_client_error(
         "start_read_set_export_job",
         service_error_code=code,
@@ -318,6 +443,21 @@ def test_start_errors_name_operation_store_read_sets_and_service_message(
     )
 
 
+def test_quota_exceeded_on_start_waits_for_the_next_poll(stub: Stubber) -> None:
+    evt = event("Create")
+    expect_preflight(stub, evt)
+    stub.add_client_error(
+        "start_read_set_export_job",
+        service_error_code="ServiceQuotaExceededException",
+        http_status_code=402,
+        expected_params=start_params(evt),
+    )
+    result = index.on_event(evt)
+    assert result["Data"]["JobId"] == ""
+    stub.add_response("start_read_set_export_job", started(), start_params(evt))
+    assert index.is_complete({**evt, **result}) == {"IsComplete": False}  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("code", "status"),
     [
@@ -329,6 +469,7 @@ def test_start_errors_name_operation_store_read_sets_and_service_message(
 def test_get_errors_name_operation_job_store_and_service_message(
     stub: Stubber, code: str, status: int
 ) -> None:
+    evt, physical_id = created(stub)
     stub.add_client_error(
         "get_read_set_export_job",
         service_error_code=code,
@@ -337,10 +478,11 @@ def test_get_errors_name_operation_job_store_and_service_message(
         expected_params={"sequenceStoreId": STORE, "id": JOB},
     )
     with pytest.raises(ExportError) as raised:
-        index.is_complete(event("Create", PhysicalResourceId=JOB))
+        index.is_complete(evt)
     assert str(raised.value) == (
         f"GetReadSetExportJob failed for export job {JOB} in sequence store {STORE}: "
-        f"{code}: The service said no"
+        f"{code}: The service said no. Export jobs already started: {JOB} (manifest "
+        f"s3://export-bucket/exports/cdk-omics-export/{physical_id}.json)."
     )
 
 
@@ -355,6 +497,7 @@ def test_client_retries_transient_errors_with_botocore_standard_mode(
     assert retries is not None
     assert retries["mode"] == "standard"
     assert retries["total_max_attempts"] == index.RETRY_MAX_ATTEMPTS
+    index.omics_client.cache_clear()
 
 
 # Logging
@@ -364,10 +507,8 @@ def test_logs_never_contain_the_response_url(
     stub: Stubber, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    evt = event("Create")
-    stub.add_response("start_read_set_export_job", started(), start_params(evt))
-    index.on_event(evt)
-    index.on_event(event("Delete"))
+    created(stub)
+    index.on_event(event("Delete", PhysicalResourceId="x"))
     assert "Export16632B07" in caplog.text
     assert RESPONSE_URL not in caplog.text
     assert "s3cr3t" not in caplog.text
@@ -376,36 +517,31 @@ def test_logs_never_contain_the_response_url(
 # Waiting no longer than the timeout
 
 
-def test_create_records_when_waiting_must_stop(
-    stub: Stubber, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(index, "now", lambda: CREATED)
+def test_create_records_when_waiting_must_stop(stub: Stubber) -> None:
     evt = event("Create", ResourceProperties=properties(TimeoutSeconds="3000"))
-    stub.add_response("start_read_set_export_job", started(), start_params(evt))
+    expect_create(stub, evt, started())
     data = index.on_event(evt)["Data"]
-    assert data == {**expected_data(), "WaitDeadline": "2026-11-29T06:50:00+00:00"}
+    assert data["WaitDeadline"] == "2026-11-29T06:50:00+00:00"
 
 
 @pytest.mark.parametrize(("minutes_left", "fails"), [(10, False), (0.75, False), (0.25, True)])
 def test_running_job_fails_with_its_id_before_the_waiter_gives_up(
     stub: Stubber, monkeypatch: pytest.MonkeyPatch, minutes_left: float, fails: bool
 ) -> None:
-    deadline = datetime(2026, 11, 29, 6, 50, tzinfo=UTC)
+    props = properties(TimeoutSeconds="3000", PollIntervalSeconds="30")
+    evt = event("Create", ResourceProperties=props)
+    expect_create(stub, evt, started())
+    followed: Any = {**evt, **index.on_event(evt)}
+    deadline = datetime.fromisoformat(followed["Data"]["WaitDeadline"])
     monkeypatch.setattr(index, "now", lambda: deadline - timedelta(minutes=minutes_left))
-    evt = event(
-        "Create",
-        PhysicalResourceId=JOB,
-        ResourceProperties=properties(TimeoutSeconds="3000", PollIntervalSeconds="30"),
-        Data={**expected_data(), "WaitDeadline": deadline.isoformat()},
-    )
     stub.add_response(
         "get_read_set_export_job", job("IN_PROGRESS"), {"sequenceStoreId": STORE, "id": JOB}
     )
     if not fails:
-        assert index.is_complete(evt) == {"IsComplete": False}
+        assert index.is_complete(followed) == {"IsComplete": False}
         return
     with pytest.raises(ExportError) as raised:
-        index.is_complete(evt)
+        index.is_complete(followed)
     assert str(raised.value).startswith(
         f"HealthOmics export job {JOB} in sequence store {STORE} is still IN_PROGRESS after "
         "the 3000 s the deploy waits (timeout). The job keeps running and cannot be cancelled; "

@@ -60,15 +60,15 @@ def test_invalid_sequence_store_ids(value: str) -> None:
     assert "10-36 digits" in problem
 
 
-def test_read_set_ids_at_the_job_limit_are_valid() -> None:
-    ids = [str(1000000000 + n) for n in range(100)]
+def test_read_set_ids_at_the_export_limit_are_valid() -> None:
+    ids = [str(1000000000 + n) for n in range(10_000)]
     assert rules.check_read_set_ids(ids) == []
 
 
-def test_read_set_ids_over_the_job_limit() -> None:
-    ids = [str(1000000000 + n) for n in range(101)]
+def test_read_set_ids_over_the_export_limit() -> None:
+    ids = [str(1000000000 + n) for n in range(10_001)]
     assert rules.check_read_set_ids(ids) == [
-        "read_set_ids: 101 ids given, the API accepts at most 100 per job"
+        "read_set_ids: 10001 ids given, one export takes at most 10000 (100 jobs of 100)"
     ]
 
 

@@ -40,6 +40,7 @@ MANIFEST_FOLDER = "cdk-omics-export/"
 # bytes, which also carries ids and Data; the framework appends the log group's name.
 MAX_MESSAGE_LENGTH = 1000
 MAX_NAMED = 10
+MAX_JOBS_NAMED = 20
 # Time kept back from the invocation's budget for saving the manifest.
 RESERVE_SECONDS = 5.0
 
@@ -388,8 +389,16 @@ class Export:
                 f". {len(failed_sets)} read set(s) failed: {'; '.join(parts)}"
                 f"{f' and {unnamed} more' if unnamed else ''}"
             )
-        # The manifest's place comes before the listing, so clipping cannot cut it off.
-        where = f". Every job and read set: {self.manifest_uri()}" if len(self.jobs) > 1 else ""
+        # The manifest and the jobs come before the read sets, so clipping cuts those first.
+        where = ""
+        if len(self.jobs) > 1:
+            started = [j["id"] for j in self.started_jobs()]
+            shown = ", ".join(started[:MAX_JOBS_NAMED])
+            more = len(started) - MAX_JOBS_NAMED
+            where = (
+                f". Every job and read set: {self.manifest_uri()}. Jobs: {shown}"
+                f"{f' and {more} more' if more > 0 else ''}"
+            )
         return _clip(head + where + listing + ".")
 
     def timeout_message(self, timeout: str) -> str:

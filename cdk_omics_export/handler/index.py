@@ -303,7 +303,7 @@ def _save_state(destination: str, state: dict[str, Any]) -> None:
     s3_client().put_object(
         Bucket=bucket,
         Key=key,
-        Body=json.dumps(state, indent=1).encode(),
+        Body=json.dumps(state, separators=(",", ":")).encode(),
         ContentType="application/json",
     )
 

@@ -14,8 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 
+# Requests travel and are counted with some jitter: spacing them 10% wider than the quota
+# keeps every one-second window at or under it as the service counts it.
+MARGIN = 1.1
+
+
 class Pacer:
-    """Spaces requests at least ``1 / per_second`` seconds apart."""
+    """Spaces requests at least ``MARGIN / per_second`` seconds apart."""
 
     def __init__(
         self,
@@ -24,7 +29,7 @@ class Pacer:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.interval = 1.0 / per_second
+        self.interval = MARGIN / per_second
         self._clock = clock
         self._sleep = sleep
         self.last_request_at: float | None = None

@@ -76,16 +76,15 @@ def check_sequence_store_id(value: str) -> list[str]:
     ]
 
 
-def check_read_set_ids(
-    values: Sequence[str | None], *, max_count: int = MAX_READ_SETS
-) -> list[str]:
+def check_read_set_ids(values: Sequence[str | None]) -> list[str]:
     """Check a literal list of read set ids; pass ``None`` for an id that is a token."""
     problems: list[str] = []
     if len(values) == 0:
         problems.append("read_set_ids: no ids given, the export needs at least one read set")
-    elif len(values) > max_count:
+    elif len(values) > MAX_READ_SETS:
         problems.append(
-            f"read_set_ids: {len(values)} ids given, the API accepts at most {max_count} per job"
+            f"read_set_ids: {len(values)} ids given, one export takes at most {MAX_READ_SETS} "
+            f"({MAX_READ_SETS // MAX_READ_SETS_PER_JOB} jobs of {MAX_READ_SETS_PER_JOB})"
         )
     bad = [v for v in values if v is not None and not _is_id(v)]
     if bad:
