@@ -9,12 +9,13 @@ export PATH := $(BIN):$(PATH)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: help install synth test lint typecheck format clean
+.PHONY: help install synth test lint format bench clean
 
 help:
 	@echo "make synth   set everything up and synthesize the example app with the CDK CLI"
 	@echo "make test    set everything up and run every check and test"
 	@echo "make lint    ruff and mypy --strict over the package"
+	@echo "make bench   synthesis at 1-10,000 read sets and a rehearsed 1,000-read-set deploy"
 	@echo "make clean   remove the virtualenv, node_modules and cdk.out"
 
 $(VENV)/.installed: pyproject.toml
@@ -34,16 +35,19 @@ synth: install
 	@echo "Synthesized into cdk.out/"
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check cdk_omics_export tests app.py
-	$(BIN)/ruff format --check cdk_omics_export tests app.py
+	$(BIN)/ruff check cdk_omics_export tests benchmarks app.py
+	$(BIN)/ruff format --check cdk_omics_export tests benchmarks app.py
 	$(BIN)/mypy
 
 test: install lint
 	$(PYTHON) -m pytest
 
+bench: $(VENV)/.installed
+	$(PYTHON) benchmarks/bench.py
+
 format: $(VENV)/.installed
-	$(BIN)/ruff check --fix cdk_omics_export tests app.py
-	$(BIN)/ruff format cdk_omics_export tests app.py
+	$(BIN)/ruff check --fix cdk_omics_export tests benchmarks app.py
+	$(BIN)/ruff format cdk_omics_export tests benchmarks app.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache *.egg-info

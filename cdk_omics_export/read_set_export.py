@@ -214,7 +214,7 @@ class ReadSetExport(Construct):
         if read_set_filter is not None:
             return {"ReadSetFilter": read_set_filter.to_api()}, None
         assert read_set_ids is not None
-        if len(read_set_ids) <= rules.INLINE_READ_SET_LIMIT or Token.is_unresolved(read_set_ids):
+        if len(read_set_ids) <= rules.INLINE_READ_SET_LIMIT or _is_list_token(read_set_ids):
             return {"ReadSetIds": read_set_ids}, None
         # More ids than an event should carry: an S3 asset, whose key is its content's hash,
         # so a changed list is a changed property (a new export) and an unchanged one is not.
@@ -435,9 +435,8 @@ def _validate(
             "read_set_ids, read_set_filter: give exactly one (a list of ids, or a filter "
             "resolved at deploy time)"
         )
-    if read_set_ids is not None and not Token.is_unresolved(read_set_ids):
-        literal = [None if Token.is_unresolved(v) else v for v in read_set_ids]
-        problems += rules.check_read_set_ids(literal)
+    if read_set_ids is not None and not _is_list_token(read_set_ids):
+        problems += rules.check_read_set_ids(_literal_ids(read_set_ids))
     if read_set_filter is not None:
         problems += rules.check_read_set_filter(read_set_filter.literal_fields())
     elif allow_empty_selection:
@@ -453,3 +452,16 @@ def _validate(
         raise ValueError(
             f"ReadSetExport {scope.node.path}: invalid props:\n- " + "\n- ".join(problems)
         )
+
+
+def _is_list_token(values: list[str]) -> bool:
+    # A list token (e.g. Fn.split) is a one-element list; asking jsii about a 10,000-id list
+    # would cost more than the rest of the synthesis.
+    return len(values) == 1 and Token.is_unresolved(values)
+
+
+def _literal_ids(values: list[str]) -> list[str | None]:
+    """The ids with tokens replaced by None: one jsii call unless some id is a token."""
+    if not Token.is_unresolved("\n".join(values)):
+        return list(values)
+    return [None if Token.is_unresolved(v) else v for v in values]

@@ -43,6 +43,8 @@ MAX_NAMED = 10
 MAX_JOBS_NAMED = 20
 # Time kept back from the invocation's budget for saving the manifest.
 RESERVE_SECONDS = 5.0
+# How long a refusal by the concurrent-job quota holds before starting is tried again anyway.
+QUOTA_RETRY_SECONDS = 300.0
 
 
 class ExportError(Exception):
@@ -299,9 +301,14 @@ class Export:
                     job["completionTime"] = _iso(detail["completionTime"])
 
     def _start(self, budget: Budget) -> None:
+        running = sum(
+            1 for job in self.jobs if job["id"] is not None and job["status"] in RUNNING_STATUSES
+        )
         for job in self.jobs:
             if job["id"] is not None:
                 continue
+            if self._quota_still_full(running):
+                return
             if not budget.allows_a_call():
                 return
             try:
@@ -316,15 +323,27 @@ class Export:
                     read_set_ids=job["readSetIds"],
                 )
             except QuotaExceeded:
-                # Too many concurrent export jobs: the next poll starts this batch.
-                LOG.info("concurrent export job quota reached; batch %d waits", job["batch"])
+                # Too many concurrent export jobs: a later poll starts this batch.
+                LOG.info("concurrent export job quota reached at %d running jobs", running)
+                self.state["refusedAtRunning"] = running
+                self.state["refusedAt"] = time.time()
                 return
+            running += 1
             job.update(
                 id=started["id"],
                 status=started["status"],
                 creationTime=_iso(started["creationTime"]),
             )
             LOG.info("started export job %s for batch %d", started["id"], job["batch"])
+
+    def _quota_still_full(self, running: int) -> bool:
+        """The quota refused a start with this many of our jobs running: skip asking again
+        until one of them ends, or a while has passed (jobs of others count too)."""
+        refused_at = self.state.get("refusedAtRunning")
+        if not refused_at or running < refused_at:
+            return False
+        refused_when: float = self.state.get("refusedAt", 0.0)
+        return time.time() - refused_when < QUOTA_RETRY_SECONDS
 
     def _conclude(self, *, wait: bool) -> bool:
         if self.state["phase"] != EXPORTING:
@@ -394,10 +413,10 @@ class Export:
         if len(self.jobs) > 1:
             started = [j["id"] for j in self.started_jobs()]
             shown = ", ".join(started[:MAX_JOBS_NAMED])
-            more = len(started) - MAX_JOBS_NAMED
+            hidden = len(started) - MAX_JOBS_NAMED
             where = (
                 f". Every job and read set: {self.manifest_uri()}. Jobs: {shown}"
-                f"{f' and {more} more' if more > 0 else ''}"
+                f"{f' and {hidden} more' if hidden > 0 else ''}"
             )
         return _clip(head + where + listing + ".")
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
 # Requests travel and are counted with some jitter: spacing them 10% wider than the quota
 # keeps every one-second window at or under it as the service counts it.
 MARGIN = 1.1
