@@ -39,8 +39,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check cdk_omics_export tests benchmarks app.py
 	$(BIN)/mypy
 
+# Two workers, one per core; each test file stays on one worker so its synthesized
+# fixtures are built once.
 test: install lint
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed
 	$(PYTHON) benchmarks/bench.py
