@@ -34,18 +34,25 @@ FRAMEWORK_FUNCTION = Reason(
         "NIST.800.53.R5-LambdaConcurrency",
         "HIPAA.Security-LambdaDLQ",
         "NIST.800.53.R5-LambdaDLQ",
-        "HIPAA.Security-LambdaInsideVPC",
-        "NIST.800.53.R5-LambdaInsideVPC",
     ),
     f"{FRAMEWORK}: its Node.js function is invoked once per CloudFormation request or poll, "
     "synchronously or by CloudFormation itself (which retries), and calls only Lambda, Step "
     "Functions and the CloudFormation response URL.",
 )
+OUTSIDE_VPC = ("HIPAA.Security-LambdaInsideVPC", "NIST.800.53.R5-LambdaInsideVPC")
+FRAMEWORK_FUNCTION_OUTSIDE_VPC = Reason(
+    OUTSIDE_VPC,
+    f"{FRAMEWORK}: without the construct's vpc prop its functions run outside a VPC, like the "
+    "handler's; give vpc to place them in one.",
+)
+MANAGED_POLICY = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{}]"
 FRAMEWORK_ROLE = Reason(
     (
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        MANAGED_POLICY.format("AWSLambdaBasicExecutionRole"),
+        MANAGED_POLICY.format("AWSLambdaVPCAccessExecutionRole"),
     ),
-    f"{FRAMEWORK}: the framework's functions log through AWSLambdaBasicExecutionRole.",
+    f"{FRAMEWORK}: the framework's functions log through AWSLambdaBasicExecutionRole and, in "
+    "a VPC, attach through AWSLambdaVPCAccessExecutionRole.",
 )
 FRAMEWORK_POLICY = Reason(
     ("HIPAA.Security-IAMNoInlinePolicy", "NIST.800.53.R5-IAMNoInlinePolicy"),
@@ -62,10 +69,11 @@ FRAMEWORK_STATE_MACHINE = Reason(
     "poll is logged by that function in the construct's encrypted log group.",
 )
 HANDLER_OUTSIDE_VPC = Reason(
-    ("HIPAA.Security-LambdaInsideVPC", "NIST.800.53.R5-LambdaInsideVPC"),
-    "The handler reaches only the HealthOmics control plane over TLS with IAM "
-    "authentication; inside a VPC it needs interface endpoints (control-storage-omics, "
-    "logs, sqs) that only the account's network design can provide.",
+    OUTSIDE_VPC,
+    "Without the vpc prop the handler runs outside a VPC: it reaches only the HealthOmics "
+    "control plane, S3, CloudWatch Logs and SQS over TLS with IAM authentication, and inside "
+    "a VPC it needs interface endpoints that only the account's network design can provide. "
+    "Give vpc to place it in one.",
 )
 BUCKET_REPLICATION = Reason(
     ("HIPAA.Security-S3BucketReplicationEnabled", "NIST.800.53.R5-S3BucketReplicationEnabled"),
@@ -73,8 +81,6 @@ BUCKET_REPLICATION = Reason(
     "would need replication; exported read sets are copies of data kept in the HealthOmics "
     "sequence store and can be exported again. Versioning and retention protect them here.",
 )
-
-
 EXPORTED_OBJECTS = (
     "HealthOmics names the files it writes (the naming scheme is not documented), so the "
     "export role may put objects under the destination prefix, in the one bucket, and nowhere "
@@ -86,14 +92,21 @@ HANDLER_WILDCARDS = (
     "destination, and its pre-flight reads the metadata of the read sets it was asked to "
     "export, in this one sequence store; their ids are too many for a policy's size limit."
 )
+VPC_NETWORKING = (
+    "Lambda functions in a VPC create and delete their network interfaces with EC2 actions "
+    "that support no resource-level permissions (the same actions as AWS's "
+    "AWSLambdaVPCAccessExecutionRole)."
+)
 
 
-def acknowledge_findings(export: Construct, provider: Construct) -> None:
+def acknowledge_findings(export: Construct, provider: Construct, *, in_vpc: bool) -> None:
     """Record the acknowledged findings on the exact constructs they concern."""
     stack = Stack.of(export)
     for construct in provider.node.find_all():
         if isinstance(construct, lambda_.CfnFunction):
             _acknowledge(construct, FRAMEWORK_FUNCTION)
+            if not in_vpc:
+                _acknowledge(construct, FRAMEWORK_FUNCTION_OUTSIDE_VPC)
         elif isinstance(construct, iam.CfnRole):
             _acknowledge(construct, FRAMEWORK_ROLE)
         elif isinstance(construct, iam.CfnPolicy):
@@ -102,21 +115,31 @@ def acknowledge_findings(export: Construct, provider: Construct) -> None:
         elif isinstance(construct, sfn.CfnStateMachine):
             _acknowledge(construct, FRAMEWORK_STATE_MACHINE)
 
-    def resource(child: str) -> CfnElement:
-        found = export.node.find_child(child).node.default_child
-        assert isinstance(found, CfnElement)
-        return found
+    def resource(child: str) -> CfnElement | None:
+        found = export.node.try_find_child(child)
+        default = found.node.default_child if found is not None else None
+        return default if isinstance(default, CfnElement) else None
 
     for child in ("OnEventHandler", "IsCompleteHandler"):
-        _acknowledge(resource(child), HANDLER_OUTSIDE_VPC)
-    for child in ("Bucket", "AccessLogs"):
-        _acknowledge(resource(child), BUCKET_REPLICATION)
+        function = resource(child)
+        if function is not None and not in_vpc:
+            _acknowledge(function, HANDLER_OUTSIDE_VPC)
+    for child in ("Bucket", "AccessLogs"):  # only when the construct created them
+        bucket = resource(child)
+        if bucket is not None:
+            _acknowledge(bucket, BUCKET_REPLICATION)
     export_policy = resource("ExportPolicy")
+    assert export_policy is not None
     _acknowledge(export_policy, Reason(_wildcard_findings(stack, export_policy), EXPORTED_OBJECTS))
     handler_policy = resource("HandlerPolicy")
+    assert handler_policy is not None
+    wildcards = _wildcard_findings(stack, handler_policy)
+    everything = "AwsSolutions-IAM5[Resource::*]"
     _acknowledge(
-        handler_policy, Reason(_wildcard_findings(stack, handler_policy), HANDLER_WILDCARDS)
+        handler_policy, Reason(tuple(w for w in wildcards if w != everything), HANDLER_WILDCARDS)
     )
+    if everything in wildcards:
+        _acknowledge(handler_policy, Reason((everything,), VPC_NETWORKING))
 
 
 def _wildcard_findings(stack: Stack, policy: CfnElement) -> tuple[str, ...]:
@@ -148,12 +171,13 @@ def _as_nag_text(value: Any) -> str:
 
 
 def _acknowledge(construct: IConstruct, reason: Reason) -> None:
-    Validations.of(construct).acknowledge(
-        *(
-            Acknowledgment(id=f"{_pack(rule)}::{rule}", reason=reason.reason)
-            for rule in reason.rules
+    if reason.rules:
+        Validations.of(construct).acknowledge(
+            *(
+                Acknowledgment(id=f"{_pack(rule)}::{rule}", reason=reason.reason)
+                for rule in reason.rules
+            )
         )
-    )
 
 
 def _pack(rule: str) -> str:

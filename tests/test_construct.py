@@ -487,6 +487,7 @@ def test_outputs_report_job_status_and_destination(template: Template) -> None:
         "JobStatus": {"Fn::GetAtt": [resource, "Status"]},
         "JobCount": {"Fn::GetAtt": [resource, "JobCount"]},
         "ReadSetCount": {"Fn::GetAtt": [resource, "ReadSetCount"]},
+        "FailedReadSetCount": {"Fn::GetAtt": [resource, "FailedReadSetCount"]},
         "ManifestUri": {"Fn::GetAtt": [resource, "ManifestUri"]},
         "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/exports/"]]},
     }
@@ -661,7 +662,7 @@ def test_template_does_not_grow_with_the_cohort(
     assert (
         len(large["Resources"]) == len(small["Resources"]) == len(template.to_json()["Resources"])
     )
-    assert len(large["Outputs"]) == 6
+    assert len(large["Outputs"]) == 7
     assert abs(len(json.dumps(large)) - len(json.dumps(small))) < 100
     assert len(json.dumps(large)) < 51_200  # CloudFormation takes 51,200 bytes inline, 1 MB via S3
 

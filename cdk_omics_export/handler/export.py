@@ -146,14 +146,14 @@ class Export:
 
     # Progress
 
-    def advance(self, budget: Budget, *, wait: bool) -> bool:
+    def advance(self, budget: Budget, *, wait: bool, allow_partial_failure: bool = False) -> bool:
         """Do what the budget allows; True when the export is complete."""
         if self.state["phase"] == SELECTING:
             self._select(budget)
         if self.state["phase"] == EXPORTING:
             self._follow(budget)
             self._start(budget)
-        return self._conclude(wait=wait)
+        return self._conclude(wait=wait, allow_partial_failure=allow_partial_failure)
 
     @property
     def jobs(self) -> list[dict[str, Any]]:
@@ -345,7 +345,7 @@ class Export:
         refused_when: float = self.state.get("refusedAt", 0.0)
         return time.time() - refused_when < QUOTA_RETRY_SECONDS
 
-    def _conclude(self, *, wait: bool) -> bool:
+    def _conclude(self, *, wait: bool, allow_partial_failure: bool) -> bool:
         if self.state["phase"] != EXPORTING:
             return False
         self.state["status"] = "IN_PROGRESS"
@@ -359,6 +359,10 @@ class Export:
             return False
         if statuses <= {"COMPLETED"}:
             self.state["status"] = "COMPLETED"
+            return True
+        if allow_partial_failure and statuses <= {"COMPLETED", "COMPLETED_WITH_FAILURES"}:
+            self.state["status"] = "COMPLETED_WITH_FAILURES"
+            LOG.warning("%s", self.failure_message())
             return True
         self.state["status"] = (
             "FAILED" if "COMPLETED" not in statuses else "COMPLETED_WITH_FAILURES"
@@ -447,6 +451,14 @@ class Export:
             f"be cancelled. Every job so far: {self.manifest_uri()}. Use a longer timeout, "
             "fewer read sets per construct, or wait_for_completion=False."
         )
+
+    def failed_read_sets(self) -> list[str]:
+        return [
+            item["id"]
+            for job in self.jobs
+            for item in job.get("readSets", [])
+            if item.get("status") == "FAILED"
+        ]
 
     def manifest_uri(self) -> str:
         return manifest_uri(self.selection.destination, self.state["exportId"])

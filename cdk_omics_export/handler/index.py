@@ -62,6 +62,9 @@ READ_TIMEOUT_SECONDS = 15
 # for a slow final call and saving the manifest.
 WORK_SECONDS = 180.0
 PACER_ID = "cdk-omics-export-pacer"
+# 100 jobs with ids of 10 digits take 1,099 characters; the whole response must stay within
+# CloudFormation's 4,096 bytes.
+MAX_JOB_IDS_LENGTH = 2400
 
 
 class ResourceProperties(TypedDict):
@@ -73,6 +76,7 @@ class ResourceProperties(TypedDict):
     ReadSetList: NotRequired[str]
     ReadSetFilter: NotRequired[dict[str, str]]
     AllowEmptySelection: NotRequired[str]
+    AllowPartialFailure: NotRequired[str]
     WaitForCompletion: NotRequired[str]
     TimeoutSeconds: NotRequired[str]
     PollIntervalSeconds: NotRequired[str]
@@ -201,7 +205,11 @@ def _run(
     events.register("before-send.omics", pacer.wait, unique_id=PACER_ID)
     export = Export(state, selection, client, _load_list)
     try:
-        done = export.advance(_budget(context), wait=_flag(props, "WaitForCompletion"))
+        done = export.advance(
+            _budget(context),
+            wait=_flag(props, "WaitForCompletion"),
+            allow_partial_failure=_flag(props, "AllowPartialFailure", default=False),
+        )
     finally:
         events.unregister("before-send.omics", unique_id=PACER_ID)
         state["lastRequestAt"] = pacer.last_request_at
@@ -266,8 +274,17 @@ def _data(
             "SequenceStoreId": selection.sequence_store_id,
         }
     jobs = [job for job in state["jobs"] if job["id"] is not None]
+    failed = [
+        item
+        for job in state["jobs"]
+        for item in job.get("readSets", [])
+        if item.get("status") == "FAILED"
+    ]
     data = {
         "JobId": jobs[0]["id"] if jobs else "",
+        # For EventBridge rules on these jobs; bounded so the response stays under 4 KB.
+        "JobIds": _bounded_join([job["id"] for job in jobs], MAX_JOB_IDS_LENGTH),
+        "FailedReadSetCount": str(len(failed)),
         "Status": state["status"],
         "Destination": selection.destination,
         "SequenceStoreId": selection.sequence_store_id,
@@ -282,6 +299,21 @@ def _data(
         deadline = now() + timedelta(seconds=int(props["TimeoutSeconds"]))
         data["WaitDeadline"] = deadline.isoformat(timespec="seconds")
     return data
+
+
+def _bounded_join(ids: list[str], limit: int) -> str:
+    joined = ""
+    for item in ids:
+        candidate = f"{joined},{item}" if joined else item
+        if len(candidate) > limit:
+            LOG.warning(
+                "JobIds lists %d of %d jobs; the manifest has every one",
+                joined.count(",") + 1,
+                len(ids),
+            )
+            break
+        joined = candidate
+    return joined
 
 
 def _load_state(destination: str, export_id: str) -> dict[str, Any] | None:
