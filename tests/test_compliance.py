@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, App, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_omics as omics
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
 
 import app as example
@@ -27,9 +32,42 @@ ROOT = Path(__file__).parent.parent
 FLAGS: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 
 
+FIXTURE_REASON = "Test fixture standing in for the user's VPC; not part of the construct."
+
+
+def compliant_vpc(stack: Stack) -> ec2.Vpc:
+    """A fixture VPC: isolated subnets, closed default group, flow logs."""
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        max_azs=2,
+        nat_gateways=0,
+        restrict_default_security_group=True,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        ],
+    )
+    flow_logs = vpc.add_flow_log("FlowLogs")
+    # The fixture's own findings (CDK's default flow-log role and log group), not the
+    # construct's: acknowledged here, in the test, on the fixture alone.
+    Validations.of(flow_logs).acknowledge(
+        *(
+            Acknowledgment(id=f"{pack}::{pack}-{rule}", reason=FIXTURE_REASON)
+            for pack in ("HIPAA.Security", "NIST.800.53.R5")
+            for rule in ("IAMNoInlinePolicy", "CloudWatchLogGroupEncrypted")
+        )
+    )
+    return vpc
+
+
 def every_option(app: App) -> Stack:
     stack = Stack(app, "EveryOption")
     store = omics.CfnSequenceStore(stack, "Store", name="cohort")
+    key = kms.Key(stack, "DataKey", enable_key_rotation=True)
+    topic = sns.Topic(stack, "OnCall", master_key=key, enforce_ssl=True)
+    iam.PermissionsBoundary.of(stack).apply(
+        iam.ManagedPolicy.from_managed_policy_name(stack, "Boundary", "platform-boundary")
+    )
     ReadSetExport(
         stack,
         "Export",
@@ -37,11 +75,36 @@ def every_option(app: App) -> Stack:
         # More than 100: the ids travel in an S3 asset the handler reads.
         read_set_ids=[str(4000000000 + n) for n in range(150)],
         destination_prefix="cohort/exports/",
+        encryption_key=key,
+        removal_policy=RemovalPolicy.DESTROY,
+        auto_delete_objects=True,
         wait_for_completion=False,
+        allow_partial_failure=True,
         timeout=Duration.minutes(20),
         poll_interval=Duration.seconds(60),
         max_requests_per_second=3,
+        notification_topic=topic,
+        vpc=compliant_vpc(stack),
         log_retention=logs.RetentionDays.TEN_YEARS,
+    )
+    return stack
+
+
+def own_bucket(app: App) -> Stack:
+    stack = Stack(app, "OwnBucket")
+    key = kms.Key.from_key_arn(
+        stack,
+        "LakeKey",
+        "arn:aws:kms:us-east-1:111122223333:key/0f4b6d43-2a11-4c4e-9f6b-6f1f1d0c1a2b",
+    )
+    ReadSetExport(
+        stack,
+        "Export",
+        sequence_store_id="1234567890",
+        read_set_ids=["1111111111"],
+        destination_bucket=s3.Bucket.from_bucket_name(stack, "Lake", "genomics-data-lake"),
+        encryption_key=key,
+        destination_prefix="omics/",
     )
     return stack
 
@@ -62,6 +125,7 @@ def by_filter(app: App) -> Stack:
 STACKS: dict[str, Callable[[App], Stack]] = {
     "example": example.build,
     "every-option": every_option,
+    "own-bucket": own_bucket,
     "by-filter": by_filter,
 }
 CONTEXTS: dict[str, dict[str, Any]] = {"example-flags": FLAGS, "no-flags": {}}
@@ -138,6 +202,9 @@ def test_acknowledged_only_framework_or_listed_findings(audited: Any) -> None:
                 path = construct["constructPath"].split("/", 1)[1]
                 if path.startswith("Export/Provider/"):
                     continue
+                if violation["reason"] == FIXTURE_REASON:
+                    assert path.startswith("Vpc/FlowLogs/"), path
+                    continue
                 assert rule in OWN_ACKNOWLEDGED.get(path, set()), (rule, path)
                 assert violation["acknowledgedAt"] == construct["constructPath"]
 
@@ -155,3 +222,13 @@ def test_readme_lists_every_acknowledgment() -> None:
         for rule in reason.rules:
             assert rule.split("[")[0] in readme, rule
     assert "AwsSolutions-IAM5" in readme
+
+
+def test_in_a_vpc_lambda_findings_go_away_rather_than_being_acknowledged(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    report, _ = audit(every_option, {}, tmp_path_factory.mktemp("vpc"))
+    suppressed = {
+        v["ruleName"] for plugin in report["pluginReports"] for v in plugin["suppressedViolations"]
+    }
+    assert not {rule for rule in suppressed if "LambdaInsideVPC" in rule}

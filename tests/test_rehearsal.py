@@ -495,3 +495,36 @@ def test_events_stay_small_whatever_the_cohort_size(endpoint: OmicsEndpoint) -> 
     assert cfn.largest_event < 4096
     response = {"Status": created.status, "PhysicalResourceId": created.physical_id}
     assert len(json.dumps({**response, "Data": created.data})) < 1024
+
+
+# Partial failures
+
+
+def test_partial_failure_allowed_completes_and_reports_the_failed_read_sets(
+    endpoint: OmicsEndpoint,
+) -> None:
+    endpoint.failing_read_sets = {READ_SETS[1]: "Read set is ARCHIVED"}
+    cfn = Rehearsal()
+    created = cfn.request("Create", properties(AllowPartialFailure=True))
+    assert created.status == "SUCCESS", created.reason
+    assert created.data["Status"] == "COMPLETED_WITH_FAILURES"
+    assert created.data["FailedReadSetCount"] == "1"
+    manifest = endpoint.s3_json(created.data["ManifestUri"])
+    failed = [r for j in manifest["jobs"] for r in j["readSets"] if r["status"] == "FAILED"]
+    assert failed == [
+        {"id": READ_SETS[1], "status": "FAILED", "statusMessage": "Read set is ARCHIVED"}
+    ]
+
+
+def test_partial_failure_allowed_still_fails_a_failed_job(endpoint: OmicsEndpoint) -> None:
+    endpoint.job_outcome = ("FAILED", "Destination is unreachable")
+    created = Rehearsal().request("Create", properties(AllowPartialFailure=True))
+    assert created.status == "FAILED"
+    assert "ended FAILED: Destination is unreachable" in created.reason
+
+
+def test_job_ids_in_data_feed_the_status_change_rule(endpoint: OmicsEndpoint) -> None:
+    ids = cohort(250)
+    endpoint.add_read_sets(STORE, ids)
+    created = Rehearsal().request("Create", list_properties(endpoint, ids))
+    assert created.data["JobIds"].split(",") == list(endpoint.jobs)
