@@ -150,6 +150,8 @@ def expected_data(status: str = "SUBMITTED", **overrides: str) -> dict[str, str]
     export_id = index.export_id_for(event("Create"))
     return {
         "JobId": JOB,
+        "JobIds": JOB,
+        "FailedReadSetCount": "0",
         "Status": status,
         "Destination": DESTINATION,
         "SequenceStoreId": STORE,
