@@ -1,6 +1,25 @@
 """Export AWS HealthOmics read sets to Amazon S3 during ``cdk deploy``."""
 
-from .read_set_export import ReadSetExport
-from .read_set_filter import ReadSetFilter
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .read_set_export import ReadSetExport
+    from .read_set_filter import ReadSetFilter
 
 __all__ = ["ReadSetExport", "ReadSetFilter"]
+
+# Importing aws_cdk starts Node.js through jsii; the status command (cdk_omics_export.cli)
+# needs neither, so the construct is imported on first use.
+_LAZY = {
+    "ReadSetExport": ".read_set_export",
+    "ReadSetFilter": ".read_set_filter",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
