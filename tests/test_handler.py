@@ -391,6 +391,8 @@ def test_update_of_an_export_without_manifest_does_not_fail(stub: Stubber) -> No
     )
     result = index.on_event(update)
     assert result["Data"]["Status"] == "UNKNOWN"
+    # Every attribute the template reads is still there.
+    assert set(expected_data()) <= set(result["Data"])
     assert index.is_complete({**update, **result}) == {"IsComplete": True}  # type: ignore[arg-type]
 
 

@@ -107,6 +107,13 @@ def batch_client_token(export_id: str, batch: int) -> str:
     return token[: rules.CLIENT_TOKEN_MAX_LENGTH]
 
 
+def failed_read_sets(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-read-set outcomes (id, status, statusMessage) that are FAILED, in job order."""
+    return [
+        item for job in jobs for item in job.get("readSets", []) if item.get("status") == "FAILED"
+    ]
+
+
 def new_state(export_id: str, selection: Selection, created_at: str) -> dict[str, Any]:
     return {
         "version": 1,
@@ -373,12 +380,7 @@ class Export:
 
     def failure_message(self) -> str:
         failed_jobs = [j for j in self.jobs if j["status"] not in ("COMPLETED", "PENDING")]
-        failed_sets = [
-            item
-            for job in self.jobs
-            for item in job.get("readSets", [])
-            if item.get("status") == "FAILED"
-        ]
+        failed_sets = failed_read_sets(self.jobs)
         if len(self.jobs) == 1:
             (job,) = self.jobs
             head = (
@@ -451,14 +453,6 @@ class Export:
             f"be cancelled. Every job so far: {self.manifest_uri()}. Use a longer timeout, "
             "fewer read sets per construct, or wait_for_completion=False."
         )
-
-    def failed_read_sets(self) -> list[str]:
-        return [
-            item["id"]
-            for job in self.jobs
-            for item in job.get("readSets", [])
-            if item.get("status") == "FAILED"
-        ]
 
     def manifest_uri(self) -> str:
         return manifest_uri(self.selection.destination, self.state["exportId"])

@@ -26,6 +26,7 @@ try:  # imported as cdk_omics_export.handler.index (tests, the construct)
         ExportError,
         Selection,
         batch_client_token,
+        failed_read_sets,
         manifest_location,
         manifest_uri,
         new_state,
@@ -39,6 +40,7 @@ except ImportError:  # Lambda: the asset's root is on sys.path
         ExportError,
         Selection,
         batch_client_token,
+        failed_read_sets,
         manifest_location,
         manifest_uri,
         new_state,
@@ -150,14 +152,16 @@ def on_event(event: CloudFormationEvent, context: Any = None) -> OnEventResult:
             physical_id = event["PhysicalResourceId"]
             state = _load_state(selection.destination, physical_id)
             LOG.info("nothing to export again; keeping export %s", physical_id)
-            return {"PhysicalResourceId": physical_id, "Data": _data(props, selection, state)}
+            data = _data(selection, state, wait_seconds=props.get("TimeoutSeconds"))
+            return {"PhysicalResourceId": physical_id, "Data": data}
     export_id = export_id_for(event)
     state = _load_state(selection.destination, export_id)
     if state is None:
         # A retried delivery of the same request finds the state its first delivery saved.
         state = new_state(export_id, selection, now().isoformat(timespec="seconds"))
     export, _ = _run(state, selection, props, context)
-    return {"PhysicalResourceId": export_id, "Data": _data(props, selection, export.state)}
+    data = _data(selection, export.state, wait_seconds=props.get("TimeoutSeconds"))
+    return {"PhysicalResourceId": export_id, "Data": data}
 
 
 def is_complete(event: CloudFormationEvent, context: Any = None) -> IsCompleteResult:
@@ -174,7 +178,7 @@ def is_complete(event: CloudFormationEvent, context: Any = None) -> IsCompleteRe
         return {"IsComplete": True}
     export, done = _run(state, selection, props, context)
     if done:
-        return {"IsComplete": True, "Data": _data(props, selection, export.state)}
+        return {"IsComplete": True, "Data": _data(selection, export.state)}
     _fail_before_the_waiter_gives_up(event, export)
     # The framework forbids Data on an incomplete answer.
     return {"IsComplete": False}
@@ -263,28 +267,19 @@ def _selection(props: ResourceProperties) -> Selection:
 
 
 def _data(
-    props: ResourceProperties, selection: Selection, state: dict[str, Any] | None
+    selection: Selection, state: dict[str, Any] | None, *, wait_seconds: str | None = None
 ) -> dict[str, str]:
-    """The resource's attributes: small and bounded at any size (the manifest has the rest)."""
-    if state is None:
-        return {
-            "JobId": "",
-            "Status": "UNKNOWN",
-            "Destination": selection.destination,
-            "SequenceStoreId": selection.sequence_store_id,
-        }
+    """The resource's attributes: small and bounded at any size (the manifest has the rest).
+
+    Every key is always present, so GetAtt never fails, even for an export without manifest.
+    ``wait_seconds`` (on_event only) adds WaitDeadline, when is_complete must stop waiting.
+    """
+    state = state or {"jobs": [], "readSetIds": [], "status": "UNKNOWN", "createdAt": ""}
     jobs = [job for job in state["jobs"] if job["id"] is not None]
-    failed = [
-        item
-        for job in state["jobs"]
-        for item in job.get("readSets", [])
-        if item.get("status") == "FAILED"
-    ]
     data = {
         "JobId": jobs[0]["id"] if jobs else "",
         # For EventBridge rules on these jobs; bounded so the response stays under 4 KB.
         "JobIds": _bounded_join([job["id"] for job in jobs], MAX_JOB_IDS_LENGTH),
-        "FailedReadSetCount": str(len(failed)),
         "Status": state["status"],
         "Destination": selection.destination,
         "SequenceStoreId": selection.sequence_store_id,
@@ -293,10 +288,13 @@ def _data(
         else state["createdAt"],
         "JobCount": str(len(state["jobs"])),
         "ReadSetCount": str(len(state["readSetIds"])),
-        "ManifestUri": manifest_uri(selection.destination, state["exportId"]),
+        "FailedReadSetCount": str(len(failed_read_sets(state["jobs"]))),
+        "ManifestUri": manifest_uri(selection.destination, state["exportId"])
+        if "exportId" in state
+        else "",
     }
-    if "TimeoutSeconds" in props:
-        deadline = now() + timedelta(seconds=int(props["TimeoutSeconds"]))
+    if wait_seconds is not None:
+        deadline = now() + timedelta(seconds=int(wait_seconds))
         data["WaitDeadline"] = deadline.isoformat(timespec="seconds")
     return data
 
