@@ -223,12 +223,7 @@ class OmicsEndpoint:
                 or _iso8601(item["creationTime"]) < wanted["createdBefore"]
             )
         ]
-        start = int(params.get("nextToken", 0))
-        size = params.get("maxResults", 100)
-        page: dict[str, Any] = {"readSets": items[start : start + size]}
-        if start + size < len(items):
-            page["nextToken"] = str(start + size)
-        return self._respond("ListReadSets", page)
+        return self._respond("ListReadSets", _page(params, "readSets", items))
 
     # S3, for the manifest
 
@@ -302,12 +297,7 @@ class OmicsEndpoint:
             if j.sequence_store_id == params["sequenceStoreId"]
             and (wanted is None or self._status(j) == wanted)
         ]
-        start = int(params.get("nextToken", 0))
-        size = params.get("maxResults", 100)
-        page: dict[str, Any] = {"exportJobs": jobs[start : start + size]}
-        if start + size < len(jobs):
-            page["nextToken"] = str(start + size)
-        return self._respond("ListReadSetExportJobs", page)
+        return self._respond("ListReadSetExportJobs", _page(params, "exportJobs", jobs))
 
     # Job state
 
@@ -408,6 +398,16 @@ class OmicsEndpoint:
         finally:
             server.shutdown()
             server.server_close()
+
+
+def _page(params: dict[str, Any], key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """One page of a List operation; the next token is the next item's index."""
+    start = int(params.get("nextToken", 0))
+    size = params.get("maxResults", 100)
+    page: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        page["nextToken"] = str(start + size)
+    return page
 
 
 def _error(code: str, message: str) -> tuple[int, dict[str, Any]]:

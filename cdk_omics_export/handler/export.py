@@ -472,7 +472,7 @@ class Export:
         try:
             return method(**params)
         except Exception as error:
-            code = _error_code(error)
+            code = error_code(error)
             if code == "ServiceQuotaExceededException" and operation == "StartReadSetExportJob":
                 raise QuotaExceeded from error
             if code == "ResourceNotFoundException" and missing_ok:
@@ -519,7 +519,8 @@ class QuotaExceeded(Exception):
     """StartReadSetExportJob answered ServiceQuotaExceededException: wait for capacity."""
 
 
-def _error_code(error: Exception) -> str | None:
+def error_code(error: Exception) -> str | None:
+    """The service's error code of a botocore ClientError, if it is one."""
     response = getattr(error, "response", None)
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")

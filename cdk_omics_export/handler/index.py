@@ -26,6 +26,7 @@ try:  # imported as cdk_omics_export.handler.index (tests, the construct)
         ExportError,
         Selection,
         batch_client_token,
+        error_code,
         failed_read_sets,
         manifest_location,
         manifest_uri,
@@ -40,6 +41,7 @@ except ImportError:  # Lambda: the asset's root is on sys.path
         ExportError,
         Selection,
         batch_client_token,
+        error_code,
         failed_read_sets,
         manifest_location,
         manifest_uri,
@@ -319,7 +321,7 @@ def _load_state(destination: str, export_id: str) -> dict[str, Any] | None:
     try:
         body = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as error:
-        if _code(error) in ("NoSuchKey", "404"):
+        if error_code(error) in ("NoSuchKey", "404"):
             return None
         raise ExportError(
             f"Reading the export's manifest s3://{bucket}/{key} failed: {error}"
@@ -342,14 +344,6 @@ def _load_list(uri: str) -> list[str]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     ids: list[str] = json.loads(s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
     return ids
-
-
-def _code(error: Exception) -> str | None:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code is not None else None
-    return None
 
 
 def _flag(props: ResourceProperties, name: str, *, default: bool = True) -> bool:
