@@ -551,3 +551,29 @@ def test_running_job_fails_with_its_id_before_the_waiter_gives_up(
         "the 3000 s the deploy waits (timeout). The job keeps running and cannot be cancelled; "
         f"its files will still arrive at {DESTINATION}."
     )
+
+
+def test_the_handler_imports_as_lambda_loads_it(tmp_path: Any) -> None:
+    """Lambda puts the asset's root on sys.path and imports `index`: no package, no CDK."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    handler = Path(index.__file__).parent
+    shutil.copytree(handler, tmp_path / "task", ignore=shutil.ignore_patterns("__pycache__"))
+    probe = (
+        "import sys, index; "
+        "assert index.on_event({'RequestType': 'Delete'}) == {}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('aws_cdk', 'constructs', 'jsii', 'cdk_omics_export')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path / "task",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
