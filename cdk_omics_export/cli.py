@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import boto3.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from rich.console import Console
@@ -86,10 +87,13 @@ class Clients:
 
     region: str | None = None
     made: dict[str, Any] = field(default_factory=dict)
+    # A session of its own: credentials are looked up afresh, not from boto3's default
+    # session that other code in the process may have filled.
+    session: boto3.session.Session = field(default_factory=boto3.session.Session)
 
     def cloudformation(self) -> CloudFormationClient:
         if "cloudformation" not in self.made:
-            self.made["cloudformation"] = boto3.client(
+            self.made["cloudformation"] = self.session.client(
                 "cloudformation", region_name=self.region, config=CONFIG
             )
         client: CloudFormationClient = self.made["cloudformation"]
@@ -97,13 +101,15 @@ class Clients:
 
     def s3(self) -> S3Client:
         if "s3" not in self.made:
-            self.made["s3"] = boto3.client("s3", region_name=self.region, config=CONFIG)
+            self.made["s3"] = self.session.client("s3", region_name=self.region, config=CONFIG)
         client: S3Client = self.made["s3"]
         return client
 
     def omics(self) -> OmicsClient:
         if "omics" not in self.made:
-            self.made["omics"] = boto3.client("omics", region_name=self.region, config=CONFIG)
+            self.made["omics"] = self.session.client(
+                "omics", region_name=self.region, config=CONFIG
+            )
         client: OmicsClient = self.made["omics"]
         return client
 
