@@ -92,26 +92,22 @@ class Clients:
     session: boto3.session.Session = field(default_factory=boto3.session.Session)
 
     def cloudformation(self) -> CloudFormationClient:
-        if "cloudformation" not in self.made:
-            self.made["cloudformation"] = self.session.client(
-                "cloudformation", region_name=self.region, config=CONFIG
-            )
-        client: CloudFormationClient = self.made["cloudformation"]
+        client: CloudFormationClient = self._client("cloudformation")
         return client
 
     def s3(self) -> S3Client:
-        if "s3" not in self.made:
-            self.made["s3"] = self.session.client("s3", region_name=self.region, config=CONFIG)
-        client: S3Client = self.made["s3"]
+        client: S3Client = self._client("s3")
         return client
 
     def omics(self) -> OmicsClient:
-        if "omics" not in self.made:
-            self.made["omics"] = self.session.client(
-                "omics", region_name=self.region, config=CONFIG
-            )
-        client: OmicsClient = self.made["omics"]
+        client: OmicsClient = self._client("omics")
         return client
+
+    def _client(self, service: str) -> Any:
+        if service not in self.made:
+            make: Callable[..., Any] = self.session.client
+            self.made[service] = make(service, region_name=self.region, config=CONFIG)
+        return self.made[service]
 
 
 # Finding the jobs

@@ -46,5 +46,20 @@ def logical_id(template: Template, type_: str, path_part: str) -> str:
     return found[0]
 
 
+def resource_of(template: Template, type_: str, path_part: str) -> dict[str, Any]:
+    """The one resource of a type whose construct path contains path_part."""
+    resource: dict[str, Any] = template.to_json()["Resources"][
+        logical_id(template, type_, path_part)
+    ]
+    return resource
+
+
+def statements(template: Template, path_part: str) -> list[dict[str, Any]]:
+    """The statements of the managed policy whose construct path contains path_part."""
+    policy = resource_of(template, "AWS::IAM::ManagedPolicy", path_part)
+    found: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
 def arn(logical: str) -> dict[str, Any]:
     return {"Fn::GetAtt": [logical, "Arn"]}

@@ -169,11 +169,25 @@ def audit(build: Callable[[App], Stack], context: dict[str, Any], outdir: Path) 
     return report, template
 
 
-@pytest.fixture(scope="module", params=[(s, c) for s in STACKS for c in CONTEXTS], ids=str)
-def audited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    stack_name, context_name = request.param
-    outdir = tmp_path_factory.mktemp(f"{stack_name}-{context_name}")
-    return audit(STACKS[stack_name], CONTEXTS[context_name], outdir)
+@pytest.fixture(scope="module")
+def audits(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Any]:
+    """Each stack and context audited once per module, whichever tests ask for it."""
+    done: dict[tuple[str, str], Any] = {}
+
+    def audited(stack_name: str, context_name: str) -> Any:
+        if (stack_name, context_name) not in done:
+            outdir = tmp_path_factory.mktemp(f"{stack_name}-{context_name}")
+            done[stack_name, context_name] = audit(
+                STACKS[stack_name], CONTEXTS[context_name], outdir
+            )
+        return done[stack_name, context_name]
+
+    return audited
+
+
+@pytest.fixture(params=[(s, c) for s in STACKS for c in CONTEXTS], ids=str)
+def audited(request: pytest.FixtureRequest, audits: Callable[[str, str], Any]) -> Any:
+    return audits(*request.param)
 
 
 def test_no_unacknowledged_findings(audited: Any) -> None:
@@ -225,9 +239,9 @@ def test_readme_lists_every_acknowledgment() -> None:
 
 
 def test_in_a_vpc_lambda_findings_go_away_rather_than_being_acknowledged(
-    tmp_path_factory: pytest.TempPathFactory,
+    audits: Callable[[str, str], Any],
 ) -> None:
-    report, _ = audit(every_option, {}, tmp_path_factory.mktemp("vpc"))
+    report, _ = audits("every-option", "no-flags")
     suppressed = {
         v["ruleName"] for plugin in report["pluginReports"] for v in plugin["suppressedViolations"]
     }

@@ -16,7 +16,7 @@ from aws_cdk.assertions import Capture, Match, Template
 from cdk_omics_export import ReadSetExport, ReadSetFilter
 from cdk_omics_export.read_set_export import HANDLER_RUNTIME
 
-from .support import arn, logical_id
+from .support import arn, logical_id, resource_of, statements
 from .support import synth as synth_stack
 
 STORE = "1234567890"
@@ -44,13 +44,6 @@ def template(synthesized: tuple[ReadSetExport, Template]) -> Template:
 
 
 # Destination bucket
-
-
-def resource_of(template: Template, type_: str, path_part: str) -> dict[str, Any]:
-    resource: dict[str, Any] = template.to_json()["Resources"][
-        logical_id(template, type_, path_part)
-    ]
-    return resource
 
 
 def test_destination_bucket_is_locked_down_and_retained(template: Template) -> None:
@@ -164,8 +157,8 @@ def test_logs_key_rotates_is_retained_and_serves_only_log_services(template: Tem
     key = resource_of(template, "AWS::KMS::Key", "/Export/LogsKey/")
     assert key["DeletionPolicy"] == "Retain"
     assert key["Properties"]["EnableKeyRotation"] is True
-    statements = key["Properties"]["KeyPolicy"]["Statement"]
-    services = [s for s in statements if "Service" in s["Principal"]]
+    key_policy = key["Properties"]["KeyPolicy"]["Statement"]
+    services = [s for s in key_policy if "Service" in s["Principal"]]
     assert services == [
         {
             "Action": [
@@ -615,12 +608,6 @@ def sized() -> dict[int, tuple[ReadSetExport, Template]]:
     return {count: synth(read_set_ids=cohort(count)) for count in (100, 101, 10_000)}
 
 
-def handler_statements(template: Template) -> list[dict[str, Any]]:
-    policy = resource_of(template, "AWS::IAM::ManagedPolicy", "/Export/HandlerPolicy/")
-    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
-
-
 def test_up_to_100_ids_travel_in_the_properties(
     sized: dict[int, tuple[ReadSetExport, Template]],
 ) -> None:
@@ -628,7 +615,7 @@ def test_up_to_100_ids_travel_in_the_properties(
     props = resource_of(template, "Custom::OmicsReadSetExport", "/Export/Resource/")["Properties"]
     assert props["ReadSetIds"] == cohort(100)
     assert "ReadSetList" not in props
-    assert len(handler_statements(template)) == 6  # no asset to read
+    assert len(statements(template, "/Export/HandlerPolicy/")) == 6  # no asset to read
     assert len(sized[101][1].to_json()["Resources"]) == len(template.to_json()["Resources"])
 
 
@@ -645,7 +632,7 @@ def test_more_ids_travel_in_an_s3_asset_the_handler_alone_may_read(
     outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
     staged = json.loads((outdir / asset.asset_path).read_text())  # type: ignore[attr-defined]
     assert staged == cohort(count)
-    assert handler_statements(template)[3] == {
+    assert statements(template, "/Export/HandlerPolicy/")[3] == {
         "Action": "s3:GetObject",
         "Effect": "Allow",
         "Resource": stack.resolve(

@@ -16,7 +16,7 @@ from aws_cdk.assertions import Match, Template
 
 from cdk_omics_export import ReadSetExport
 
-from .support import arn, logical_id, synth
+from .support import arn, logical_id, resource_of, statements, synth
 
 STORE = "1234567890"
 READ_SETS = ["1111111111", "2222222222"]
@@ -27,12 +27,6 @@ def export_in(stack: Stack, **props: Any) -> ReadSetExport:
     props.setdefault("sequence_store_id", STORE)
     props.setdefault("read_set_ids", READ_SETS)
     return ReadSetExport(stack, "Export", **props)
-
-
-def statements(template: Template, path: str) -> list[dict[str, Any]]:
-    policy = template.to_json()["Resources"][logical_id(template, "AWS::IAM::ManagedPolicy", path)]
-    found: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
-    return found
 
 
 def key_statement(key_arn: Any) -> dict[str, Any]:
@@ -106,9 +100,7 @@ def test_created_bucket_with_a_key_uses_sse_kms_with_it() -> None:
     export_in(stack, encryption_key=key)
     template = synth(stack)
     key_arn = {"Fn::GetAtt": [stack.get_logical_id(key.node.default_child), "Arn"]}  # type: ignore[arg-type]
-    bucket = template.to_json()["Resources"][
-        logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
-    ]
+    bucket = resource_of(template, "AWS::S3::Bucket", "/Export/Bucket/")
     assert bucket["Properties"]["BucketEncryption"] == {
         "ServerSideEncryptionConfiguration": [
             {
@@ -170,7 +162,7 @@ def test_throwaway_stacks_can_delete_everything() -> None:
         ("AWS::Logs::LogGroup", "/Export/HandlerLogs/"),
         ("AWS::KMS::Key", "/Export/LogsKey/"),
     ):
-        resource = template.to_json()["Resources"][logical_id(template, type_, path)]
+        resource = resource_of(template, type_, path)
         assert resource["DeletionPolicy"] == "Delete", path
     assert len(template.find_resources("Custom::S3AutoDeleteObjects")) == 2
 

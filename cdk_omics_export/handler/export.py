@@ -256,8 +256,6 @@ class Export:
                 f"{i} ({found.get(i, 'not found')})" for i in ids if found.get(i) != "ACTIVE"
             ]
             if problems:
-                shown = ", ".join(problems[:MAX_NAMED])
-                more = f" and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
                 archived = any("ARCHIVED" in p for p in problems)
                 hint = (
                     " Archived read sets can be restored with StartReadSetActivationJob."
@@ -268,7 +266,7 @@ class Export:
                     _clip(
                         f"Pre-flight: {len(problems)} of {len(ids)} read sets in sequence store "
                         f"{self.selection.sequence_store_id} cannot be exported: "
-                        f"{shown}{more}. No export job was started.{hint}"
+                        f"{rules.first_of(problems, MAX_NAMED)}. No export job was started.{hint}"
                     )
                 )
         size = rules.MAX_READ_SETS_PER_JOB
@@ -390,16 +388,18 @@ class Export:
             if job.get("statusMessage"):
                 head += f": {_one_line(job['statusMessage'])}"
         else:
-            named = ", ".join(
-                f"{j['id']} ({j['status']}"
-                + (f": {_one_line(j['statusMessage'])}" if j.get("statusMessage") else "")
-                + ")"
-                for j in failed_jobs[:3]
+            named = rules.first_of(
+                [
+                    f"{j['id']} ({j['status']}"
+                    + (f": {_one_line(j['statusMessage'])}" if j.get("statusMessage") else "")
+                    + ")"
+                    for j in failed_jobs
+                ],
+                3,
             )
-            more = f" and {len(failed_jobs) - 3} more" if len(failed_jobs) > 3 else ""
             head = (
                 f"{len(failed_jobs)} of {len(self.jobs)} HealthOmics export jobs in sequence "
-                f"store {self.selection.sequence_store_id} did not complete: {named}{more}"
+                f"store {self.selection.sequence_store_id} did not complete: {named}"
             )
         listing = ""
         if failed_sets:
@@ -407,22 +407,18 @@ class Export:
                 f"{i['id']} ({_one_line(i['statusMessage'])})"
                 if i.get("statusMessage")
                 else i["id"]
-                for i in failed_sets[:MAX_NAMED]
+                for i in failed_sets
             ]
-            unnamed = len(failed_sets) - len(parts)
             listing = (
-                f". {len(failed_sets)} read set(s) failed: {'; '.join(parts)}"
-                f"{f' and {unnamed} more' if unnamed else ''}"
+                f". {len(failed_sets)} read set(s) failed: {rules.first_of(parts, MAX_NAMED, '; ')}"
             )
         # The manifest and the jobs come before the read sets, so clipping cuts those first.
         where = ""
         if len(self.jobs) > 1:
             started = [j["id"] for j in self.started_jobs()]
-            shown = ", ".join(started[:MAX_JOBS_NAMED])
-            hidden = len(started) - MAX_JOBS_NAMED
             where = (
-                f". Every job and read set: {self.manifest_uri()}. Jobs: {shown}"
-                f"{f' and {hidden} more' if hidden > 0 else ''}"
+                f". Every job and read set: {self.manifest_uri()}. "
+                f"Jobs: {rules.first_of(started, MAX_JOBS_NAMED)}"
             )
         return _clip(head + where + listing + ".")
 
@@ -439,12 +435,11 @@ class Export:
                 f"cancelled; its files will still arrive at {self.selection.destination}. "
                 "Use a longer timeout, or wait_for_completion=False."
             )
-        ids = ", ".join(j["id"] for j in running[:MAX_NAMED])
-        more = f" and {len(running) - MAX_NAMED} more" if len(running) > MAX_NAMED else ""
+        ids = rules.first_of([j["id"] for j in running], MAX_NAMED)
         phase = (
             "was still selecting read sets"
             if self.state["phase"] == SELECTING
-            else f"had {len(running)} export job(s) running ({ids}{more}) and {pending} of "
+            else f"had {len(running)} export job(s) running ({ids}) and {pending} of "
             f"{len(self.jobs)} batch(es) not yet started"
         )
         return _clip(
@@ -496,15 +491,12 @@ class Export:
         if job_id is not None:
             subject = f"export job {job_id} in {subject}"
         if read_set_ids:
-            shown = ", ".join(read_set_ids[:MAX_NAMED])
-            more = len(read_set_ids) - MAX_NAMED
-            subject += f" (read sets {shown}{f' and {more} more' if more > 0 else ''})"
+            subject += f" (read sets {rules.first_of(read_set_ids, MAX_NAMED)})"
         started = [j["id"] for j in self.started_jobs()]
         so_far = ""
         if started:
             so_far = (
-                f" Export jobs already started: {', '.join(started[:MAX_NAMED])}"
-                f"{f' and {len(started) - MAX_NAMED} more' if len(started) > MAX_NAMED else ''}"
+                f" Export jobs already started: {rules.first_of(started, MAX_NAMED)}"
                 f" (manifest {self.manifest_uri()})."
             )
         message = f"{operation} failed for {subject}: {said}"

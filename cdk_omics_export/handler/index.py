@@ -19,35 +19,17 @@ import boto3
 from botocore.config import Config
 
 try:  # imported as cdk_omics_export.handler.index (tests, the construct)
-    from . import rules
-    from .export import (
-        Budget,
-        Export,
-        ExportError,
-        Selection,
-        batch_client_token,
-        error_code,
-        failed_read_sets,
-        manifest_location,
-        manifest_uri,
-        new_state,
-    )
-    from .pacing import Pacer
+    from . import export as exports
+    from . import pacing, rules
 except ImportError:  # Lambda: the asset's root is on sys.path
+    import export as exports  # type: ignore[import-not-found,no-redef]
+    import pacing  # type: ignore[import-not-found,no-redef]
     import rules  # type: ignore[import-not-found,no-redef]
-    from export import (  # type: ignore[import-not-found,no-redef]
-        Budget,
-        Export,
-        ExportError,
-        Selection,
-        batch_client_token,
-        error_code,
-        failed_read_sets,
-        manifest_location,
-        manifest_uri,
-        new_state,
-    )
-    from pacing import Pacer  # type: ignore[import-not-found,no-redef]
+
+Budget = exports.Budget
+Export = exports.Export
+ExportError = exports.ExportError
+Selection = exports.Selection
 
 if TYPE_CHECKING:
     from mypy_boto3_omics import OmicsClient
@@ -160,7 +142,7 @@ def on_event(event: CloudFormationEvent, context: Any = None) -> OnEventResult:
     state = _load_state(selection.destination, export_id)
     if state is None:
         # A retried delivery of the same request finds the state its first delivery saved.
-        state = new_state(export_id, selection, now().isoformat(timespec="seconds"))
+        state = exports.new_state(export_id, selection, now().isoformat(timespec="seconds"))
     export, _ = _run(state, selection, props, context)
     data = _data(selection, export.state, wait_seconds=props.get("TimeoutSeconds"))
     return {"PhysicalResourceId": export_id, "Data": data}
@@ -197,14 +179,16 @@ def export_id_for(event: CloudFormationEvent) -> str:
 
 def client_token(event: CloudFormationEvent, batch: int = 0) -> str:
     """StartReadSetExportJob's clientToken for one batch of this request's export."""
-    return batch_client_token(export_id_for(event), batch)
+    return exports.batch_client_token(export_id_for(event), batch)
 
 
 def _run(
     state: dict[str, Any], selection: Selection, props: ResourceProperties, context: Any
 ) -> tuple[Export, bool]:
     """Advance the export as far as this invocation allows; save the manifest whatever happens."""
-    pacer = Pacer(int(props.get("MaxRequestsPerSecond", rules.DEFAULT_MAX_REQUESTS_PER_SECOND)))
+    pacer = pacing.Pacer(
+        int(props.get("MaxRequestsPerSecond", rules.DEFAULT_MAX_REQUESTS_PER_SECOND))
+    )
     pacer.resume_after(state.get("lastRequestAt"))
     client = omics_client()
     events = client.meta.events
@@ -290,8 +274,8 @@ def _data(
         else state["createdAt"],
         "JobCount": str(len(state["jobs"])),
         "ReadSetCount": str(len(state["readSetIds"])),
-        "FailedReadSetCount": str(len(failed_read_sets(state["jobs"]))),
-        "ManifestUri": manifest_uri(selection.destination, state["exportId"])
+        "FailedReadSetCount": str(len(exports.failed_read_sets(state["jobs"]))),
+        "ManifestUri": exports.manifest_uri(selection.destination, state["exportId"])
         if "exportId" in state
         else "",
     }
@@ -317,11 +301,11 @@ def _bounded_join(ids: list[str], limit: int) -> str:
 
 
 def _load_state(destination: str, export_id: str) -> dict[str, Any] | None:
-    bucket, key = manifest_location(destination, export_id)
+    bucket, key = exports.manifest_location(destination, export_id)
     try:
         body = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as error:
-        if error_code(error) in ("NoSuchKey", "404"):
+        if exports.error_code(error) in ("NoSuchKey", "404"):
             return None
         raise ExportError(
             f"Reading the export's manifest s3://{bucket}/{key} failed: {error}"
@@ -331,7 +315,7 @@ def _load_state(destination: str, export_id: str) -> dict[str, Any] | None:
 
 
 def _save_state(destination: str, state: dict[str, Any]) -> None:
-    bucket, key = manifest_location(destination, state["exportId"])
+    bucket, key = exports.manifest_location(destination, state["exportId"])
     s3_client().put_object(
         Bucket=bucket,
         Key=key,

@@ -32,7 +32,6 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self.last_request_at: float | None = None
-        self.requests = 0
 
     def resume_after(self, last_request_at: float | None) -> None:
         if last_request_at is not None and (
@@ -51,4 +50,3 @@ class Pacer:
         # Never earlier than one interval after the last request, even if the clock is coarse.
         earliest = (self.last_request_at or now) + self.interval
         self.last_request_at = max(now, earliest) if self.last_request_at is not None else now
-        self.requests += 1

@@ -63,6 +63,12 @@ def _is_id(value: str) -> bool:
     return ID_MIN_LENGTH <= len(value) <= ID_MAX_LENGTH and _ID.fullmatch(value) is not None
 
 
+def first_of(items: Sequence[str], limit: int, separator: str = ", ") -> str:
+    """The first ``limit`` items, and how many more: messages stay short at any size."""
+    shown = separator.join(items[:limit])
+    return f"{shown} and {len(items) - limit} more" if len(items) > limit else shown
+
+
 def _show(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "...")
 
@@ -88,10 +94,9 @@ def check_read_set_ids(values: Sequence[str | None]) -> list[str]:
         )
     bad = [v for v in values if v is not None and not _is_id(v)]
     if bad:
-        shown = ", ".join(_show(v) for v in bad[:5])
-        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        shown = first_of([_show(v) for v in bad], 5)
         problems.append(
-            f"read_set_ids: {shown}{more} {'is' if len(bad) == 1 else 'are'} not "
+            f"read_set_ids: {shown} {'is' if len(bad) == 1 else 'are'} not "
             f"read set id{'s' if len(bad) > 1 else ''} ({ID_MIN_LENGTH}-{ID_MAX_LENGTH} digits)"
         )
     seen: set[str] = set()
@@ -103,9 +108,8 @@ def check_read_set_ids(values: Sequence[str | None]) -> list[str]:
             duplicates.append(v)
         seen.add(v)
     if duplicates:
-        shown = ", ".join(_show(v) for v in duplicates[:5])
-        more = f" and {len(duplicates) - 5} more" if len(duplicates) > 5 else ""
-        problems.append(f"read_set_ids: {shown}{more} listed more than once")
+        shown = first_of([_show(v) for v in duplicates], 5)
+        problems.append(f"read_set_ids: {shown} listed more than once")
     return problems
 
 
