@@ -489,6 +489,15 @@ class ReadSetExport(Construct):
                 actions=["omics:GetReadSetMetadata"], resources=[f"{store_arn}/readSet/*"]
             ),
             iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
+            # Without s3:ListBucket, S3 answers GetObject on a missing key with 403, not 404:
+            # the first read of a new export's manifest would fail every Create.
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={
+                    "StringLike": {"s3:prefix": [f"{self.destination_prefix}{MANIFEST_FOLDER}*"]}
+                },
+            ),
         ]
         if read_set_list is not None:
             statements.append(

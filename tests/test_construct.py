@@ -329,6 +329,12 @@ def test_handler_role_is_exactly_scoped(template: Template) -> None:
                 "Resource": {"Fn::Join": ["", [arn(bucket), "/exports/cdk-omics-export/*"]]},
             },
             {
+                "Action": "s3:ListBucket",
+                "Condition": {"StringLike": {"s3:prefix": ["exports/cdk-omics-export/*"]}},
+                "Effect": "Allow",
+                "Resource": arn(bucket),
+            },
+            {
                 "Action": "iam:PassRole",
                 "Condition": {"StringEquals": {"iam:PassedToService": "omics.amazonaws.com"}},
                 "Effect": "Allow",
@@ -615,7 +621,7 @@ def test_up_to_100_ids_travel_in_the_properties(
     props = resource_of(template, "Custom::OmicsReadSetExport", "/Export/Resource/")["Properties"]
     assert props["ReadSetIds"] == cohort(100)
     assert "ReadSetList" not in props
-    assert len(statements(template, "/Export/HandlerPolicy/")) == 6  # no asset to read
+    assert len(statements(template, "/Export/HandlerPolicy/")) == 7  # no asset to read
     assert len(sized[101][1].to_json()["Resources"]) == len(template.to_json()["Resources"])
 
 
@@ -632,7 +638,7 @@ def test_more_ids_travel_in_an_s3_asset_the_handler_alone_may_read(
     outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
     staged = json.loads((outdir / asset.asset_path).read_text())  # type: ignore[attr-defined]
     assert staged == cohort(count)
-    assert statements(template, "/Export/HandlerPolicy/")[3] == {
+    assert statements(template, "/Export/HandlerPolicy/")[4] == {
         "Action": "s3:GetObject",
         "Effect": "Allow",
         "Resource": stack.resolve(
