@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .read_set_export import ReadSetExport
     from .read_set_filter import ReadSetFilter
+    from .service import ReadSetExportService
 
-__all__ = ["ReadSetExport", "ReadSetFilter"]
+__all__ = ["ReadSetExport", "ReadSetExportService", "ReadSetFilter"]
 
 # Importing aws_cdk starts Node.js through jsii; the status command (cdk_omics_export.cli)
 # needs neither, so the construct is imported on first use.
 _LAZY = {
     "ReadSetExport": ".read_set_export",
     "ReadSetFilter": ".read_set_filter",
+    "ReadSetExportService": ".service",
 }
 
 

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from .handler.pacing import Pacer
+from .handler.pacing import LocalSlots, Pacer
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -323,7 +323,7 @@ def main(
     out = console or Console()
     err = errors or Console(stderr=True)
     clients = clients or Clients(region=args.region)
-    pacer = Pacer(DEFAULT_MAX_REQUESTS_PER_SECOND)
+    pacer = Pacer(DEFAULT_MAX_REQUESTS_PER_SECOND, LocalSlots())
     try:
         targets = (
             jobs_of_stack(clients, args.stack)

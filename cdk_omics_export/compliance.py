@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+import jsii
 from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct, IConstruct
+from constructs import Construct, IConstruct, IValidation
 
 COMPLIANCE_PACKS = ("AwsSolutions", "HIPAA.Security", "NIST.800.53.R5")
 
@@ -87,21 +88,26 @@ EXPORTED_OBJECTS = (
     "else; it cannot read, list or delete them."
 )
 HANDLER_WILDCARDS = (
-    "The handler reads and writes its manifests (one object per export, named by the "
-    "CloudFormation request) in the construct's own cdk-omics-export/ folder of the "
-    "destination, and its pre-flight reads the metadata of the read sets it was asked to "
-    "export, in this one sequence store; their ids are too many for a policy's size limit."
+    "The shared handler writes one manifest per export (named by the export id) in the "
+    "cdk-omics-export/ folder of each export's destination, and its pre-flight reads the "
+    "metadata of the read sets it was asked to export, in each export's sequence store; their "
+    "ids are too many for a policy's size limit."
 )
 VPC_NETWORKING = (
-    "Lambda functions in a VPC create and delete their network interfaces with EC2 actions "
-    "that support no resource-level permissions (the same actions as AWS's "
-    "AWSLambdaVPCAccessExecutionRole)."
+    "Lambda functions in a VPC describe network interfaces and subnets with EC2 actions that "
+    "support no resource-level permissions; creating, deleting and addressing interfaces is "
+    "scoped to this stack's Region and account."
+)
+STATE_TABLE_BACKUP = Reason(
+    ("HIPAA.Security-DynamoDBInBackupPlan", "NIST.800.53.R5-DynamoDBInBackupPlan"),
+    "The state table holds the progress of running exports, kept with point-in-time recovery "
+    "and retained on delete; the exported data itself lives in S3. Backup plans are the "
+    "account's choice: add the table to yours with aws_backup if your policy requires it.",
 )
 
 
-def acknowledge_findings(export: Construct, provider: Construct, *, in_vpc: bool) -> None:
-    """Record the acknowledged findings on the exact constructs they concern."""
-    stack = Stack.of(export)
+def acknowledge_service(service: Construct, provider: Construct, *, in_vpc: bool) -> None:
+    """Record the acknowledged findings of the shared service on the exact constructs."""
     for construct in provider.node.find_all():
         if isinstance(construct, lambda_.CfnFunction):
             _acknowledge(construct, FRAMEWORK_FUNCTION)
@@ -111,40 +117,79 @@ def acknowledge_findings(export: Construct, provider: Construct, *, in_vpc: bool
             _acknowledge(construct, FRAMEWORK_ROLE)
         elif isinstance(construct, iam.CfnPolicy):
             _acknowledge(construct, FRAMEWORK_POLICY)
-            _acknowledge(construct, Reason(_wildcard_findings(stack, construct), FRAMEWORK_INVOKE))
+            _acknowledge_wildcards(construct, FRAMEWORK_INVOKE)
         elif isinstance(construct, sfn.CfnStateMachine):
             _acknowledge(construct, FRAMEWORK_STATE_MACHINE)
-
-    def resource(child: str) -> CfnElement | None:
-        found = export.node.try_find_child(child)
-        default = found.node.default_child if found is not None else None
-        return default if isinstance(default, CfnElement) else None
-
     for child in ("OnEventHandler", "IsCompleteHandler"):
-        function = resource(child)
+        function = _resource(service, child)
         if function is not None and not in_vpc:
             _acknowledge(function, HANDLER_OUTSIDE_VPC)
-    for child in ("Bucket", "AccessLogs"):  # only when the construct created them
-        bucket = resource(child)
-        if bucket is not None:
-            _acknowledge(bucket, BUCKET_REPLICATION)
-    export_policy = resource("ExportPolicy")
+    table = _resource(service, "State")
+    if table is not None:
+        _acknowledge(table, STATE_TABLE_BACKUP)
+    for construct in service.node.children:
+        if construct.node.id.startswith("HandlerPolicy"):
+            policy = construct.node.default_child
+            assert isinstance(policy, CfnElement)
+            _acknowledge_wildcards(policy, HANDLER_WILDCARDS, everything=VPC_NETWORKING)
+
+
+def acknowledge_bucket(bucket: IConstruct) -> None:
+    default = bucket.node.default_child
+    assert isinstance(default, CfnElement)
+    _acknowledge(default, BUCKET_REPLICATION)
+
+
+def acknowledge_export(export: Construct) -> None:
+    """Record the acknowledged findings of one export's own resources."""
+    bucket = export.node.try_find_child("Bucket")
+    if bucket is not None:  # only when the export created it
+        acknowledge_bucket(bucket)
+    export_policy = _resource(export, "ExportPolicy")
     assert export_policy is not None
-    _acknowledge(export_policy, Reason(_wildcard_findings(stack, export_policy), EXPORTED_OBJECTS))
-    handler_policy = resource("HandlerPolicy")
-    assert handler_policy is not None
-    wildcards = _wildcard_findings(stack, handler_policy)
-    everything = "AwsSolutions-IAM5[Resource::*]"
-    _acknowledge(
-        handler_policy, Reason(tuple(w for w in wildcards if w != everything), HANDLER_WILDCARDS)
-    )
-    if everything in wildcards:
-        _acknowledge(handler_policy, Reason((everything,), VPC_NETWORKING))
+    _acknowledge_wildcards(export_policy, EXPORTED_OBJECTS)
 
 
-def _wildcard_findings(stack: Stack, policy: CfnElement) -> tuple[str, ...]:
+def _resource(parent: Construct, child: str) -> CfnElement | None:
+    found = parent.node.try_find_child(child)
+    default = found.node.default_child if found is not None else None
+    return default if isinstance(default, CfnElement) else None
+
+
+@jsii.implements(IValidation)
+class _WildcardAcknowledgment:
+    """Acknowledges a policy's AwsSolutions-IAM5 findings from its final document.
+
+    Runs as a validation, after statements from every export were added and once references
+    across stacks are resolved (``Fn::ImportValue``), so the finding ids are the ones cdk-nag
+    computes from the final template.
+    """
+
+    def __init__(self, policy: CfnElement, reason: str, everything: str | None) -> None:
+        self._policy = policy
+        self._reason = reason
+        self._everything = everything
+
+    def validate(self) -> list[str]:
+        stack = Stack.of(self._policy)
+        document = stack.resolve(self._policy.policy_document)  # type: ignore[attr-defined]
+        wildcards = _wildcard_findings(document)
+        everything = "AwsSolutions-IAM5[Resource::*]"
+        if self._everything is not None and everything in wildcards:
+            _acknowledge(self._policy, Reason((everything,), self._everything))
+            wildcards = tuple(w for w in wildcards if w != everything)
+        _acknowledge(self._policy, Reason(wildcards, self._reason))
+        return []
+
+
+def _acknowledge_wildcards(
+    policy: CfnElement, reason: str, *, everything: str | None = None
+) -> None:
+    policy.node.add_validation(_WildcardAcknowledgment(policy, reason, everything))
+
+
+def _wildcard_findings(document: Any) -> tuple[str, ...]:
     """cdk-nag's AwsSolutions-IAM5 finding ids for the wildcard resources of a policy."""
-    document = stack.resolve(policy.policy_document)  # type: ignore[attr-defined]
     findings: list[str] = []
     for statement in document["Statement"]:
         resources = statement.get("Resource", [])
@@ -152,7 +197,7 @@ def _wildcard_findings(stack: Stack, policy: CfnElement) -> tuple[str, ...]:
             text = _as_nag_text(value)
             if "*" in text:
                 findings.append(f"AwsSolutions-IAM5[Resource::{text}]")
-    return tuple(findings)
+    return tuple(dict.fromkeys(findings))
 
 
 def _as_nag_text(value: Any) -> str:
@@ -164,6 +209,8 @@ def _as_nag_text(value: Any) -> str:
     if "Fn::GetAtt" in value:
         name, attribute = value["Fn::GetAtt"]
         return f"<{name}.{attribute}>"
+    if "Fn::ImportValue" in value:
+        return f"<{_as_nag_text(value['Fn::ImportValue'])}>"
     if "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return str(separator).join(_as_nag_text(part) for part in parts)

@@ -1,25 +1,34 @@
-"""CloudFormation's custom-resource lifecycle, played the way CDK's Provider framework plays it.
+"""CloudFormation's custom-resource lifecycle, played the way CDK's Provider framework plays it,
+against a synthesized stack deployed into the IAM-enforcing stand-ins.
 
 Mirrors `custom-resources/lib/provider-framework/runtime/framework.js` of aws-cdk-lib 2.275:
 on_event, then the waiter calling is_complete every poll until it is complete, raises, or the
-attempts (total timeout / poll interval) run out; the final Data is on_event's merged with
-is_complete's; a Create that fails answers with a marker physical id whose Delete is ignored;
-Delete may not change the physical id; Data with an incomplete answer is an error.
+attempts run out; the final Data is on_event's merged with is_complete's; a Create that fails
+answers with a marker physical id whose Delete is ignored; Delete may not change the physical
+id; Data with an incomplete answer is an error. The properties CloudFormation sends are the
+template's own, resolved; the handler runs with its function's environment and the
+credentials of its role, so every request it makes is judged by the policies the template
+grants.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from cdk_omics_export.handler import index
 
+from .standins.deployed import DeployedStack
+from .standins.gateway import Gateway
+
 CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
-STACK_ID = "arn:aws:cloudformation:us-east-1:111122223333:stack/Rehearsal/0a1b2c3d"
 RESPONSE_URL = "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x?sig=1"
+ASSETS_BUCKET = "cdk-hnb659fds-assets-111122223333-us-east-1"
 
 
 @dataclass
@@ -31,55 +40,132 @@ class Response:
     data: dict[str, str] = field(default_factory=dict)
     reason: str = ""
     polls: int = 0
+    size: int = 0  # bytes of the answer, as the framework sends it
 
 
-@dataclass
-class Rehearsal:
-    """One custom resource, driven through requests like CloudFormation and the framework."""
+class StackRehearsal:
+    """One synthesized stack in the stand-ins, and CloudFormation's requests to its exports."""
 
-    logical_id: str = "Export16632B07"
-    max_attempts: int = 100
-    on_event: Callable[..., Any] = index.on_event
-    is_complete: Callable[..., Any] = index.is_complete
-    responses: list[Response] = field(default_factory=list)
-    # The largest event (JSON bytes) handed to a handler: Lambda's asynchronous payload and
-    # Step Functions' state limits are 256 KB.
-    largest_event: int = 0
+    def __init__(
+        self, gateway: Gateway, template: dict[str, Any], *, stack_name: str = "Rehearsal"
+    ) -> None:
+        self.gateway = gateway
+        self.template = template
+        self.deployed = DeployedStack(
+            template, stack_name=stack_name, account=gateway.account, region=gateway.region
+        )
+        gateway.add_stack(self.deployed)
+        s3 = gateway.client("s3")
+        s3.create_bucket(Bucket=ASSETS_BUCKET)
+        functions = self.deployed.resources("AWS::Lambda::Function")
+        (self.function,) = [
+            f for f in functions.values() if f["Properties"].get("Handler") == "index.on_event"
+        ]
+        role = self.function["Properties"]["Role"]["Fn::GetAtt"][0]
+        self.handler_role = role
+        key, secret = gateway.add_role(self.deployed, role)
+        variables = self.deployed.resolve(self.function["Properties"]["Environment"]["Variables"])
+        self.environment = {**gateway.environment(key, secret), **variables}
+        # Plain PutObject bodies: the stand-in S3 compares what the SDK signs.
+        self.environment["AWS_REQUEST_CHECKSUM_CALCULATION"] = "when_required"
+        self.responses: list[Response] = []
+        self.largest_event = 0
+        self.between_polls: Callable[[], None] = lambda: None
 
-    def request(
+    @property
+    def stack_id(self) -> str:
+        return str(self.deployed.resolve({"Ref": "AWS::StackId"}))
+
+    def exports(self) -> list[str]:
+        """Logical ids of the stack's export resources."""
+        return sorted(self.deployed.resources("Custom::OmicsReadSetExport"))
+
+    def properties(self, logical_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """The export resource's properties as CloudFormation sends them (all strings)."""
+        logical_id = logical_id or self.exports()[0]
+        resource = self.deployed.resources("Custom::OmicsReadSetExport")[logical_id]
+        properties = self.deployed.resolve(resource["Properties"])
+        properties.update(overrides)
+        return {k: v for k, v in _as_strings(properties).items() if v is not None}
+
+    def upload_list(self, uri: str, ids: list[str]) -> None:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        self.gateway.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(ids))
+
+    @contextmanager
+    def as_handler(self) -> Iterator[None]:
+        """The process environment of the handler's function, and fresh clients."""
+        saved = {k: os.environ.get(k) for k in self.environment}
+        os.environ.update(self.environment)
+        for make in (index.omics_client, index.s3_client, index.dynamodb_client):
+            make.cache_clear()
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            for make in (index.omics_client, index.s3_client, index.dynamodb_client):
+                make.cache_clear()
+
+    def event(
         self,
         request_type: str,
         properties: dict[str, Any],
         *,
+        logical_id: str | None = None,
         old_properties: dict[str, Any] | None = None,
         physical_id: str | None = None,
         request_id: str | None = None,
-    ) -> Response:
+    ) -> dict[str, Any]:
         event: dict[str, Any] = {
             "RequestType": request_type,
             "RequestId": request_id or str(uuid.uuid4()),
-            "StackId": STACK_ID,
-            "LogicalResourceId": self.logical_id,
+            "StackId": self.stack_id,
+            "LogicalResourceId": logical_id or self.exports()[0],
             "ResourceType": "Custom::OmicsReadSetExport",
             "ResponseURL": RESPONSE_URL,
-            # CloudFormation hands every scalar property over as a string.
-            "ResourceProperties": _as_strings(properties),
+            "ResourceProperties": properties,
         }
         if old_properties is not None:
-            event["OldResourceProperties"] = _as_strings(old_properties)
+            event["OldResourceProperties"] = old_properties
         if physical_id is not None:
             event["PhysicalResourceId"] = physical_id
-        response = self._respond(event)
+        return event
+
+    def request(
+        self, request_type: str, properties: dict[str, Any], *, max_polls: int = 100, **kw: Any
+    ) -> Response:
+        """One request, through on_event and the waiter's polls, to CloudFormation's answer."""
+        event = self.event(request_type, properties, **kw)
+        with self.as_handler():
+            response = self._respond(event, max_polls)
         self.responses.append(response)
         return response
 
-    def _respond(self, event: dict[str, Any]) -> Response:
+    def start(self, request_type: str, properties: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        """on_event alone; returns the event the waiter would then poll with."""
+        event = self.event(request_type, properties, **kw)
+        with self.as_handler():
+            result = self.invoke(index.on_event, event) or {}
+        physical_id = result.get("PhysicalResourceId") or event.get("PhysicalResourceId")
+        return {**event, **result, "PhysicalResourceId": physical_id}
+
+    def poll(self, resource_event: dict[str, Any]) -> dict[str, Any]:
+        """One is_complete call of the waiter."""
+        with self.as_handler():
+            answer: dict[str, Any] = self.invoke(index.is_complete, resource_event)
+            return answer
+
+    def _respond(self, event: dict[str, Any], max_polls: int) -> Response:
         if event["RequestType"] == "Delete" and event.get("PhysicalResourceId") == (
             CREATE_FAILED_MARKER
         ):
             return Response("SUCCESS", CREATE_FAILED_MARKER)
         try:
-            result = self._invoke(self.on_event, event) or {}
+            result = self.invoke(index.on_event, event) or {}
         except Exception as error:
             return self._failed(event, error)
         physical_id = result.get("PhysicalResourceId") or (
@@ -88,36 +174,49 @@ class Rehearsal:
         if event["RequestType"] == "Delete" and physical_id != event["PhysicalResourceId"]:
             raise AssertionError("DELETE: cannot change the physical resource ID")
         resource_event = {**event, **result, "PhysicalResourceId": physical_id}
-        for attempt in range(1, self.max_attempts + 1):
+        for attempt in range(1, max_polls + 1):
             try:
-                answer = self._invoke(self.is_complete, resource_event)
+                answer = self.invoke(index.is_complete, resource_event)
             except Exception as error:
                 failed = self._failed(resource_event, error)
                 failed.polls = attempt
                 return failed
             if answer.get("IsComplete"):
                 data = {**resource_event.get("Data", {}), **answer.get("Data", {})}
-                return Response("SUCCESS", physical_id, data, polls=attempt)
+                response = Response("SUCCESS", physical_id, data, polls=attempt)
+                response.size = _answer_size(event, response)
+                assert response.size <= 4096, response.size
+                return response
             if answer.get("Data"):
                 raise AssertionError('"Data" is not allowed if "IsComplete" is "False"')
-        return Response(
-            "FAILED", physical_id, reason="Operation timed out", polls=self.max_attempts
-        )
+        return Response("FAILED", physical_id, reason="Operation timed out", polls=max_polls)
 
-    def _invoke(self, handler: Callable[..., Any], event: dict[str, Any]) -> Any:
+    def invoke(self, handler: Callable[..., Any], event: dict[str, Any]) -> Any:
         payload = json.dumps(event)
         self.largest_event = max(self.largest_event, len(payload.encode()))
-        result = handler(json.loads(payload), None)
-        self.between_polls()
-        return result
-
-    def between_polls(self) -> None:
-        """Called after each invocation; the benchmark advances its simulated clock here."""
+        try:
+            return handler(json.loads(payload), None)
+        finally:
+            self.between_polls()
 
     @staticmethod
     def _failed(event: dict[str, Any], error: Exception) -> Response:
         physical_id = event.get("PhysicalResourceId") or CREATE_FAILED_MARKER
         return Response("FAILED", physical_id, reason=str(error))
+
+
+def _answer_size(event: dict[str, Any], response: Response) -> int:
+    answer = {
+        "Status": response.status,
+        "Reason": "SUCCESS",
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+        "PhysicalResourceId": response.physical_id,
+        "NoEcho": False,
+        "Data": response.data,
+    }
+    return len(json.dumps(answer).encode())
 
 
 def _as_strings(value: Any) -> Any:
@@ -127,4 +226,6 @@ def _as_strings(value: Any) -> Any:
         return [_as_strings(v) for v in value]
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:
+        return None
     return str(value)

@@ -1,15 +1,14 @@
-"""One export: the read sets it selects, the jobs that carry them, and its manifest.
+"""One export, carried forward one invocation at a time.
 
-A cohort export is up to 10,000 read sets, carried by jobs of at most 100. The API allows a
-few requests per second and a limited number of concurrent jobs, and a Lambda invocation is
-short, so the work is done in slices: every invocation (on_event, then each of the waiter's
-is_complete polls) loads the manifest, advances as far as its time allows, and saves it. The
-manifest is a JSON object in the destination bucket; at the end it holds every job id and
-every read set's outcome, for people and scripts to read.
-
-Phases: SELECTING (resolve a filter, or check that every listed read set exists and is
-ACTIVE: the pre-flight), then EXPORTING (follow running jobs, start the next batches as the
-concurrent-job quota allows), then a final status.
+An export is a record in the service's state table (see ``state.py``), not work done inside
+one request. Each Create or Update of the custom resource starts a *run* of the export: it
+selects read sets, plans batches of at most 100 for those that are neither exported nor in
+flight, checks them (the pre-flight), then starts them as the concurrent-job quota allows
+and follows them. Every invocation (on_event, then each of the waiter's polls) loads the
+state, advances as far as its time allows, and saves what changed, conditional on what it
+read. So a rollback to an earlier selection starts nothing, adding one id exports one read
+set, reordering ids changes nothing, and a failed or cancelled export is resumed by the next
+deploy, which skips what completed.
 """
 
 from __future__ import annotations
@@ -18,67 +17,89 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 try:  # imported as cdk_omics_export.handler.export (tests, the construct)
     from . import rules
+    from . import state as st
 except ImportError:  # Lambda: the asset's root is on sys.path
     import rules  # type: ignore[import-not-found,no-redef]
+    import state as st  # type: ignore[import-not-found,no-redef]
 
 if TYPE_CHECKING:
     from mypy_boto3_omics import OmicsClient
+    from mypy_boto3_s3 import S3Client
 
 LOG = logging.getLogger(__name__)
 
-RUNNING_STATUSES = frozenset({"SUBMITTED", "IN_PROGRESS", "CANCELLING"})
-TERMINAL_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"})
-SELECTING, EXPORTING = "SELECTING", "EXPORTING"
 MANIFEST_FOLDER = "cdk-omics-export/"
 # CloudFormation shows the reason of a failed resource from a response of at most 4,096
-# bytes, which also carries ids and Data; the framework appends the log group's name.
+# bytes, which also carries ids and Data.
 MAX_MESSAGE_LENGTH = 1000
 MAX_NAMED = 10
 MAX_JOBS_NAMED = 20
-# Time kept back from the invocation's budget for saving the manifest.
+# Time kept back from the invocation's budget for saving the state and the manifest.
 RESERVE_SECONDS = 5.0
 # How long a refusal by the concurrent-job quota holds before starting is tried again anyway.
 QUOTA_RETRY_SECONDS = 300.0
+# IAM is eventually consistent: a role created moments ago may not be usable yet.
+IAM_PROPAGATION_SECONDS = 300.0
 
 
 class ExportError(Exception):
     """A failure CloudFormation shows as the resource's status reason."""
 
 
+class OutOfTime(Exception):
+    """The invocation's budget cannot fit another request: save and let the next poll go on."""
+
+
+class ReadSetMissing(Exception):
+    """GetReadSetMetadata answered ResourceNotFoundException during the pre-flight."""
+
+
+class QuotaExceeded(Exception):
+    """StartReadSetExportJob answered ServiceQuotaExceededException: wait for capacity."""
+
+
+class NotYetAuthorized(Exception):
+    """StartReadSetExportJob answered AccessDenied while IAM may still be propagating."""
+
+
 @dataclass(frozen=True)
-class Selection:
-    """What to export, as the custom resource's properties say it."""
+class ExportRequest:
+    """What the custom resource's properties ask for, parsed and checked."""
 
-    sequence_store_id: str
+    stack_id: str
+    construct_path: str
     destination: str
+    generation: int
+    sequence_store_id: str
     role_arn: str
-    read_set_ids: tuple[str, ...] | None = None
-    read_set_list: str | None = None  # s3:// URI of a JSON list, for more than 100 ids
-    read_set_filter: Mapping[str, str] | None = None
-    allow_empty: bool = False
+    selection: st.SelectionSpec
+    encryption: st.Encryption
+    wait: bool = True
+    allow_partial_failure: bool = False
+    timeout_seconds: int = rules.DEFAULT_TIMEOUT_SECONDS
+    poll_interval_seconds: int = rules.DEFAULT_POLL_INTERVAL_SECONDS
 
-    def key(self) -> str:
-        """Equal keys export the same data to the same place (id order does not matter)."""
-        return json.dumps(
-            {
-                "store": self.sequence_store_id,
-                "destination": self.destination,
-                "ids": sorted(self.read_set_ids) if self.read_set_ids is not None else None,
-                "list": self.read_set_list,
-                "filter": dict(self.read_set_filter) if self.read_set_filter else None,
-            },
-            sort_keys=True,
-        )
+    @property
+    def export_id(self) -> str:
+        return export_id_of(self.stack_id, self.construct_path, self.destination, self.generation)
+
+
+def export_id_of(stack_id: str, construct_path: str, destination: str, generation: int) -> str:
+    """The export's id, and the resource's physical id: from these four and nothing else, so
+    every request for the same export (a retry, an update, a rollback, a Delete whose physical
+    id CloudFormation made up) finds the same state."""
+    seed = "\n".join((stack_id, construct_path, destination, str(generation)))
+    return "rse-" + hashlib.sha256(seed.encode()).hexdigest()[:28]
 
 
 class Budget:
-    """How long this invocation may keep calling the service."""
+    """How long this invocation may keep calling services."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -101,358 +122,770 @@ def manifest_uri(destination: str, export_id: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def batch_client_token(export_id: str, batch: int) -> str:
-    """The same batch of the same export always sends the same token: no duplicate jobs."""
-    token = hashlib.sha256(f"{export_id}/{batch}".encode()).hexdigest()
+def batch_client_token(export_id: str, run: int, number: int) -> str:
+    """The same batch always sends the same token: a retried start makes no second job."""
+    token = hashlib.sha256(f"{export_id}/{run}/{number}".encode()).hexdigest()
     return token[: rules.CLIENT_TOKEN_MAX_LENGTH]
 
 
-def failed_read_sets(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The per-read-set outcomes (id, status, statusMessage) that are FAILED, in job order."""
-    return [
-        item for job in jobs for item in job.get("readSets", []) if item.get("status") == "FAILED"
-    ]
-
-
-def new_state(export_id: str, selection: Selection, created_at: str) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "exportId": export_id,
-        "sequenceStoreId": selection.sequence_store_id,
-        "destination": selection.destination,
-        "createdAt": created_at,
-        "selection": {
-            "readSetIds": list(selection.read_set_ids) if selection.read_set_ids else None,
-            "readSetList": selection.read_set_list,
-            "filter": dict(selection.read_set_filter) if selection.read_set_filter else None,
-        },
-        "phase": SELECTING,
-        "status": "SELECTING",
-        "cursor": None,
-        "found": {},
-        "readSetIds": [],
-        "jobs": [],
-        "lastRequestAt": None,
-    }
+@dataclass
+class Counts:
+    selected: int = 0
+    exported: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    failures: list[str] = field(default_factory=list)  # "<id> (<message>)", first few
 
 
 class Export:
-    """Advances one export's state through the API, within a budget."""
+    """Advances one export's state through HealthOmics, within a budget."""
 
     def __init__(
         self,
-        state: dict[str, Any],
-        selection: Selection,
-        client: OmicsClient,
+        store: st.StateStore,
+        omics: OmicsClient,
+        request: ExportRequest,
+        *,
         load_list: Callable[[str], list[str]],
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.state = state
-        self.selection = selection
-        self.client = client
+        self.store = store
+        self.omics = omics
+        self.request = request
+        self.export_id = request.export_id
         self._load_list = load_list
+        self._clock = clock
+        self.snapshot = st.Snapshot(None, {}, {})
+
+    # The record
+
+    @property
+    def record(self) -> st.ExportRecord:
+        record = self.snapshot.record
+        if record is None:
+            raise ExportError(
+                f"The state of export {self.export_id} is missing from the service's state "
+                "table (was the table or the item removed?). Nothing is reported as exported; "
+                "deploy again to rebuild the export (completed read sets are exported again)."
+            )
+        return record
+
+    @property
+    def run(self) -> st.Run:
+        return self.record["run"]
+
+    def load(self) -> st.Snapshot:
+        self.snapshot = self.store.load(self.export_id)
+        return self.snapshot
+
+    def begin(self, request_id: str, request_type: str, started_at: float) -> None:
+        """Make this request the export's current run; a redelivered request keeps its run."""
+        while True:
+            snapshot = self.load()
+            record = snapshot.record
+            if record is not None and record["run"]["requestId"] == request_id:
+                LOG.info("request %s already runs export %s", request_id, self.export_id)
+                return
+            try:
+                # Batches an earlier run planned but never started give way to this run's.
+                for batch in snapshot.ordered_batches():
+                    if batch["status"] == st.PENDING:
+                        batch["status"] = st.SUPERSEDED
+                        self.store.save_batch(self.export_id, batch)
+                self.snapshot.record = self._new_run(record, request_id, request_type, started_at)
+                self.store.save_record(self.record)
+                return
+            except st.Conflict:
+                LOG.info("export %s changed while a run began; reading it again", self.export_id)
+
+    def _new_run(
+        self,
+        record: st.ExportRecord | None,
+        request_id: str,
+        request_type: str,
+        started_at: float,
+    ) -> st.ExportRecord:
+        request = self.request
+        run: st.Run = {
+            "number": record["runs"] if record is not None else 0,
+            "requestId": request_id,
+            "requestType": request_type,
+            "startedAt": started_at,
+            "wait": request.wait,
+            "allowPartialFailure": request.allow_partial_failure,
+            "selection": request.selection,
+            "phase": "SELECTING",
+            "preflight": {"checked": 0, "problems": [], "problemCount": 0, "archived": False},
+            "planned": False,
+            "batches": 0,
+            "followed": [],
+            "jobIds": [],
+        }
+        if request.wait:
+            run["deadline"] = started_at + request.timeout_seconds
+        fresh: st.ExportRecord = {
+            "schema": st.SCHEMA_VERSION,
+            "exportId": self.export_id,
+            "stackId": request.stack_id,
+            "constructPath": request.construct_path,
+            "destination": request.destination,
+            "generation": request.generation,
+            "sequenceStoreId": request.sequence_store_id,
+            "roleArn": request.role_arn,
+            "encryption": request.encryption,
+            "status": "SELECTING",
+            "cancelled": False,
+            "createdAt": record["createdAt"] if record is not None else started_at,
+            "updatedAt": started_at,
+            "runs": run["number"] + 1,
+            "run": run,
+            "version": record["version"] if record is not None else 0,
+        }
+        if record is not None and "manifestDigest" in record:
+            fresh["manifestDigest"] = record["manifestDigest"]
+        return fresh
+
+    def is_current_run(self, request_id: str) -> bool:
+        return self.run["requestId"] == request_id
 
     # Progress
 
-    def advance(self, budget: Budget, *, wait: bool, allow_partial_failure: bool = False) -> bool:
-        """Do what the budget allows; True when the export is complete."""
-        if self.state["phase"] == SELECTING:
-            self._select(budget)
-        if self.state["phase"] == EXPORTING:
+    def advance(self, budget: Budget) -> None:
+        """Do what the budget allows: select and check, follow running jobs, start batches."""
+        try:
+            if self.run["phase"] == "SELECTING" and not self.record["cancelled"]:
+                self._select(budget)
             self._follow(budget)
-            self._start(budget)
-        return self._conclude(wait=wait, allow_partial_failure=allow_partial_failure)
+            if self.run["phase"] == "EXPORTING" and not self.record["cancelled"]:
+                self._start(budget)
+        except OutOfTime:
+            LOG.info("out of time for this invocation; the next poll carries on")
+        except ExportError as error:
+            self._end("FAILED", str(error))
+            raise
 
-    @property
-    def jobs(self) -> list[dict[str, Any]]:
-        jobs: list[dict[str, Any]] = self.state["jobs"]
-        return jobs
-
-    def started_jobs(self) -> list[dict[str, Any]]:
-        return [job for job in self.jobs if job["id"] is not None]
-
-    # Selection and pre-flight
+    # Selection, planning and the pre-flight
 
     def _select(self, budget: Budget) -> None:
-        wanted = self._wanted()
-        if wanted is not None and len(wanted) <= rules.MAX_READ_SETS_PER_JOB:
-            self._check_each(wanted, budget)
-        else:
-            self._scan(wanted, budget)
-
-    def _check_each(self, wanted: set[str], budget: Budget) -> None:
-        """Pre-flight for a few read sets: one GetReadSetMetadata each."""
-        found: dict[str, str] = self.state["found"]
-        for read_set_id in self.state["readSetIds"]:
-            if read_set_id in found:
-                continue
-            if not budget.allows_a_call():
+        run = self.run
+        selection = self.snapshot.selections.get(run["number"])
+        if selection is None or not selection["complete"]:
+            selection = self._read_selection(selection, budget)
+            if not selection["complete"]:
                 return
+        if not run["planned"]:
+            self._plan(st.unpack_ids(selection["ids"]))
+        if run["phase"] == "SELECTING":
+            self._preflight(selection, budget)
+
+    def _read_selection(
+        self, selection: st.SelectionRecord | None, budget: Budget
+    ) -> st.SelectionRecord:
+        spec = self.run["selection"]
+        record = selection or {
+            "run": self.run["number"],
+            "count": 0,
+            "ids": st.pack_ids([]),
+            "complete": False,
+            "version": 0,
+        }
+        if "filter" not in spec:
+            ids = list(spec.get("readSetIds", []))
+            if "readSetList" in spec:
+                ids = self._load_list(spec["readSetList"])
+                problems = rules.check_read_set_ids(ids)
+                if problems:
+                    raise ExportError("; ".join(problems))
+            record["ids"], record["count"], record["complete"] = st.pack_ids(ids), len(ids), True
+        else:
+            self._scan_filter(record, spec["filter"], budget)
+        self.store.save_selection(self.export_id, record)
+        self.snapshot.selections[record["run"]] = record
+        return record
+
+    def _scan_filter(
+        self, record: st.SelectionRecord, read_set_filter: dict[str, str], budget: Budget
+    ) -> None:
+        """Resolve a filter through ListReadSets, page by page across invocations."""
+        ids = st.unpack_ids(record["ids"])
+        preflight = self.run["preflight"]
+        try:
+            while True:
+                self._ensure_time(budget)
+                request: dict[str, Any] = {
+                    "sequenceStoreId": self.request.sequence_store_id,
+                    "maxResults": 100,
+                    "filter": {"status": "ACTIVE", **read_set_filter},
+                }
+                if record.get("cursor"):
+                    request["nextToken"] = record["cursor"]
+                page = self._call("ListReadSets", self.omics.list_read_sets, **request)
+                for item in page.get("readSets", []):
+                    ids.append(item["id"])
+                    if item["status"] != "ACTIVE":
+                        self._problem(f"{item['id']} ({item['status']})", item["status"])
+                if len(ids) > rules.MAX_READ_SETS:
+                    raise ExportError(
+                        f"read_set_filter selected more than {rules.MAX_READ_SETS} read sets "
+                        f"in sequence store {self.request.sequence_store_id} (filter "
+                        f"{json.dumps(read_set_filter, sort_keys=True)}); one export takes at "
+                        "most that many. Narrow the filter (created_after, sample_id, ...) or "
+                        "split the cohort across several ReadSetExport constructs."
+                    )
+                cursor = page.get("nextToken")
+                if cursor:
+                    record["cursor"] = cursor
+                else:
+                    record.pop("cursor", None)
+                    record["complete"] = True
+                    break
+        finally:
+            record["ids"], record["count"] = st.pack_ids(ids), len(ids)
+        preflight["checked"] = len(ids)
+        if not ids and not self.run["selection"]["allowEmpty"]:
+            raise ExportError(
+                f"read_set_filter selected no read set in sequence store "
+                f"{self.request.sequence_store_id} (filter "
+                f"{json.dumps(read_set_filter, sort_keys=True)}); nothing was exported. Set "
+                "allow_empty_selection=True to accept this."
+            )
+
+    def _plan(self, selected: list[str]) -> None:
+        """Batches for the selected read sets that are neither exported nor in flight."""
+        run = self.run
+        states = self.snapshot.read_set_states()
+        todo: list[str] = []
+        followed: set[str] = set()
+        for read_set_id in selected:
+            state = states.get(read_set_id)
+            if state is not None and state[0] == "IN_FLIGHT":
+                followed.add(state[1]["key"])
+            elif state is None or state[0] != "EXPORTED":
+                todo.append(read_set_id)
+        size = rules.MAX_READ_SETS_PER_JOB
+        for number, start in enumerate(range(0, len(todo), size)):
+            batch: st.BatchRecord = {
+                "key": st.batch_key(run["number"], number),
+                "run": run["number"],
+                "number": number,
+                "readSetIds": todo[start : start + size],
+                "status": st.PENDING,
+                "version": 0,
+            }
+            existing = self.snapshot.batches.get(batch["key"])
+            if existing is not None:  # planned by an invocation that did not get to save
+                batch["version"] = existing["version"]
+            self.store.save_batch(self.export_id, batch)
+            self.snapshot.batches[batch["key"]] = batch
+        run["batches"] = -(-len(todo) // size)
+        run["followed"] = sorted(followed)
+        run["planned"] = True
+        LOG.info(
+            "selected %d read set(s): %d to export in %d batch(es), %d already exported or "
+            "in flight",
+            len(selected),
+            len(todo),
+            run["batches"],
+            len(selected) - len(todo),
+        )
+        self._save_record()
+
+    def run_batches(self) -> list[st.BatchRecord]:
+        run = self.run
+        keys = [st.batch_key(run["number"], n) for n in range(run["batches"])]
+        return [self.snapshot.batches[k] for k in keys if k in self.snapshot.batches]
+
+    def _preflight(self, selection: st.SelectionRecord, budget: Budget) -> None:
+        """Every read set to export must exist and be ACTIVE before any job starts."""
+        todo = [r for batch in self.run_batches() for r in batch["readSetIds"]]
+        if "filter" in self.run["selection"]:
+            pass  # ListReadSets reported each selected read set's status already
+        elif len(todo) <= rules.MAX_READ_SETS_PER_JOB:
+            self._check_each(todo, budget)
+        else:
+            self._scan_store(todo, selection, budget)
+        preflight = self.run["preflight"]
+        if preflight["problemCount"]:
+            hint = (
+                " Archived read sets can be restored with StartReadSetActivationJob."
+                if preflight["archived"]
+                else ""
+            )
+            named = rules.first_of(preflight["problems"], MAX_NAMED)
+            if preflight["problemCount"] > len(preflight["problems"]):
+                named += f" and {preflight['problemCount'] - len(preflight['problems'])} more"
+            raise ExportError(
+                _clip(
+                    f"Pre-flight: {preflight['problemCount']} of {len(todo)} read sets to export "
+                    f"from sequence store {self.request.sequence_store_id} cannot be exported: "
+                    f"{named}. No export job was started.{hint}"
+                )
+            )
+        self.run["phase"] = "EXPORTING"
+        self.record["status"] = "IN_PROGRESS"
+        self._save_record()
+
+    def _check_each(self, todo: list[str], budget: Budget) -> None:
+        preflight = self.run["preflight"]
+        while preflight["checked"] < len(todo):
+            self._ensure_time(budget)
+            read_set_id = todo[preflight["checked"]]
             try:
                 metadata = self._call(
                     "GetReadSetMetadata",
-                    self.client.get_read_set_metadata,
-                    sequenceStoreId=self.selection.sequence_store_id,
+                    self.omics.get_read_set_metadata,
+                    sequenceStoreId=self.request.sequence_store_id,
                     id=read_set_id,
                     read_set_ids=[read_set_id],
                     missing_ok=True,
                 )
+                if metadata["status"] != "ACTIVE":
+                    self._problem(f"{read_set_id} ({metadata['status']})", metadata["status"])
             except ReadSetMissing:
-                found[read_set_id] = "not found"
-                continue
-            found[read_set_id] = metadata["status"]
-        self._selected(wanted)
+                self._problem(f"{read_set_id} (not found)", "")
+            preflight["checked"] += 1
 
-    def _scan(self, wanted: set[str] | None, budget: Budget) -> None:
-        """Selection by filter, or pre-flight for many read sets: page through ListReadSets."""
-        found: dict[str, str] = self.state["found"]
-        read_set_filter = self.selection.read_set_filter
-        while budget.allows_a_call():
-            request: dict[str, Any] = {
-                "sequenceStoreId": self.selection.sequence_store_id,
-                "maxResults": 100,
-            }
-            if self.state["cursor"]:
-                request["nextToken"] = self.state["cursor"]
-            if read_set_filter is not None:
-                request["filter"] = {"status": "ACTIVE", **read_set_filter}
-            page = self._call("ListReadSets", self.client.list_read_sets, **request)
-            for item in page.get("readSets", []):
-                if wanted is None or item["id"] in wanted:
-                    found[item["id"]] = item["status"]
-            self.state["cursor"] = page.get("nextToken")
-            if not self.state["cursor"] or (wanted is not None and len(found) == len(wanted)):
-                self._selected(wanted)
-                return
+    def _scan_store(self, todo: list[str], selection: st.SelectionRecord, budget: Budget) -> None:
+        """Pre-flight for many read sets: one ListReadSets scan of the store, not a call each."""
+        wanted = set(todo)
+        found = set(st.unpack_ids(selection.get("found", st.pack_ids([]))))
+        try:
+            while len(found) < len(wanted):
+                self._ensure_time(budget)
+                request: dict[str, Any] = {
+                    "sequenceStoreId": self.request.sequence_store_id,
+                    "maxResults": 100,
+                }
+                if selection.get("cursor"):
+                    request["nextToken"] = selection["cursor"]
+                page = self._call("ListReadSets", self.omics.list_read_sets, **request)
+                for item in page.get("readSets", []):
+                    if item["id"] in wanted and item["id"] not in found:
+                        found.add(item["id"])
+                        if item["status"] != "ACTIVE":
+                            self._problem(f"{item['id']} ({item['status']})", item["status"])
+                cursor = page.get("nextToken")
+                if not cursor:
+                    selection.pop("cursor", None)
+                    break
+                selection["cursor"] = cursor
+            else:
+                selection.pop("cursor", None)
+        except OutOfTime:
+            selection["found"] = st.pack_ids(sorted(found))
+            self.store.save_selection(self.export_id, selection)
+            raise
+        for read_set_id in todo:
+            if read_set_id not in found:
+                self._problem(f"{read_set_id} (not found)", "")
+        selection["found"] = st.pack_ids([])
+        self.store.save_selection(self.export_id, selection)
 
-    def _wanted(self) -> set[str] | None:
-        if self.selection.read_set_filter is not None:
-            return None
-        ids = self.state["readSetIds"]
-        if not ids:
-            ids = list(self.selection.read_set_ids or ())
-            if self.selection.read_set_list:
-                ids = self._load_list(self.selection.read_set_list)
-                problems = rules.check_read_set_ids(ids)
-                if problems:
-                    raise ExportError("; ".join(problems))
-            self.state["readSetIds"] = ids
-        return set(ids)
-
-    def _selected(self, wanted: set[str] | None) -> None:
-        found: dict[str, str] = self.state["found"]
-        if wanted is None:
-            ids = sorted(found)
-            self.state["readSetIds"] = ids
-            if not ids and not self.selection.allow_empty:
-                raise ExportError(
-                    f"read_set_filter selected no read set in sequence store "
-                    f"{self.selection.sequence_store_id} (filter "
-                    f"{json.dumps(self.selection.read_set_filter, sort_keys=True)}); "
-                    "nothing was exported. Set allow_empty_selection=True to accept this."
-                )
-        else:
-            ids = self.state["readSetIds"]
-            problems = [
-                f"{i} ({found.get(i, 'not found')})" for i in ids if found.get(i) != "ACTIVE"
-            ]
-            if problems:
-                archived = any("ARCHIVED" in p for p in problems)
-                hint = (
-                    " Archived read sets can be restored with StartReadSetActivationJob."
-                    if archived
-                    else ""
-                )
-                raise ExportError(
-                    _clip(
-                        f"Pre-flight: {len(problems)} of {len(ids)} read sets in sequence store "
-                        f"{self.selection.sequence_store_id} cannot be exported: "
-                        f"{rules.first_of(problems, MAX_NAMED)}. No export job was started.{hint}"
-                    )
-                )
-        size = rules.MAX_READ_SETS_PER_JOB
-        self.state["jobs"] = [
-            {"batch": n, "readSetIds": ids[i : i + size], "id": None, "status": "PENDING"}
-            for n, i in enumerate(range(0, len(ids), size))
-        ]
-        self.state["found"] = {}
-        self.state["phase"] = EXPORTING
-        self.state["status"] = "IN_PROGRESS"
-        LOG.info("selected %d read set(s) in %d batch(es)", len(ids), len(self.jobs))
+    def _problem(self, text: str, status: str) -> None:
+        preflight = self.run["preflight"]
+        preflight["problemCount"] += 1
+        if len(preflight["problems"]) < MAX_NAMED:
+            preflight["problems"].append(text)
+        preflight["archived"] = preflight["archived"] or status == "ARCHIVED"
 
     # Jobs
 
     def _follow(self, budget: Budget) -> None:
-        for job in self.jobs:
-            if job["id"] is None or job["status"] in TERMINAL_STATUSES:
+        """Record the progress of every running job of this export, whichever run started it."""
+        for batch in self.snapshot.ordered_batches():
+            if batch["status"] not in st.RUNNING_JOB_STATUSES or "jobId" not in batch:
                 continue
-            if not budget.allows_a_call():
-                return
+            self._ensure_time(budget)
             detail = self._call(
                 "GetReadSetExportJob",
-                self.client.get_read_set_export_job,
-                sequenceStoreId=self.selection.sequence_store_id,
-                id=job["id"],
-                job_id=job["id"],
+                self.omics.get_read_set_export_job,
+                sequenceStoreId=self.request.sequence_store_id,
+                id=batch["jobId"],
+                job_id=batch["jobId"],
             )
-            job["status"] = detail["status"]
+            if detail["status"] == batch["status"]:
+                continue
+            batch["status"] = detail["status"]
             if detail.get("statusMessage"):
-                job["statusMessage"] = detail["statusMessage"]
-            if detail["status"] in TERMINAL_STATUSES:
-                job["readSets"] = [
-                    {k: v for k, v in item.items() if k in ("id", "status", "statusMessage")}
+                batch["statusMessage"] = detail["statusMessage"]
+            if detail["status"] in st.TERMINAL_JOB_STATUSES:
+                batch["readSets"] = [
+                    {k: v for k, v in item.items() if k in ("id", "status", "statusMessage")}  # type: ignore[misc]
                     for item in detail.get("readSets", [])
                 ]
                 if "completionTime" in detail:
-                    job["completionTime"] = _iso(detail["completionTime"])
+                    batch["completionTime"] = _iso(detail["completionTime"])
+            self._save_batch_or_reload(batch)
 
     def _start(self, budget: Budget) -> None:
         running = sum(
-            1 for job in self.jobs if job["id"] is not None and job["status"] in RUNNING_STATUSES
+            1
+            for batch in self.snapshot.batches.values()
+            if batch["status"] in st.RUNNING_JOB_STATUSES or batch["status"] == st.STARTING
         )
-        for job in self.jobs:
-            if job["id"] is not None:
+        for batch in self.run_batches():
+            if batch["status"] not in (st.PENDING, st.STARTING):
                 continue
-            if self._quota_still_full(running):
+            if self._quota_still_full(running) or self._waiting_for_iam():
                 return
-            if not budget.allows_a_call():
+            self._ensure_time(budget)
+            try:
+                if batch["status"] == st.PENDING:
+                    self.store.claim_start(self.export_id, self.run["number"], batch)
+                    running += 1
+                elif not self.store.is_current(self.export_id, self.run["number"]):
+                    raise st.Cancelled(f"export {self.export_id} was cancelled or superseded")
+            except st.Cancelled:
+                LOG.info("export %s was cancelled or superseded: starting nothing", self.export_id)
                 return
+            except st.Conflict:
+                self._reload_batch(batch)
+                continue
             try:
                 started = self._call(
                     "StartReadSetExportJob",
-                    self.client.start_read_set_export_job,
-                    sequenceStoreId=self.selection.sequence_store_id,
-                    destination=self.selection.destination,
-                    roleArn=self.selection.role_arn,
-                    sources=[{"readSetId": r} for r in job["readSetIds"]],
-                    clientToken=batch_client_token(self.state["exportId"], job["batch"]),
-                    read_set_ids=job["readSetIds"],
+                    self.omics.start_read_set_export_job,
+                    sequenceStoreId=self.request.sequence_store_id,
+                    destination=self.request.destination,
+                    roleArn=self.request.role_arn,
+                    sources=[{"readSetId": r} for r in batch["readSetIds"]],
+                    clientToken=batch_client_token(self.export_id, batch["run"], batch["number"]),
+                    read_set_ids=batch["readSetIds"],
                 )
             except QuotaExceeded:
-                # Too many concurrent export jobs: a later poll starts this batch.
-                LOG.info("concurrent export job quota reached at %d running jobs", running)
-                self.state["refusedAtRunning"] = running
-                self.state["refusedAt"] = time.time()
+                LOG.info("concurrent export job quota reached at %d running jobs", running - 1)
+                self.run["quotaWait"] = {"running": running - 1, "at": self._clock()}
+                self._unclaim(batch)
                 return
-            running += 1
-            job.update(
-                id=started["id"],
-                status=started["status"],
-                creationTime=_iso(started["creationTime"]),
-            )
-            LOG.info("started export job %s for batch %d", started["id"], job["batch"])
+            except NotYetAuthorized:
+                self.run.setdefault("accessDeniedSince", self._clock())
+                self._unclaim(batch)
+                return
+            except ExportError as error:
+                batch["status"] = "FAILED"
+                batch["statusMessage"] = str(error)
+                self._save_batch_or_reload(batch)
+                raise
+            self.run.pop("quotaWait", None)
+            self.run.pop("accessDeniedSince", None)
+            batch["jobId"] = started["id"]
+            batch["status"] = started["status"]
+            batch["creationTime"] = _iso(started["creationTime"])
+            if started["id"] not in self.run["jobIds"]:
+                self.run["jobIds"].append(started["id"])
+            self._save_batch_or_reload(batch)
+            LOG.info("started export job %s for %s", started["id"], batch["key"])
+
+    def _unclaim(self, batch: st.BatchRecord) -> None:
+        batch["status"] = st.PENDING
+        self._save_batch_or_reload(batch)
 
     def _quota_still_full(self, running: int) -> bool:
         """The quota refused a start with this many of our jobs running: skip asking again
         until one of them ends, or a while has passed (jobs of others count too)."""
-        refused_at = self.state.get("refusedAtRunning")
-        if not refused_at or running < refused_at:
+        wait = self.run.get("quotaWait")
+        if wait is None or running < wait["running"]:
             return False
-        refused_when: float = self.state.get("refusedAt", 0.0)
-        return time.time() - refused_when < QUOTA_RETRY_SECONDS
+        return self._clock() - wait["at"] < QUOTA_RETRY_SECONDS
 
-    def _conclude(self, *, wait: bool, allow_partial_failure: bool) -> bool:
-        if self.state["phase"] != EXPORTING:
+    def _waiting_for_iam(self) -> bool:
+        since = self.run.get("accessDeniedSince")
+        # Try again on the next poll, not within the same one.
+        return since is not None and self._clock() - since < 1.0
+
+    # Ending
+
+    def conclude(self) -> bool:
+        """True when this run has ended; raises when it failed. Saves the record."""
+        run = self.run
+        record = self.record
+        if record["cancelled"]:
+            record["status"] = "CANCELLED"
+            self._save_record()
             return False
-        self.state["status"] = "IN_PROGRESS"
-        if any(job["id"] is None for job in self.jobs):
+        if run["phase"] != "EXPORTING":
+            self._save_record()
+            return run["phase"] == "ENDED"
+        batches = self.run_batches()
+        if any(b["status"] in (st.PENDING, st.STARTING) for b in batches):
+            self._save_record()
             return False
-        statuses = {job["status"] for job in self.jobs}
-        if not wait:
-            self.state["status"] = "SUBMITTED" if self.jobs else "COMPLETED"
+        watched = batches + [
+            self.snapshot.batches[key] for key in run["followed"] if key in self.snapshot.batches
+        ]
+        if not run["wait"]:
+            running = any(b["status"] in st.RUNNING_JOB_STATUSES for b in watched)
+            self._end("SUBMITTED" if running else self._outcome_status() or "COMPLETED")
             return True
-        if statuses & RUNNING_STATUSES:
+        if any(b["status"] in st.RUNNING_JOB_STATUSES for b in watched):
+            self._save_record()
             return False
-        if statuses <= {"COMPLETED"}:
-            self.state["status"] = "COMPLETED"
+        status = self._outcome_status()
+        if status is None:
+            self._end("COMPLETED")
             return True
-        if allow_partial_failure and statuses <= {"COMPLETED", "COMPLETED_WITH_FAILURES"}:
-            self.state["status"] = "COMPLETED_WITH_FAILURES"
-            LOG.warning("%s", self.failure_message())
+        message = self.failure_message()
+        if status == "COMPLETED_WITH_FAILURES" and run["allowPartialFailure"]:
+            LOG.warning("%s", message)
+            self._end(status)
             return True
-        self.state["status"] = (
-            "FAILED" if "COMPLETED" not in statuses else "COMPLETED_WITH_FAILURES"
-        )
-        raise ExportError(self.failure_message())
+        self._end(status, message)
+        raise ExportError(message)
+
+    def _outcome_status(self) -> str | None:
+        """None when every selected read set is exported; otherwise how it went."""
+        counts = self.counts()
+        if counts.failed == 0:
+            return None
+        return "FAILED" if counts.exported == 0 else "COMPLETED_WITH_FAILURES"
+
+    def _end(self, status: str, reason: str | None = None) -> None:
+        self.run["phase"] = "ENDED"
+        self.record["status"] = status
+        if reason:
+            self.record["statusReason"] = reason
+        else:
+            self.record.pop("statusReason", None)
+        # Batches of this run that never started give way: a later deploy plans them again.
+        for batch in self.run_batches():
+            if batch["status"] == st.PENDING:
+                batch["status"] = st.SUPERSEDED
+                self._save_batch_or_reload(batch)
+        self._save_record()
 
     # Reporting
 
+    def selected_ids(self) -> list[str]:
+        selection = self.snapshot.selections.get(self.run["number"])
+        return st.unpack_ids(selection["ids"]) if selection is not None else []
+
+    def counts(self) -> Counts:
+        states = self.snapshot.read_set_states()
+        counts = Counts()
+        for read_set_id in self.selected_ids():
+            counts.selected += 1
+            state = states.get(read_set_id)
+            if state is None:
+                continue
+            if state[0] == "EXPORTED":
+                counts.exported += 1
+            elif state[0] == "FAILED":
+                counts.failed += 1
+                if len(counts.failures) < MAX_NAMED:
+                    outcomes = state[1].get("readSets", [])
+                    outcome = next((o for o in outcomes if o["id"] == read_set_id), None)
+                    message = (outcome.get("statusMessage") if outcome else None) or state[
+                        1
+                    ].get("statusMessage", state[1]["status"])
+                    counts.failures.append(f"{read_set_id} ({_one_line(str(message))})")
+            elif state[0] == "IN_FLIGHT":
+                counts.in_flight += 1
+        return counts
+
     def failure_message(self) -> str:
-        failed_jobs = [j for j in self.jobs if j["status"] not in ("COMPLETED", "PENDING")]
-        failed_sets = failed_read_sets(self.jobs)
-        if len(self.jobs) == 1:
-            (job,) = self.jobs
-            head = (
-                f"HealthOmics export job {job['id']} in sequence store "
-                f"{self.selection.sequence_store_id} ended {job['status']}"
-            )
+        watched = self.run_batches() + [
+            self.snapshot.batches[k] for k in self.run["followed"] if k in self.snapshot.batches
+        ]
+        failed_jobs = [b for b in watched if b["status"] not in ("COMPLETED", st.SUPERSEDED)]
+        counts = self.counts()
+        store = self.request.sequence_store_id
+        if len(watched) == 1 and "jobId" in watched[0]:
+            (job,) = watched
+            head = f"HealthOmics export job {job['jobId']} in sequence store {store} ended "
+            head += job["status"]
             if job.get("statusMessage"):
                 head += f": {_one_line(job['statusMessage'])}"
         else:
             named = rules.first_of(
                 [
-                    f"{j['id']} ({j['status']}"
-                    + (f": {_one_line(j['statusMessage'])}" if j.get("statusMessage") else "")
+                    f"{b.get('jobId', b['key'])} ({b['status']}"
+                    + (f": {_one_line(b['statusMessage'])}" if b.get("statusMessage") else "")
                     + ")"
-                    for j in failed_jobs
+                    for b in failed_jobs
                 ],
                 3,
             )
             head = (
-                f"{len(failed_jobs)} of {len(self.jobs)} HealthOmics export jobs in sequence "
-                f"store {self.selection.sequence_store_id} did not complete: {named}"
+                f"{len(failed_jobs)} of {len(watched)} HealthOmics export jobs in sequence "
+                f"store {store} did not complete: {named}"
             )
-        listing = ""
-        if failed_sets:
-            parts = [
-                f"{i['id']} ({_one_line(i['statusMessage'])})"
-                if i.get("statusMessage")
-                else i["id"]
-                for i in failed_sets
-            ]
-            listing = (
-                f". {len(failed_sets)} read set(s) failed: {rules.first_of(parts, MAX_NAMED, '; ')}"
-            )
-        # The manifest and the jobs come before the read sets, so clipping cuts those first.
         where = ""
-        if len(self.jobs) > 1:
-            started = [j["id"] for j in self.started_jobs()]
+        if len(watched) > 1:
+            started = [b["jobId"] for b in watched if "jobId" in b]
             where = (
                 f". Every job and read set: {self.manifest_uri()}. "
                 f"Jobs: {rules.first_of(started, MAX_JOBS_NAMED)}"
             )
+        listing = ""
+        if counts.failed:
+            listing = (
+                f". {counts.failed} read set(s) failed: "
+                f"{rules.first_of(counts.failures, MAX_NAMED, '; ')}"
+            )
+            if counts.failed > len(counts.failures):
+                listing += f" and {counts.failed - len(counts.failures)} more"
         return _clip(head + where + listing + ".")
 
-    def timeout_message(self, timeout: str) -> str:
-        started = self.started_jobs()
-        running = [j for j in started if j["status"] not in TERMINAL_STATUSES]
-        pending = len(self.jobs) - len(started)
-        if len(self.jobs) == 1 and started:
+    def timeout_message(self) -> str:
+        batches = self.run_batches()
+        started = [b for b in batches if "jobId" in b]
+        running = [b for b in started if b["status"] in st.RUNNING_JOB_STATUSES]
+        pending = len(batches) - len(started)
+        timeout = self.request.timeout_seconds
+        store = self.request.sequence_store_id
+        if len(batches) == 1 and started:
             (job,) = started
             return _clip(
-                f"HealthOmics export job {job['id']} in sequence store "
-                f"{self.selection.sequence_store_id} is still {job['status']} after the "
-                f"{timeout} s the deploy waits (timeout). The job keeps running and cannot be "
-                f"cancelled; its files will still arrive at {self.selection.destination}. "
-                "Use a longer timeout, or wait_for_completion=False."
+                f"HealthOmics export job {job['jobId']} in sequence store {store} is still "
+                f"{job['status']} after the {timeout} s the deploy waits (timeout). The job "
+                "keeps running and cannot be cancelled; its files will still arrive at "
+                f"{self.request.destination}, and the next deploy resumes the export without "
+                "exporting them again. Use a longer timeout, or wait_for_completion=False."
             )
-        ids = rules.first_of([j["id"] for j in running], MAX_NAMED)
+        ids = rules.first_of([b["jobId"] for b in running], MAX_NAMED)
         phase = (
             "was still selecting read sets"
-            if self.state["phase"] == SELECTING
+            if self.run["phase"] == "SELECTING"
             else f"had {len(running)} export job(s) running ({ids}) and {pending} of "
-            f"{len(self.jobs)} batch(es) not yet started"
+            f"{len(batches)} batch(es) not yet started"
         )
         return _clip(
-            f"The export from sequence store {self.selection.sequence_store_id} {phase} after "
-            f"the {timeout} s the deploy waits (timeout). Started jobs keep running and cannot "
-            f"be cancelled. Every job so far: {self.manifest_uri()}. Use a longer timeout, "
-            "fewer read sets per construct, or wait_for_completion=False."
+            f"The export from sequence store {store} {phase} after the {timeout} s the deploy "
+            f"waits (timeout). Started jobs keep running and cannot be cancelled; the next "
+            f"deploy resumes the export and skips what completed. Every job so far: "
+            f"{self.manifest_uri()}. Use a longer timeout, or wait_for_completion=False."
         )
 
+    def fail(self, message: str) -> None:
+        """End the run as FAILED with this reason (the waiter gives up after this)."""
+        self._end("FAILED", message)
+
     def manifest_uri(self) -> str:
-        return manifest_uri(self.selection.destination, self.state["exportId"])
+        return manifest_uri(self.request.destination, self.export_id)
+
+    def manifest(self) -> dict[str, Any]:
+        """The record for people: the export, this run, and every job and read set."""
+        record, run, counts = self.record, self.run, self.counts()
+        return {
+            "schema": st.SCHEMA_VERSION,
+            "exportId": self.export_id,
+            "stackId": record["stackId"],
+            "constructPath": record["constructPath"],
+            "sequenceStoreId": record["sequenceStoreId"],
+            "destination": record["destination"],
+            "generation": record["generation"],
+            "status": record["status"],
+            "statusReason": record.get("statusReason", ""),
+            "cancelled": record["cancelled"],
+            "createdAt": _iso(record["createdAt"]),
+            "updatedAt": _iso(self._clock()),
+            "run": {
+                "number": run["number"],
+                "requestType": run["requestType"],
+                "startedAt": _iso(run["startedAt"]),
+                "jobIds": run["jobIds"],
+            },
+            "counts": {
+                "selected": counts.selected,
+                "exported": counts.exported,
+                "failed": counts.failed,
+                "inFlight": counts.in_flight,
+            },
+            "jobs": [
+                {
+                    "batch": batch["key"],
+                    "id": batch.get("jobId"),
+                    "status": batch["status"],
+                    **{
+                        k: batch[k]
+                        for k in ("statusMessage", "creationTime", "completionTime")
+                        if k in batch
+                    },
+                    "readSetIds": batch["readSetIds"],
+                    "readSets": batch.get("readSets", []),
+                }
+                for batch in self.snapshot.ordered_batches()
+                if batch["status"] != st.SUPERSEDED
+            ],
+        }
+
+    def write_manifest(self, s3: S3Client) -> None:
+        """Write the manifest when the export's or a job's status changed since last time.
+
+        Best effort: a failure here is logged, never raised, so it cannot hide the error that
+        ended the export or fail a deploy that exported everything.
+        """
+        try:
+            digest = self._manifest_digest()
+            if self.record.get("manifestDigest") == digest:
+                return
+            bucket, key = manifest_location(self.request.destination, self.export_id)
+            encryption = self.request.encryption
+            extra: dict[str, Any] = {}
+            if encryption["mode"]:
+                extra["ServerSideEncryption"] = encryption["mode"]
+            if encryption.get("keyArn"):
+                extra["SSEKMSKeyId"] = encryption["keyArn"]
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=json.dumps(self.manifest(), separators=(",", ":")).encode(),
+                ContentType="application/json",
+                **extra,
+            )
+            self.record["manifestDigest"] = digest
+            self._save_record()
+        except Exception:  # noqa: BLE001
+            LOG.exception("could not write the manifest of export %s", self.export_id)
+
+    def _manifest_digest(self) -> str:
+        seen = [self.record["status"], str(self.record["cancelled"])] + [
+            f"{b['key']}={b['status']}" for b in self.snapshot.ordered_batches()
+        ]
+        return hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16]
+
+    # State
+
+    def _save_record(self) -> None:
+        """Save the record; if someone else wrote it since, keep their cancellation mark and
+        write this run's progress again, unless a newer run took the export over."""
+        mine = self.record
+        mine["updatedAt"] = self._clock()
+        for _ in range(5):
+            try:
+                self.store.save_record(mine)
+                return
+            except st.Conflict:
+                theirs = self.store.load_record(self.export_id)
+                if theirs is None or theirs["run"]["number"] != mine["run"]["number"]:
+                    raise st.Cancelled(
+                        f"export {self.export_id} was taken over by a newer request"
+                    ) from None
+                mine["version"] = theirs["version"]
+                if theirs["cancelled"]:
+                    mine["cancelled"] = True
+                    if mine["status"] in ("SELECTING", "IN_PROGRESS", "SUBMITTED"):
+                        mine["status"] = "CANCELLED"
+        raise st.StateError(f"export {self.export_id}: the record kept changing; try again")
+
+    def _save_batch_or_reload(self, batch: st.BatchRecord) -> None:
+        try:
+            self.store.save_batch(self.export_id, batch)
+        except st.Conflict:
+            self._reload_batch(batch)
+
+    def _reload_batch(self, batch: st.BatchRecord) -> None:
+        fresh = self.store.load(self.export_id).batches.get(batch["key"])
+        if fresh is not None:
+            for key in list(batch):
+                del batch[key]  # type: ignore[misc]
+            batch.update(fresh)
 
     # Calls
+
+    def _ensure_time(self, budget: Budget) -> None:
+        if not budget.allows_a_call():
+            raise OutOfTime
 
     def _call(
         self,
@@ -466,13 +899,27 @@ class Export:
     ) -> Any:
         try:
             return method(**params)
+        except OutOfTime:
+            raise
         except Exception as error:
             code = error_code(error)
             if code == "ServiceQuotaExceededException" and operation == "StartReadSetExportJob":
                 raise QuotaExceeded from error
             if code == "ResourceNotFoundException" and missing_ok:
                 raise ReadSetMissing from error
+            if code == "AccessDeniedException" and operation == "StartReadSetExportJob":
+                since = self.run.get("accessDeniedSince", self._clock())
+                if (
+                    not self._any_job_started()
+                    and self._clock() - self.record["createdAt"] < IAM_PROPAGATION_SECONDS
+                    and self._clock() - since < IAM_PROPAGATION_SECONDS
+                ):
+                    LOG.info("AccessDenied on the first start; IAM may still be propagating")
+                    raise NotYetAuthorized from error
             raise self._service_error(operation, error, job_id, read_set_ids) from error
+
+    def _any_job_started(self) -> bool:
+        return any("jobId" in b for b in self.snapshot.batches.values())
 
     def _service_error(
         self,
@@ -487,12 +934,12 @@ class Export:
             said = f"{code}: {_one_line(response['Error'].get('Message', ''))}"
         else:
             said = f"{type(error).__name__}: {_one_line(str(error))}"
-        subject = f"sequence store {self.selection.sequence_store_id}"
+        subject = f"sequence store {self.request.sequence_store_id}"
         if job_id is not None:
             subject = f"export job {job_id} in {subject}"
         if read_set_ids:
             subject += f" (read sets {rules.first_of(read_set_ids, MAX_NAMED)})"
-        started = [j["id"] for j in self.started_jobs()]
+        started = [b["jobId"] for b in self.snapshot.ordered_batches() if "jobId" in b]
         so_far = ""
         if started:
             so_far = (
@@ -501,14 +948,6 @@ class Export:
             )
         message = f"{operation} failed for {subject}: {said}"
         return ExportError(_clip(f"{message}.{so_far}" if so_far else message))
-
-
-class ReadSetMissing(Exception):
-    """GetReadSetMetadata answered ResourceNotFoundException during the pre-flight."""
-
-
-class QuotaExceeded(Exception):
-    """StartReadSetExportJob answered ServiceQuotaExceededException: wait for capacity."""
 
 
 def error_code(error: Exception) -> str | None:
@@ -521,6 +960,8 @@ def error_code(error: Exception) -> str | None:
 
 
 def _iso(value: Any) -> str:
+    if isinstance(value, int | float):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 

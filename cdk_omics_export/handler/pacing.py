@@ -1,52 +1,72 @@
-"""Client-side pacing of HealthOmics requests, retries included.
+"""Client-side pacing of HealthOmics requests, retries included, shared by a whole service.
 
 HealthOmics allows 5 requests per second per account and Region for the export operations by
 default. The pacer is attached to botocore's ``before-send`` event, so every HTTP attempt,
-including botocore's own retries, waits for its slot. The time of the last request is kept in
-the export's manifest, so the next invocation (another function, another container) resumes
-the spacing instead of starting a burst.
+including botocore's own retries, waits for its slot. Slots are handed out through the
+service's state table, so every export of the service, in whichever invocation or container,
+draws on one budget of ``max_requests_per_second``. Before each attempt it also checks that
+the invocation has time for the attempt: retries are sized to the time left.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 # Requests travel and are counted with some jitter: spacing them 10% wider than the quota
 # keeps every one-second window at or under it as the service counts it.
 MARGIN = 1.1
 
 
+class SlotSource(Protocol):
+    def reserve_request_slot(self, interval: float, now: float) -> float: ...
+
+
+class LocalSlots:
+    """Slots within one process, for a caller with no shared budget (the status command)."""
+
+    def __init__(self) -> None:
+        self._next: float | None = None
+
+    def reserve_request_slot(self, interval: float, now: float) -> float:
+        slot = now if self._next is None or self._next < now else self._next
+        self._next = slot + interval
+        return slot
+
+
 class Pacer:
-    """Spaces requests at least ``MARGIN / per_second`` seconds apart."""
+    """Spaces requests at least ``MARGIN / per_second`` seconds apart across a service."""
 
     def __init__(
         self,
         per_second: float,
+        slots: SlotSource,
         *,
+        time_left: Callable[[], float] | None = None,
+        attempt_seconds: float = 0.0,
+        out_of_time: Callable[[], Exception] = lambda: TimeoutError("out of time"),
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.interval = MARGIN / per_second
+        self._slots = slots
+        self._time_left = time_left
+        self._attempt_seconds = attempt_seconds
+        self._out_of_time = out_of_time
         self._clock = clock
         self._sleep = sleep
-        self.last_request_at: float | None = None
-
-    def resume_after(self, last_request_at: float | None) -> None:
-        if last_request_at is not None and (
-            self.last_request_at is None or last_request_at > self.last_request_at
-        ):
-            self.last_request_at = last_request_at
+        self.requests = 0
 
     def wait(self, **_: Any) -> None:
         """botocore's ``before-send`` handler: returns None so the request goes ahead."""
+        if self._time_left is not None and self._time_left() < self._attempt_seconds:
+            raise self._out_of_time()
         now = self._clock()
-        if self.last_request_at is not None:
-            delay = self.last_request_at + self.interval - now
-            if delay > 0:
-                self._sleep(delay)
-                now = self._clock()
-        # Never earlier than one interval after the last request, even if the clock is coarse.
-        earliest = (self.last_request_at or now) + self.interval
-        self.last_request_at = max(now, earliest) if self.last_request_at is not None else now
+        slot = self._slots.reserve_request_slot(self.interval, now)
+        delay = slot - now
+        if delay > 0:
+            if self._time_left is not None and self._time_left() - delay < self._attempt_seconds:
+                raise self._out_of_time()
+            self._sleep(delay)
+        self.requests += 1

@@ -146,29 +146,34 @@ def check_destination_prefix(prefix: str, bucket_name: str | None = None) -> lis
     return []
 
 
-def check_timeout(timeout_seconds: int, poll_interval_seconds: int) -> list[str]:
-    problems: list[str] = []
-    if poll_interval_seconds < MIN_POLL_INTERVAL_SECONDS:
-        problems.append(
-            f"poll_interval: {poll_interval_seconds} s is below the minimum of "
-            f"{MIN_POLL_INTERVAL_SECONDS} s"
-        )
+def check_timeout(timeout_seconds: int) -> list[str]:
     if timeout_seconds <= 0:
-        problems.append(f"timeout: {timeout_seconds} s must be positive")
-        return problems
+        return [f"timeout: {timeout_seconds} s must be positive"]
     if timeout_seconds > MAX_TIMEOUT_SECONDS:
-        problems.append(
+        return [
             f"timeout: {timeout_seconds} s exceeds {MAX_TIMEOUT_SECONDS} s; CloudFormation "
             f"waits at most {CUSTOM_RESOURCE_MAX_SECONDS} s for a custom resource and the "
             f"deploy needs {SERVICE_TIMEOUT_HEADROOM_SECONDS} s of that to start and report "
-            "the job (use wait_for_completion=False for longer exports)"
-        )
-    if poll_interval_seconds > 0 and timeout_seconds % poll_interval_seconds != 0:
-        problems.append(
-            f"timeout: {timeout_seconds} s is not a whole number of poll intervals "
-            f"({poll_interval_seconds} s)"
-        )
-    return problems
+            "the export (use wait_for_completion=False for longer exports)"
+        ]
+    return []
+
+
+def check_poll_interval(poll_interval_seconds: int) -> list[str]:
+    if poll_interval_seconds < MIN_POLL_INTERVAL_SECONDS:
+        return [
+            f"poll_interval: {poll_interval_seconds} s is below the minimum of "
+            f"{MIN_POLL_INTERVAL_SECONDS} s"
+        ]
+    if poll_interval_seconds > MAX_TIMEOUT_SECONDS:
+        return [f"poll_interval: {poll_interval_seconds} s exceeds {MAX_TIMEOUT_SECONDS} s"]
+    return []
+
+
+def check_export_generation(value: int) -> list[str]:
+    if value >= 0:
+        return []
+    return [f"export_generation: {value} must be 0 or more (bump it to export everything again)"]
 
 
 def check_max_requests_per_second(value: int) -> list[str]:

@@ -1,0 +1,587 @@
+"""ReadSetExportService: what every ReadSetExport of a stack shares.
+
+One per stack, found by ``ReadSetExportService.of(scope)`` the way CDK's singleton functions
+are: the handler functions and the Provider, one log group and its key, the dead-letter queue,
+the state table, the shared request budget, and the access log bucket of the destination
+buckets the exports create. Each export adds only what is its own: its custom resource, its
+export role, its bucket, and statements scoped to its store, bucket, prefix and role on the
+shared handler role.
+
+Options that configure shared parts can be given here or on any export; they are settled when
+the app is synthesized (or when a built part is first used), so an export that leaves one unset
+takes the service's value, and two constructs that set different values fail the synthesis
+with both their paths.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import (
+    ArnFormat,
+    Aspects,
+    Duration,
+    IAspect,
+    IStableStringProducer,
+    Lazy,
+    RemovalPolicy,
+    Stack,
+)
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources as cr
+from constructs import Construct, IConstruct
+
+from . import compliance
+from .handler import index, rules
+
+HANDLER_DIR = Path(__file__).parent / "handler"
+SERVICE_ID = "ReadSetExportService"
+# Newest Python runtime that aws-cdk-lib offers; tests fail when CDK adds a newer one.
+HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
+HANDLER_TIMEOUT = Duration.minutes(5)
+# Per function, for the whole stack: the waiter polls each running export, and overlapping
+# polls of one export wait for its lease, so a few at a time are plenty.
+HANDLER_RESERVED_CONCURRENCY = 4
+DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+# IAM's limit for one managed policy is 6,144 characters without whitespace; chunks are
+# filled to an estimate that leaves room for the longest names CloudFormation may generate.
+POLICY_CHARACTER_LIMIT = 6144
+POLICY_CHUNK_TARGET = 5200
+# The most characters a token can resolve to, for the policy size estimate.
+TOKEN_LENGTHS = {
+    "AWS::Partition": 10,
+    "AWS::Region": 14,
+    "AWS::AccountId": 12,
+    "AWS::URLSuffix": 14,
+    "AWS::StackName": 128,
+}
+UNKNOWN_TOKEN_LENGTH = 128
+
+SHARED_OPTIONS = (
+    "vpc",
+    "vpc_subnets",
+    "security_groups",
+    "log_retention",
+    "max_requests_per_second",
+    "poll_interval",
+)
+
+
+class ReadSetExportService(Construct):
+    """The per-stack machinery shared by every ``ReadSetExport`` in a stack.
+
+    The first ``ReadSetExport`` of a stack creates it with defaults; declare it yourself to
+    set its options in one place and pass it as ``service=``. Options set on an export are
+    forwarded here.
+
+    :param vpc: run the handler and the Provider framework's functions in this VPC (needs
+        interface endpoints for HealthOmics' ``control-storage-omics``, S3, DynamoDB and
+        CloudWatch Logs, or a NAT). Default: outside any VPC.
+    :param vpc_subnets: the subnets for the functions. Default: the VPC's private subnets.
+    :param security_groups: the functions' security groups. Default: one group allowing
+        HTTPS out only.
+    :param log_retention: how long the handler's logs are kept. Default: one year.
+    :param max_requests_per_second: the most HealthOmics requests per second that all
+        exports of this service send together, retries included. Default: 5, HealthOmics'
+        default quota, which every stack of the account and Region shares.
+    :param poll_interval: how often the waiter follows the exports; at least 10 seconds.
+        Default: 30 seconds.
+    :param removal_policy: what ``cdk destroy`` does to the state table, the log group, the
+        key and the access log bucket. Default: ``RemovalPolicy.RETAIN``.
+    :param auto_delete_objects: empty the access log bucket when it is deleted (needs
+        ``removal_policy=RemovalPolicy.DESTROY``). Default: ``False``.
+    """
+
+    key: kms.Key
+    table: dynamodb.Table
+    dead_letter_queue: sqs.Queue
+    handler_role: iam.Role
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        log_retention: logs.RetentionDays | None = None,
+        max_requests_per_second: int | None = None,
+        poll_interval: Duration | None = None,
+        removal_policy: RemovalPolicy | None = None,
+        auto_delete_objects: bool = False,
+    ) -> None:
+        super().__init__(scope, id)
+        # A library cannot choose its users' cdk.json: pin, for this subtree only, the
+        # behaviour the design relies on. ACL-based log delivery cannot work with
+        # bucket-owner-enforced ownership.
+        self.node.set_context(S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
+        problems: list[str] = []
+        if auto_delete_objects and removal_policy != RemovalPolicy.DESTROY:
+            problems.append(
+                "auto_delete_objects: needs removal_policy=RemovalPolicy.DESTROY (logs are "
+                "kept unless you ask for both)"
+            )
+        if problems:
+            raise ValueError(
+                f"ReadSetExportService {self.node.path}: invalid props:\n- " + "\n- ".join(problems)
+            )
+        self._removal = removal_policy or RemovalPolicy.RETAIN
+        self._auto_delete_objects = auto_delete_objects
+        self._settings: dict[str, tuple[Any, str]] = {}
+        self.configure(
+            self,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_groups=security_groups,
+            log_retention=log_retention,
+            max_requests_per_second=max_requests_per_second,
+            poll_interval=poll_interval,
+        )
+        self._built = False
+        self._access_logs: s3.Bucket | None = None
+        self._policies: list[tuple[iam.ManagedPolicy, int]] = []
+        self._statement_keys: set[str] = set()
+        self._provider: cr.Provider | None = None
+
+        stack = Stack.of(self)
+        self.key = self._create_key(stack)
+        self.table = dynamodb.Table(
+            self,
+            "State",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            removal_policy=self._removal,
+        )
+        # Only asynchronous invocations reach a dead-letter queue; the Provider framework
+        # invokes the handlers synchronously, so it stays empty unless someone else
+        # invokes them asynchronously.
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.handler_role = iam.Role(
+            self,
+            "HandlerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Starts and follows HealthOmics read set export jobs for this stack",
+        )
+        self.add_to_handler_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:ConditionCheckItem",
+                ],
+                resources=[self.table.table_arn],
+            ),
+            # The table is encrypted with the service's key.
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                resources=[self.key.key_arn],
+            ),
+            iam.PolicyStatement(
+                actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]
+            ),
+        )
+        Aspects.of(self).add(_BuildAtSynthesis(self))
+
+    # Finding the stack's service
+
+    @classmethod
+    def of(cls, scope: Construct) -> ReadSetExportService:
+        """The service of ``scope``'s stack, created with defaults if there is none yet."""
+        stack = Stack.of(scope)
+        for child in stack.node.children:
+            if isinstance(child, ReadSetExportService):
+                return child
+        return cls(stack, SERVICE_ID)
+
+    # Shared options
+
+    def configure(self, setter: IConstruct, **options: Any) -> None:
+        """Set shared options on behalf of ``setter`` (an export or the service itself).
+
+        An option left ``None`` takes the service's value. Setting one that another
+        construct set to something else is an error naming both.
+        """
+        conflicts: list[str] = []
+        for name, value in options.items():
+            if name not in SHARED_OPTIONS:
+                raise TypeError(f"ReadSetExportService has no shared option {name!r}")
+            if value is None:
+                continue
+            current = self._settings.get(name)
+            if current is not None and not _same(current[0], value):
+                conflicts.append(
+                    f"{name}: {setter.node.path} sets {_describe(value)}, but {current[1]} "
+                    f"set {_describe(current[0])}; the stack's exports share one "
+                    "ReadSetExportService, so give it once (on the service, or the same value "
+                    "on every export)"
+                )
+                continue
+            if current is None and getattr(self, "_built", False):
+                conflicts.append(
+                    f"{name}: {setter.node.path} sets it after the stack's "
+                    f"ReadSetExportService was built; set it on the service, or before its "
+                    "functions are used"
+                )
+                continue
+            if current is None:
+                self._settings[name] = (value, setter.node.path)
+        if conflicts:
+            raise ValueError(
+                f"ReadSetExportService {self.node.path}: conflicting options:\n- "
+                + "\n- ".join(conflicts)
+            )
+        problems: list[str] = []
+        rate = self.setting("max_requests_per_second")
+        if rate is not None:
+            problems += rules.check_max_requests_per_second(rate)
+        interval = self.setting("poll_interval")
+        if interval is not None and not interval.is_unresolved():
+            problems += rules.check_poll_interval(int(interval.to_seconds()))
+        if self.setting("vpc") is None and (
+            self.setting("vpc_subnets") is not None or self.setting("security_groups") is not None
+        ):
+            problems.append("vpc_subnets, security_groups: need vpc")
+        if problems:
+            raise ValueError(
+                f"ReadSetExport {setter.node.path}: invalid props:\n- " + "\n- ".join(problems)
+            )
+
+    def setting(self, name: str) -> Any:
+        found = self._settings.get(name)
+        return found[0] if found is not None else None
+
+    @property
+    def max_requests_per_second(self) -> int:
+        value = self.setting("max_requests_per_second")
+        return int(value) if value is not None else rules.DEFAULT_MAX_REQUESTS_PER_SECOND
+
+    @property
+    def poll_interval(self) -> Duration:
+        value = self.setting("poll_interval")
+        if value is None:
+            return Duration.seconds(rules.DEFAULT_POLL_INTERVAL_SECONDS)
+        assert isinstance(value, Duration)
+        return value
+
+    # What exports use
+
+    @property
+    def service_token(self) -> str:
+        """The Provider's service token, built when the app is synthesized."""
+        return Lazy.string(_Produce(lambda: self.provider.service_token))
+
+    @property
+    def provider(self) -> cr.Provider:
+        self.build()
+        assert self._provider is not None
+        return self._provider
+
+    @property
+    def on_event_function(self) -> lambda_.Function:
+        self.build()
+        return self._on_event
+
+    @property
+    def is_complete_function(self) -> lambda_.Function:
+        self.build()
+        return self._is_complete
+
+    @property
+    def log_group(self) -> logs.LogGroup:
+        self.build()
+        return self._log_group
+
+    def access_logs_bucket(self) -> s3.Bucket:
+        """The bucket that receives the access logs of every destination bucket created by
+        the service's exports; created with the first of them."""
+        if self._access_logs is None:
+            self._access_logs = s3.Bucket(
+                self,
+                "AccessLogs",
+                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                bucket_key_enabled=True,
+                enforce_ssl=True,
+                versioned=True,
+                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+                encryption=s3.BucketEncryption.KMS,
+                encryption_key=self.key,
+                removal_policy=self._removal,
+                auto_delete_objects=self._auto_delete_objects,
+            )
+            compliance.acknowledge_bucket(self._access_logs)
+        return self._access_logs
+
+    def add_to_handler_policy(self, *statements: iam.PolicyStatement) -> None:
+        """Add statements to the shared handler role, once each, in managed policies of at
+        most IAM's 6,144 characters (a new one when the current one is full)."""
+        stack = Stack.of(self)
+        for statement in statements:
+            resolved = stack.resolve(statement.to_statement_json())
+            key = json.dumps(resolved, sort_keys=True)
+            if key in self._statement_keys:
+                continue
+            self._statement_keys.add(key)
+            size = _estimated_length(resolved)
+            if not self._policies or self._policies[-1][1] + size > POLICY_CHUNK_TARGET:
+                number = len(self._policies)
+                policy = iam.ManagedPolicy(
+                    self,
+                    "HandlerPolicy" if number == 0 else f"HandlerPolicy{number + 1}",
+                    description="cdk-omics-export: what the stack's export handler may do",
+                    roles=[self.handler_role],
+                )
+                self._policies.append((policy, 0))
+            policy, used = self._policies[-1]
+            policy.add_statements(statement)
+            self._policies[-1] = (policy, used + size)
+
+    @property
+    def handler_policies(self) -> list[iam.ManagedPolicy]:
+        return [policy for policy, _ in self._policies]
+
+    # Building
+
+    def build(self) -> None:
+        """Create the functions and the Provider with the settled options (once)."""
+        if self._built:
+            return
+        self._built = True
+        stack = Stack.of(self)
+        self._log_group = logs.LogGroup(
+            self,
+            "HandlerLogs",
+            retention=self.setting("log_retention") or DEFAULT_LOG_RETENTION,
+            encryption_key=self.key,
+            removal_policy=self._removal,
+        )
+        self.add_to_handler_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self._log_group.log_group_arn],
+            )
+        )
+        vpc: ec2.IVpc | None = self.setting("vpc")
+        security_groups = self.setting("security_groups")
+        if vpc is not None:
+            if security_groups is None:
+                security_groups = [self._create_security_group(vpc)]
+            self.add_to_handler_policy(*_vpc_statements(stack))
+        network: dict[str, Any] = {
+            "vpc": vpc,
+            "vpc_subnets": self.setting("vpc_subnets"),
+            "security_groups": security_groups,
+        }
+        code = lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"])
+        environment = {
+            index.TABLE_ENV: self.table.table_name,
+            index.LOG_GROUP_ENV: self._log_group.log_group_name,
+            index.RATE_ENV: str(self.max_requests_per_second),
+            index.POLL_ENV: str(int(self.poll_interval.to_seconds())),
+        }
+        self._on_event = self._create_function(
+            "OnEventHandler", "index.on_event", code, environment, network
+        )
+        self._is_complete = self._create_function(
+            "IsCompleteHandler", "index.is_complete", code, environment, network
+        )
+        interval = self.poll_interval
+        attempts = max(1, rules.MAX_TIMEOUT_SECONDS // int(interval.to_seconds()))
+        self._provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self._on_event,
+            is_complete_handler=self._is_complete,
+            query_interval=interval,
+            # Each export's own timeout is kept by the handler; the waiter allows the most.
+            total_timeout=Duration.seconds(attempts * int(interval.to_seconds())),
+            log_group=self._log_group,
+            **network,
+        )
+        compliance.acknowledge_service(self, self._provider, in_vpc=vpc is not None)
+
+    def _create_key(self, stack: Stack) -> kms.Key:
+        key = kms.Key(
+            self,
+            "Key",
+            description="cdk-omics-export: encrypts the export state, handler logs and S3 "
+            "access logs",
+            enable_key_rotation=True,
+            # Retained state and logs stay readable only while their key exists.
+            removal_policy=self._removal,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.{stack.url_suffix}")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
+        # CDK adds S3 log delivery's use of the key when the access log bucket names it.
+        return key
+
+    def _create_security_group(self, vpc: ec2.IVpc) -> ec2.SecurityGroup:
+        group = ec2.SecurityGroup(
+            self,
+            "HandlerSecurityGroup",
+            vpc=vpc,
+            description="cdk-omics-export functions: HTTPS out to AWS endpoints, nothing in",
+            allow_all_outbound=False,
+        )
+        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS endpoints")
+        return group
+
+    def _create_function(
+        self,
+        id: str,
+        handler: str,
+        code: lambda_.Code,
+        environment: dict[str, str],
+        network: dict[str, Any],
+    ) -> lambda_.Function:
+        return lambda_.Function(
+            self,
+            id,
+            runtime=HANDLER_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=handler,
+            code=code,
+            # Every permission is in the managed policies: grants that CDK would add on its
+            # own (the dead-letter queue's, the VPC's) must not create an inline policy.
+            role=self.handler_role.without_policy_updates(),
+            timeout=HANDLER_TIMEOUT,
+            memory_size=256,
+            environment=environment,
+            log_group=self._log_group,
+            dead_letter_queue=self.dead_letter_queue,
+            reserved_concurrent_executions=HANDLER_RESERVED_CONCURRENCY,
+            description="cdk-omics-export: HealthOmics read set exports of this stack",
+            **network,
+        )
+
+
+@jsii.implements(IAspect)
+class _BuildAtSynthesis:
+    """Builds the service's functions once every export has had its say on the options."""
+
+    def __init__(self, service: ReadSetExportService) -> None:
+        self._service = service
+
+    def visit(self, node: IConstruct) -> None:
+        if node is self._service:
+            self._service.build()
+
+
+@jsii.implements(IStableStringProducer)
+class _Produce:
+    """A ``Lazy`` string from a Python callable, called when the template is resolved."""
+
+    def __init__(self, produce: Callable[[], str]) -> None:
+        self._produce = produce
+
+    def produce(self) -> str:
+        return self._produce()
+
+
+def _vpc_statements(stack: Stack) -> list[iam.PolicyStatement]:
+    """What Lambda needs to attach functions to a VPC, scoped as far as EC2 allows."""
+
+    def arn(resource: str) -> str:
+        return stack.format_arn(service="ec2", resource=resource, resource_name="*")
+
+    return [
+        iam.PolicyStatement(
+            actions=["ec2:CreateNetworkInterface"],
+            resources=[arn("network-interface"), arn("subnet"), arn("security-group")],
+        ),
+        iam.PolicyStatement(
+            actions=[
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            resources=[arn("network-interface")],
+        ),
+        # Describe actions support no resource-level permissions.
+        iam.PolicyStatement(
+            actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+            resources=["*"],
+        ),
+    ]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, Duration) and isinstance(b, Duration):
+        return a.to_seconds() == b.to_seconds()
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    return a is b or a == b
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Duration):
+        return f"{int(value.to_seconds())} s"
+    if isinstance(value, Construct):
+        return value.node.path
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_describe(v) for v in value) + "]"
+    return repr(value)
+
+
+def _estimated_length(value: Any) -> int:
+    """Characters a resolved policy value takes in IAM, tokens counted at their longest."""
+    if isinstance(value, str):
+        return len(value) + 3
+    if isinstance(value, list):
+        return sum(_estimated_length(v) for v in value) + 2
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return TOKEN_LENGTHS.get(value["Ref"], UNKNOWN_TOKEN_LENGTH)
+        if "Fn::GetAtt" in value:
+            return UNKNOWN_TOKEN_LENGTH
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return sum(_estimated_length(p) for p in parts) + len(separator) * len(parts)
+        return sum(len(str(k)) + 3 + _estimated_length(v) for k, v in value.items()) + 2
+    return len(str(value))
