@@ -8,6 +8,8 @@ against the operation's output shape before it is sent, so a handler that passes
 the real contract. Jobs move SUBMITTED -> IN_PROGRESS -> a terminal status over successive
 GetReadSetExportJob polls, with per-read-set statuses. Faults can be injected per operation,
 and a request rate and a number of concurrent jobs can be enforced like the service's quotas.
+An optional `writer` writes a job's files when it ends (tests/standins/gateway.py writes them
+into S3 as the job's role), and the read sets it could not write end FAILED.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +69,9 @@ class Job:
     polls: int = 0
     completion_time: datetime | None = None
     started_at: float = 0.0  # on the endpoint's clock
+    # read set id -> why the writer could not export it; filled once, when the job ends.
+    write_failures: dict[str, str] = field(default_factory=dict)
+    written: bool = False
 
     def request_matches(self, body: dict[str, Any]) -> bool:
         return (
@@ -105,6 +110,10 @@ class OmicsEndpoint:
     faults: dict[str, deque[Fault]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(5000000001))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called once per job, when it first ends on its own (not with job_outcome), with the job
+    # and the read sets it would finish; returns read set id -> failure message for those it
+    # could not write. Runs under the endpoint's lock: it must not call back into the endpoint.
+    writer: Callable[[Job, list[str]], dict[str, str]] | None = None
 
     # Test controls
 
@@ -284,6 +293,8 @@ class OmicsEndpoint:
             detail["completionTime"] = job.completion_time
         if self.job_outcome is not None and status == self.job_outcome[0]:
             detail["statusMessage"] = self.job_outcome[1]
+        elif status == "FAILED" and job.write_failures:
+            detail["statusMessage"] = next(iter(job.write_failures.values()))
         elif status == "COMPLETED_WITH_FAILURES":
             detail["statusMessage"] = "Some read sets failed to export"
         detail["readSets"] = [self._read_set(job, r) for r in job.read_set_ids]
@@ -316,10 +327,21 @@ class OmicsEndpoint:
             return ("SUBMITTED", "IN_PROGRESS")[phase]
         if self.job_outcome is not None:
             return self.job_outcome[0]
-        failed = [r for r in job.read_set_ids if r in self.failing_read_sets]
+        self._write(job)
+        failed = [
+            r for r in job.read_set_ids if r in self.failing_read_sets or r in job.write_failures
+        ]
         if not failed:
             return "COMPLETED"
         return "FAILED" if len(failed) == len(job.read_set_ids) else "COMPLETED_WITH_FAILURES"
+
+    def _write(self, job: Job) -> None:
+        if job.written:
+            return
+        job.written = True
+        if self.writer is not None:
+            finishing = [r for r in job.read_set_ids if r not in self.failing_read_sets]
+            job.write_failures = dict(self.writer(job, finishing))
 
     def _read_set(self, job: Job, read_set_id: str) -> dict[str, Any]:
         status = self._status(job)
@@ -329,6 +351,9 @@ class OmicsEndpoint:
             return {"id": read_set_id, "status": "IN_PROGRESS"}
         if read_set_id in self.failing_read_sets:
             message = self.failing_read_sets[read_set_id]
+            return {"id": read_set_id, "status": "FAILED", "statusMessage": message}
+        if read_set_id in job.write_failures:
+            message = job.write_failures[read_set_id]
             return {"id": read_set_id, "status": "FAILED", "statusMessage": message}
         if status in {"COMPLETED", "COMPLETED_WITH_FAILURES"}:
             return {"id": read_set_id, "status": "FINISHED"}
