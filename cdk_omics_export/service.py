@@ -354,8 +354,11 @@ class ReadSetExportService(Construct):
                     self,
                     "HandlerPolicy" if number == 0 else f"HandlerPolicy{number + 1}",
                     description="cdk-omics-export: what the stack's export handler may do",
-                    roles=[self.handler_role],
                 )
+                # Through the role's ManagedPolicyArns, not the policy's Roles: the role, so
+                # the functions and every export resource, then depend on the policy, and
+                # CloudFormation grants an export's statements before its resource runs.
+                self.handler_role.add_managed_policy(policy)
                 self._policies.append((policy, 0))
             policy, used = self._policies[-1]
             policy.add_statements(statement)

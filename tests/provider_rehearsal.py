@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import boto3
 
 from cdk_omics_export.handler import index
 
@@ -29,6 +32,9 @@ from .standins.gateway import Gateway
 CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
 RESPONSE_URL = "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x?sig=1"
 ASSETS_BUCKET = "cdk-hnb659fds-assets-111122223333-us-east-1"
+# How many invocations are inside `as_handler`, then the environment they replaced.
+_ACTIVE: list[Any] = [0]
+_ACTIVE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -94,21 +100,34 @@ class StackRehearsal:
 
     @contextmanager
     def as_handler(self) -> Iterator[None]:
-        """The process environment of the handler's function, and fresh clients."""
-        saved = {k: os.environ.get(k) for k in self.environment}
-        os.environ.update(self.environment)
-        for make in (index.omics_client, index.s3_client, index.dynamodb_client):
-            make.cache_clear()
+        """The process environment of the handler's function, and fresh clients.
+
+        Concurrent invocations (threads) share one environment and one set of clients, as
+        one container would; the first to enter sets them up, the last to leave restores.
+        """
+        with _ACTIVE_LOCK:
+            if _ACTIVE[0] == 0:
+                _ACTIVE.append({k: os.environ.get(k) for k in self.environment})
+                os.environ.update(self.environment)
+                # boto3's default session keeps the credentials it first found.
+                boto3.DEFAULT_SESSION = None
+                for make in (index.omics_client, index.s3_client, index.dynamodb_client):
+                    make.cache_clear()
+            _ACTIVE[0] += 1
         try:
             yield
         finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            for make in (index.omics_client, index.s3_client, index.dynamodb_client):
-                make.cache_clear()
+            with _ACTIVE_LOCK:
+                _ACTIVE[0] -= 1
+                if _ACTIVE[0] == 0:
+                    saved = _ACTIVE.pop()
+                    for k, v in saved.items():
+                        if v is None:
+                            os.environ.pop(k, None)
+                        else:
+                            os.environ[k] = v
+                    for make in (index.omics_client, index.s3_client, index.dynamodb_client):
+                        make.cache_clear()
 
     def event(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aws_cdk import CfnElement, Stack
@@ -63,3 +64,157 @@ def statements(template: Template, path_part: str) -> list[dict[str, Any]]:
 
 def arn(logical: str) -> dict[str, Any]:
     return {"Fn::GetAtt": [logical, "Arn"]}
+
+
+def python_functions(template: Template) -> dict[str, dict[str, Any]]:
+    """The stack's Lambda functions that run our Python handler (not the framework's Node.js)."""
+    return {
+        key: function
+        for key, function in template.find_resources("AWS::Lambda::Function").items()
+        if function["Properties"].get("Runtime", "").startswith("python")
+    }
+
+
+def handler_policies(template: Template) -> list[str]:
+    """The logical ids of the service's handler policy chunks, in construct order."""
+    paths = _PATHS[template]
+    found = [
+        key
+        for key in template.find_resources("AWS::IAM::ManagedPolicy")
+        if "/HandlerPolicy" in paths[key]
+    ]
+
+    def number(key: str) -> int:
+        name = paths[key].rstrip("/").split("/")[-2]  # .../HandlerPolicyN/Resource/
+        return int(name.removeprefix("HandlerPolicy") or 1)
+
+    return sorted(found, key=number)
+
+
+def handler_statements(template: Template) -> list[dict[str, Any]]:
+    """Every statement of the handler policy chunks, in order."""
+    resources = template.to_json()["Resources"]
+    return [
+        statement
+        for key in handler_policies(template)
+        for statement in resources[key]["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _references(value: Any) -> set[str]:
+    """The logical ids a property value refers to (Ref, Fn::GetAtt, Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= _references(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str) and not item.startswith("AWS::"):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                target = item[0] if isinstance(item, list) else item.split(".")[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text = item[0] if isinstance(item, list) else item
+                found |= {
+                    name.split(".")[0]
+                    for name in re.findall(r"\$\{([^}!]+)\}", text)
+                    if not name.startswith("AWS::")
+                }
+                if isinstance(item, list):
+                    found |= _references(item[1])
+            else:
+                found |= _references(item)
+    return found
+
+
+def depends_on(template: Template, dependent: str, dependency: str) -> bool:
+    """Whether CloudFormation creates ``dependency`` before ``dependent`` (DependsOn and
+    references, followed transitively)."""
+    resources = template.to_json()["Resources"]
+
+    def direct(key: str) -> set[str]:
+        resource = resources[key]
+        depends = resource.get("DependsOn", [])
+        named = {depends} if isinstance(depends, str) else set(depends)
+        return (named | _references(resource.get("Properties", {}))) & resources.keys()
+
+    seen: set[str] = set()
+    pending = [dependent]
+    while pending:
+        for key in direct(pending.pop()):
+            if key == dependency:
+                return True
+            if key not in seen:
+                seen.add(key)
+                pending.append(key)
+    return False
+
+
+# The longest value each token of a handler policy can take in any partition and Region: what
+# IAM measures against its 6,144-character limit once CloudFormation has resolved the template.
+LONGEST_PARTITION = "aws-us-gov"
+LONGEST_REGION = "ap-southeast-1"
+ACCOUNT = "123456789012"
+LONGEST_PSEUDO = {
+    "AWS::Partition": LONGEST_PARTITION,
+    "AWS::Region": LONGEST_REGION,
+    "AWS::AccountId": ACCOUNT,
+    "AWS::URLSuffix": "amazonaws.com.cn",
+}
+_REGIONAL = f"{LONGEST_PARTITION}:{{}}:{LONGEST_REGION}:{ACCOUNT}"
+LONGEST_ATTRIBUTES = {
+    # Bucket names: at most 63 characters.
+    ("AWS::S3::Bucket", "Ref"): "b" * 63,
+    ("AWS::S3::Bucket", "Arn"): f"arn:{LONGEST_PARTITION}:s3:::{'b' * 63}",
+    # Role names: at most 64 characters (CDK's roles have the default path /).
+    ("AWS::IAM::Role", "Arn"): f"arn:{LONGEST_PARTITION}:iam::{ACCOUNT}:role/{'r' * 64}",
+    ("AWS::KMS::Key", "Arn"): f"arn:{_REGIONAL.format('kms')}:key/{'k' * 36}",
+    # Table names: at most 255 characters.
+    ("AWS::DynamoDB::Table", "Arn"): f"arn:{_REGIONAL.format('dynamodb')}:table/{'t' * 255}",
+    # Queue names: at most 80 characters.
+    ("AWS::SQS::Queue", "Arn"): f"arn:{_REGIONAL.format('sqs')}:{'q' * 80}",
+    # Log group names: at most 512 characters.
+    ("AWS::Logs::LogGroup", "Arn"): f"arn:{_REGIONAL.format('logs')}:log-group:{'l' * 512}:*",
+}
+
+
+def resolve_longest(template: Template, value: Any) -> Any:
+    """``value`` with every intrinsic function resolved to its longest plausible result.
+
+    Raises KeyError for a reference this helper does not know, so a new kind of token in a
+    policy is noticed rather than under-counted.
+    """
+    resources = template.to_json()["Resources"]
+
+    def attribute(logical: str, name: str) -> str:
+        return LONGEST_ATTRIBUTES[(resources[logical]["Type"], name)]
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        if not isinstance(item, dict):
+            return item
+        if set(item) == {"Ref"}:
+            name = item["Ref"]
+            return LONGEST_PSEUDO[name] if name.startswith("AWS::") else attribute(name, "Ref")
+        if set(item) == {"Fn::GetAtt"}:
+            logical, name = item["Fn::GetAtt"]
+            return attribute(logical, name)
+        if set(item) == {"Fn::Join"}:
+            separator, parts = item["Fn::Join"]
+            return separator.join(walk(part) for part in parts)
+        if set(item) == {"Fn::Sub"} and isinstance(item["Fn::Sub"], str):
+            return re.sub(
+                r"\$\{([^}]+)\}", lambda m: walk({"Ref": m.group(1)}), item["Fn::Sub"]
+            )
+        if any(key.startswith("Fn::") for key in item):
+            raise KeyError(f"no longest value for {item}")
+        return {key: walk(v) for key, v in item.items()}
+
+    return walk(value)
+
+
+def iam_length(document: Any) -> int:
+    """A policy document's size as IAM counts it: JSON without whitespace."""
+    return len(json.dumps(document, separators=(",", ":")))

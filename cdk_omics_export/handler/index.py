@@ -157,7 +157,7 @@ def on_event(event: CloudFormationEvent, context: Any = None) -> OnEventResult:
         store = export.store
         store.acquire_lease(export.export_id, owner, _lease_seconds(context), force=True)
         try:
-            with _paced(context, store):
+            with _paced(context, store, export.omics):
                 export.advance(_budget(context))
             export.conclude()
         finally:
@@ -197,7 +197,7 @@ def _poll(event: CloudFormationEvent, export: exports.Export, context: Any) -> I
         return {"IsComplete": False}
     try:
         export.load()  # what the previous lease holder saved
-        with _paced(context, store):
+        with _paced(context, store, export.omics):
             export.advance(_budget(context))
         if export.record["cancelled"]:
             return _cancelled(export)
@@ -248,7 +248,8 @@ def _export(request: exports.ExportRequest) -> exports.Export:
 class _paced:
     """Attach the service's shared pacer to the omics client for one invocation."""
 
-    def __init__(self, context: Any, store: st.StateStore) -> None:
+    def __init__(self, context: Any, store: st.StateStore, client: OmicsClient) -> None:
+        self.client = client
         rate = int(os.environ.get(RATE_ENV, rules.DEFAULT_MAX_REQUESTS_PER_SECOND))
         self.pacer = pacing.Pacer(
             rate,
@@ -260,11 +261,11 @@ class _paced:
         self.unique_id = f"cdk-omics-export-pacer-{uuid.uuid4()}"
 
     def __enter__(self) -> None:
-        events = omics_client().meta.events
+        events = self.client.meta.events
         events.register("before-send.omics", self.pacer.wait, unique_id=self.unique_id)
 
     def __exit__(self, *_: object) -> None:
-        omics_client().meta.events.unregister("before-send.omics", unique_id=self.unique_id)
+        self.client.meta.events.unregister("before-send.omics", unique_id=self.unique_id)
 
 
 def _remaining_seconds(context: Any) -> float:
