@@ -11,6 +11,8 @@ fix by itself; every other finding is fixed in the construct.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jsii
@@ -100,9 +102,13 @@ VPC_NETWORKING = (
 )
 STATE_TABLE_BACKUP = Reason(
     ("HIPAA.Security-DynamoDBInBackupPlan", "NIST.800.53.R5-DynamoDBInBackupPlan"),
-    "The state table holds the progress of running exports, kept with point-in-time recovery "
-    "and retained on delete; the exported data itself lives in S3. Backup plans are the "
-    "account's choice: add the table to yours with aws_backup if your policy requires it.",
+    "The rule looks for an AWS Backup selection of the table in the same stack, and a backup "
+    "plan's vault, schedule and retention are the account's to choose, not a library's. The "
+    "table holds only the bookkeeping of this stack's exports (the read set ids each export "
+    "selected, its jobs and their outcomes; no sequence data), encrypted with the service's "
+    "key, with point-in-time recovery on and retained on delete unless removal_policy says "
+    "otherwise; every job and read set is also recorded in each export's manifest in S3. Add "
+    "the table to your backup plan with aws_backup if your policy requires it.",
 )
 
 
@@ -114,7 +120,9 @@ def acknowledge_service(service: Construct, provider: Construct, *, in_vpc: bool
             if not in_vpc:
                 _acknowledge(construct, FRAMEWORK_FUNCTION_OUTSIDE_VPC)
         elif isinstance(construct, iam.CfnRole):
-            _acknowledge(construct, FRAMEWORK_ROLE)
+            # Only the managed policies the role has: the waiter's role has none, and
+            # AWSLambdaVPCAccessExecutionRole only with a VPC.
+            _at_validation(construct, partial(_acknowledge_managed_policies, construct))
         elif isinstance(construct, iam.CfnPolicy):
             _acknowledge(construct, FRAMEWORK_POLICY)
             _acknowledge_wildcards(construct, FRAMEWORK_INVOKE)
@@ -127,11 +135,17 @@ def acknowledge_service(service: Construct, provider: Construct, *, in_vpc: bool
     table = _resource(service, "State")
     if table is not None:
         _acknowledge(table, STATE_TABLE_BACKUP)
+    # Exports declared after the service was built (after its functions were first used)
+    # may still open new HandlerPolicy chunks: they are looked up when the app is validated.
+    _at_validation(service, lambda: _acknowledge_handler_policies(service))
+
+
+def _acknowledge_handler_policies(service: Construct) -> None:
     for construct in service.node.children:
         if construct.node.id.startswith("HandlerPolicy"):
             policy = construct.node.default_child
             assert isinstance(policy, CfnElement)
-            _acknowledge_wildcards(policy, HANDLER_WILDCARDS, everything=VPC_NETWORKING)
+            _acknowledge_final_wildcards(policy, HANDLER_WILDCARDS, everything=VPC_NETWORKING)
 
 
 def acknowledge_bucket(bucket: IConstruct) -> None:
@@ -157,42 +171,72 @@ def _resource(parent: Construct, child: str) -> CfnElement | None:
 
 
 @jsii.implements(IValidation)
-class _WildcardAcknowledgment:
-    """Acknowledges a policy's AwsSolutions-IAM5 findings from its final document.
+class _AtValidation:
+    """Runs an acknowledgment when the app is validated.
 
-    Runs as a validation, after statements from every export were added and once references
-    across stacks are resolved (``Fn::ImportValue``), so the finding ids are the ones cdk-nag
-    computes from the final template.
+    By then every export has added its statements to the shared policies and references
+    across stacks are resolved (``Fn::ImportValue``, ``Fn::GetStackOutput``), so the finding
+    ids computed from a resource's final properties are the ones cdk-nag computes from the
+    final template. (An acknowledgment whose id is a ``Lazy`` string is not honoured.)
     """
 
-    def __init__(self, policy: CfnElement, reason: str, everything: str | None) -> None:
-        self._policy = policy
-        self._reason = reason
-        self._everything = everything
+    def __init__(self, acknowledge: Callable[[], None]) -> None:
+        self._acknowledge = acknowledge
 
     def validate(self) -> list[str]:
-        stack = Stack.of(self._policy)
-        document = stack.resolve(self._policy.policy_document)  # type: ignore[attr-defined]
-        wildcards = _wildcard_findings(document)
-        everything = "AwsSolutions-IAM5[Resource::*]"
-        if self._everything is not None and everything in wildcards:
-            _acknowledge(self._policy, Reason((everything,), self._everything))
-            wildcards = tuple(w for w in wildcards if w != everything)
-        _acknowledge(self._policy, Reason(wildcards, self._reason))
+        self._acknowledge()
         return []
+
+
+def _at_validation(construct: IConstruct, acknowledge: Callable[[], None]) -> None:
+    construct.node.add_validation(_AtValidation(acknowledge))
 
 
 def _acknowledge_wildcards(
     policy: CfnElement, reason: str, *, everything: str | None = None
 ) -> None:
-    policy.node.add_validation(_WildcardAcknowledgment(policy, reason, everything))
+    """Acknowledge a policy's AwsSolutions-IAM5 findings from its final document."""
+    _at_validation(
+        policy, lambda: _acknowledge_final_wildcards(policy, reason, everything=everything)
+    )
+
+
+def _acknowledge_final_wildcards(
+    policy: CfnElement, reason: str, *, everything: str | None = None
+) -> None:
+    document = Stack.of(policy).resolve(policy.policy_document)  # type: ignore[attr-defined]
+    wildcards = _wildcard_findings(document)
+    if everything is not None and EVERYTHING in wildcards:
+        _acknowledge(policy, Reason((EVERYTHING,), everything))
+        wildcards = tuple(w for w in wildcards if w != EVERYTHING)
+    _acknowledge(policy, Reason(wildcards, reason))
+
+
+def _acknowledge_managed_policies(role: iam.CfnRole) -> None:
+    stack = Stack.of(role)
+    arns = stack.resolve(role.managed_policy_arns) or []
+    findings = {f"AwsSolutions-IAM4[Policy::{_as_nag_text(arn)}]" for arn in arns}
+    _acknowledge(
+        role,
+        Reason(tuple(r for r in FRAMEWORK_ROLE.rules if r in findings), FRAMEWORK_ROLE.reason),
+    )
+
+
+EVERYTHING = "AwsSolutions-IAM5[Resource::*]"
 
 
 def _wildcard_findings(document: Any) -> tuple[str, ...]:
-    """cdk-nag's AwsSolutions-IAM5 finding ids for the wildcard resources of a policy."""
+    """cdk-nag's AwsSolutions-IAM5 finding ids for the wildcard resources of a policy.
+
+    Like cdk-nag, only Allow statements count. Wildcard actions (``Action::...``) are never
+    acknowledged: none of the construct's statements has one, and one that appeared would
+    need a reason of its own.
+    """
     findings: list[str] = []
-    for statement in document["Statement"]:
-        resources = statement.get("Resource", [])
+    for statement in document.get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        resources = statement.get("Resource")
         for value in resources if isinstance(resources, list) else [resources]:
             text = _as_nag_text(value)
             if "*" in text:
@@ -201,20 +245,30 @@ def _wildcard_findings(document: Any) -> tuple[str, ...]:
 
 
 def _as_nag_text(value: Any) -> str:
-    """A resource as cdk-nag writes it in finding ids: intrinsics become <Name> or <Name.Attr>."""
+    """A resolved value as cdk-nag 3's ``flattenCfnReference`` writes it in finding ids.
+
+    ``Ref`` becomes ``<Name>``, ``Fn::GetAtt`` ``<Name.Attr>``, ``Fn::Join`` joins its parts,
+    ``Fn::Sub`` and ``Fn::ImportValue`` become their (flattened) argument, the export name
+    without brackets; ``${`` and ``}`` in strings become ``<`` and ``>``; anything else
+    (``Fn::GetStackOutput``, ``Fn::Select``...) is compact JSON, keys in their order.
+    """
+    if value is None:
+        return ""
     if isinstance(value, str):
-        return value
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    if "Fn::GetAtt" in value:
-        name, attribute = value["Fn::GetAtt"]
-        return f"<{name}.{attribute}>"
-    if "Fn::ImportValue" in value:
-        return f"<{_as_nag_text(value['Fn::ImportValue'])}>"
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return str(separator).join(_as_nag_text(part) for part in parts)
-    return json.dumps(value, sort_keys=True)
+        return value.replace("${", "<").replace("}", ">")
+    for name, flatten in _FLATTENED.items():  # in cdk-nag's order
+        if isinstance(value, dict) and value.get(name):
+            return flatten(value[name])
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+_FLATTENED: dict[str, Callable[[Any], str]] = {
+    "Fn::Join": lambda join: str(join[0]).join(_as_nag_text(part) for part in join[1]),
+    "Fn::Sub": _as_nag_text,
+    "Fn::GetAtt": lambda get: f"<{_as_nag_text(get[0])}.{_as_nag_text(get[1])}>",
+    "Fn::ImportValue": _as_nag_text,  # the export's name, without brackets
+    "Ref": lambda ref: f"<{_as_nag_text(ref)}>",
+}
 
 
 def _acknowledge(construct: IConstruct, reason: Reason) -> None:

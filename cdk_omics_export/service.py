@@ -574,17 +574,15 @@ def _describe(value: Any) -> str:
 
 def _estimated_length(value: Any) -> int:
     """Characters a resolved policy value takes in IAM, tokens counted at their longest."""
-    if isinstance(value, str):
-        return len(value) + 3
     if isinstance(value, list):
         return sum(_estimated_length(v) for v in value) + 2
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return TOKEN_LENGTHS.get(value["Ref"], UNKNOWN_TOKEN_LENGTH)
-        if "Fn::GetAtt" in value:
-            return UNKNOWN_TOKEN_LENGTH
-        if "Fn::Join" in value:
-            separator, parts = value["Fn::Join"]
-            return sum(_estimated_length(p) for p in parts) + len(separator) * len(parts)
-        return sum(len(str(k)) + 3 + _estimated_length(v) for k, v in value.items()) + 2
-    return len(str(value))
+    if not isinstance(value, dict):
+        return len(str(value)) + 3
+    if "Ref" in value:
+        return TOKEN_LENGTHS.get(value["Ref"], UNKNOWN_TOKEN_LENGTH)
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return sum(_estimated_length(p) for p in parts) + len(separator) * len(parts)
+    if any(key.startswith("Fn::") for key in value):
+        return UNKNOWN_TOKEN_LENGTH  # GetAtt, ImportValue, GetStackOutput, Sub...
+    return sum(len(str(k)) + 3 + _estimated_length(v) for k, v in value.items()) + 2

@@ -598,26 +598,29 @@ class Export:
     def conclude(self) -> bool:
         """True when this run has ended; raises when it failed. Saves the record."""
         run = self.run
-        record = self.record
-        if record["cancelled"]:
-            record["status"] = "CANCELLED"
-            self._save_record()
-            return False
-        if run["phase"] != "EXPORTING":
-            self._save_record()
-            return run["phase"] == "ENDED"
-        batches = self.run_batches()
-        if any(b["status"] in (st.PENDING, st.STARTING) for b in batches):
-            self._save_record()
-            return False
-        watched = batches + [
+        if self.record["cancelled"]:
+            self.record["status"] = "CANCELLED"
+        elif run["phase"] == "EXPORTING" and self._nothing_left_to_start():
+            return self._conclude_exporting()
+        self._save_record()
+        if run["phase"] == "ENDED" and self.record.get("statusReason"):
+            # Another invocation ended this run with a failure: say so again, never SUCCESS.
+            raise ExportError(self.record["statusReason"])
+        return run["phase"] == "ENDED" and not self.record["cancelled"]
+
+    def _nothing_left_to_start(self) -> bool:
+        return not any(b["status"] in (st.PENDING, st.STARTING) for b in self.run_batches())
+
+    def _conclude_exporting(self) -> bool:
+        run = self.run
+        watched = self.run_batches() + [
             self.snapshot.batches[key] for key in run["followed"] if key in self.snapshot.batches
         ]
+        running = any(b["status"] in st.RUNNING_JOB_STATUSES for b in watched)
         if not run["wait"]:
-            running = any(b["status"] in st.RUNNING_JOB_STATUSES for b in watched)
             self._end("SUBMITTED" if running else self._outcome_status() or "COMPLETED")
             return True
-        if any(b["status"] in st.RUNNING_JOB_STATUSES for b in watched):
+        if running:
             self._save_record()
             return False
         status = self._outcome_status()
@@ -674,9 +677,9 @@ class Export:
                 if len(counts.failures) < MAX_NAMED:
                     outcomes = state[1].get("readSets", [])
                     outcome = next((o for o in outcomes if o["id"] == read_set_id), None)
-                    message = (outcome.get("statusMessage") if outcome else None) or state[
-                        1
-                    ].get("statusMessage", state[1]["status"])
+                    message = (outcome.get("statusMessage") if outcome else None) or state[1].get(
+                        "statusMessage", state[1]["status"]
+                    )
                     counts.failures.append(f"{read_set_id} ({_one_line(str(message))})")
             elif state[0] == "IN_FLIGHT":
                 counts.in_flight += 1

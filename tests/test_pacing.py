@@ -1,0 +1,72 @@
+"""The shared pacer: one budget of requests per service, and no attempt without time for it."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdk_omics_export.handler.pacing import MARGIN, LocalSlots, Pacer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class OutOfTime(Exception):
+    pass
+
+
+def test_pacers_sharing_slots_space_every_request_together() -> None:
+    clock, slots = Clock(), LocalSlots()
+    first = Pacer(5, slots, clock=clock, sleep=clock.sleep)
+    second = Pacer(5, slots, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    for pacer in (first, second, first, second):
+        pacer.wait()
+        sent.append(clock.now)
+    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    assert gaps == pytest.approx([MARGIN / 5] * 3)
+
+
+def test_no_attempt_without_time_for_it() -> None:
+    clock = Clock()
+    left = [60.0]
+    pacer = Pacer(
+        5,
+        LocalSlots(),
+        time_left=lambda: left[0],
+        attempt_seconds=50.0,
+        out_of_time=OutOfTime,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    pacer.wait()
+    left[0] = 49.0
+    with pytest.raises(OutOfTime):
+        pacer.wait()
+    assert pacer.requests == 1
+
+
+def test_a_wait_that_would_eat_the_time_left_is_not_taken() -> None:
+    clock, slots = Clock(), LocalSlots()
+    slots.reserve_request_slot(30.0, clock.now)  # someone holds the next 30 s
+    pacer = Pacer(
+        1 / 30,
+        slots,
+        time_left=lambda: 60.0,
+        attempt_seconds=50.0,
+        out_of_time=OutOfTime,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(OutOfTime):
+        pacer.wait()
+    assert clock.slept == []
