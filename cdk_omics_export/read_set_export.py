@@ -68,6 +68,9 @@ class ReadSetExport(Construct):
         ``removal_policy=RemovalPolicy.DESTROY``; for throwaway stacks). Default: ``False``.
     :param export_generation: bump it to export every selected read set again, as a new
         export (a new physical id). Default: 0.
+    :param selection_refresh: any string; changing it makes the next deploy evaluate the
+        selection again (a filter picks up read sets added since) and export only what is
+        neither exported nor in flight. Default: none.
     :param wait_for_completion: whether the deploy waits until every job ends and fails
         unless all complete. Default: ``True``. With ``False`` the resource is complete as
         soon as every job is submitted and the status output says ``SUBMITTED``.
@@ -123,6 +126,7 @@ class ReadSetExport(Construct):
         removal_policy: RemovalPolicy | None = None,
         auto_delete_objects: bool = False,
         export_generation: int = 0,
+        selection_refresh: str | None = None,
         wait_for_completion: bool = True,
         allow_partial_failure: bool = False,
         timeout: Duration | None = None,
@@ -173,6 +177,8 @@ class ReadSetExport(Construct):
         self.role = self._create_export_role()
         selection, read_set_list = self._selection(read_set_ids, read_set_filter)
         self._grant_handler(read_set_list)
+        if selection_refresh is not None:
+            selection["SelectionRefresh"] = selection_refresh
         self.resource = self._create_resource(
             selection,
             generation=export_generation,

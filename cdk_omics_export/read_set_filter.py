@@ -24,8 +24,13 @@ class ReadSetFilter:
     :param created_after: only read sets created after this time (timezone-aware datetime
         or ISO 8601 string).
     :param created_before: only read sets created before this time.
-    :param status: the read set status to select. Default: ``"ACTIVE"``; read sets that are
-        not ACTIVE fail the pre-flight.
+    :param status: the read set status to select. Default: ``"ACTIVE"``. Only ACTIVE read
+        sets can be exported: with another status, any read set the filter selects fails the
+        pre-flight (named in the error) and no job starts.
+
+    The filter is evaluated when the export resource is created or updated, not afterwards:
+    to pick up read sets added since, change ``selection_refresh`` on the ``ReadSetExport``
+    (for example to the date), and the next deploy exports only the new ones.
     """
 
     name: str | None = None

@@ -371,9 +371,11 @@ def test_removed_state_fails_clearly_and_the_next_deploy_rebuilds(
         dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
     with pytest.raises(Exception, match="state of export .* is missing"):
         cfn.poll(waiting)
-    again = cfn.request(
-        "Update", props, old_properties=props, physical_id=waiting["PhysicalResourceId"]
-    )
+    # The Create failed: CloudFormation rolls back (Delete), and the next deploy creates the
+    # export again, from nothing.
+    rollback = cfn.request("Delete", props, physical_id=waiting["PhysicalResourceId"])
+    assert rollback.status == "SUCCESS"
+    again = cfn.request("Create", props)
     assert again.status == "SUCCESS", again.reason
     assert again.data["ExportedReadSetCount"] == "3"
 
@@ -415,7 +417,11 @@ def test_a_filter_selects_at_deploy_time_and_picks_up_new_read_sets(
     assert created.status == "SUCCESS", created.reason
     assert sorted(omics.exported()) == cohort(5, 4200000000)
     omics.add_read_sets(STORE, cohort(2, 4300000000), sampleId="tumour-7")
-    updated = cfn.request("Update", props, old_properties=props, physical_id=created.physical_id)
+    refreshed = cfn.properties(SelectionRefresh="2026-11-29")
+    updated = cfn.request(
+        "Update", refreshed, old_properties=props, physical_id=created.physical_id
+    )
     assert updated.status == "SUCCESS", updated.reason
     assert sorted(omics.exported()) == sorted(cohort(5, 4200000000) + cohort(2, 4300000000))
     assert updated.data["ReadSetCount"] == "7"
+    assert updated.data["JobCount"] == "1"  # the two new read sets, nothing again

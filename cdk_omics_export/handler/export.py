@@ -221,8 +221,9 @@ class Export:
             "followed": [],
             "jobIds": [],
         }
-        if request.wait:
-            run["deadline"] = started_at + request.timeout_seconds
+        # The deploy waits at most this long, for the jobs' end or, without waiting, for
+        # their starts (which the concurrent-job quota may hold back).
+        run["deadline"] = started_at + request.timeout_seconds
         fresh: st.ExportRecord = {
             "schema": st.SCHEMA_VERSION,
             "exportId": self.export_id,

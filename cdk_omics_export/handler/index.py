@@ -79,6 +79,8 @@ class ResourceProperties(TypedDict):
     AllowPartialFailure: NotRequired[str]
     WaitForCompletion: NotRequired[str]
     TimeoutSeconds: NotRequired[str]
+    # Changed by the user to have the selection evaluated again; the handler needs no value.
+    SelectionRefresh: NotRequired[str]
     Encryption: NotRequired[str]
     KmsKeyArn: NotRequired[str]
 
@@ -214,9 +216,7 @@ def _poll(event: CloudFormationEvent, export: exports.Export, context: Any) -> I
 def _cancelled(export: exports.Export) -> IsCompleteResult:
     """A cancelled export starts nothing; its waiter records running jobs until they end."""
     export.conclude()
-    if export.counts().in_flight or any(
-        b["status"] in st.RUNNING_JOB_STATUSES for b in export.snapshot.batches.values()
-    ):
+    if any(b["status"] in st.RUNNING_JOB_STATUSES for b in export.snapshot.batches.values()):
         return {"IsComplete": False}
     raise ExportError(f"Export {export.export_id} was cancelled (its resource was deleted).")
 

@@ -95,7 +95,7 @@ class Run(TypedDict):
     requestId: str
     requestType: str
     startedAt: float
-    deadline: NotRequired[float]  # wait for completion until then (epoch seconds)
+    deadline: NotRequired[float]  # the deploy waits until then (epoch seconds)
     wait: bool
     allowPartialFailure: bool
     selection: SelectionSpec
