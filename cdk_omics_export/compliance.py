@@ -100,6 +100,8 @@ VPC_NETWORKING = (
     "support no resource-level permissions; creating, deleting and addressing interfaces is "
     "scoped to this stack's Region and account."
 )
+# The finding of a statement on every resource (only the VPC's EC2 describe actions).
+EVERYTHING = "AwsSolutions-IAM5[Resource::*]"
 STATE_TABLE_BACKUP = Reason(
     ("HIPAA.Security-DynamoDBInBackupPlan", "NIST.800.53.R5-DynamoDBInBackupPlan"),
     "The rule looks for an AWS Backup selection of the table in the same stack, and a backup "
@@ -220,9 +222,6 @@ def _acknowledge_managed_policies(role: iam.CfnRole) -> None:
         role,
         Reason(tuple(r for r in FRAMEWORK_ROLE.rules if r in findings), FRAMEWORK_ROLE.reason),
     )
-
-
-EVERYTHING = "AwsSolutions-IAM5[Resource::*]"
 
 
 def _wildcard_findings(document: Any) -> tuple[str, ...]:
