@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import tempfile
@@ -384,14 +385,7 @@ class ReadSetExport(Construct):
             return {"ReadSetIds": read_set_ids}, None
         # More ids than an event should carry: an S3 asset whose key is the hash of the
         # sorted ids, so the same ids in another order are the same property (no new run).
-        content = json.dumps(sorted(read_set_ids))
-        digest = hashlib.sha256(content.encode()).hexdigest()
-        folder = Path(tempfile.gettempdir()) / "cdk-omics-export"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"read-set-ids-{digest}.json"
-        if not path.exists():
-            path.write_text(content)
-        asset = s3_assets.Asset(self, "ReadSetList", path=str(path))
+        asset = s3_assets.Asset(self, "ReadSetList", path=str(_read_set_list_file(read_set_ids)))
         return {"ReadSetList": asset.s3_object_url}, asset
 
     def _create_resource(
@@ -457,3 +451,20 @@ class ReadSetExport(Construct):
             ("ManifestUri", self.manifest_uri, "S3 URI of the manifest: every job and read set"),
         ):
             CfnOutput(self, name, value=value, description=description)
+
+
+def _read_set_list_file(read_set_ids: list[str]) -> Path:
+    """The sorted ids in a file named by its content, one per content and user in the temp
+    directory (synthesis copies it into cdk.out): no new folder per synth. Written to a temp
+    name and renamed, and rewritten unless it holds exactly these ids, so a file that a killed
+    or parallel synth left half-written is never shipped."""
+    content = json.dumps(sorted(read_set_ids)).encode()
+    digest = hashlib.sha256(content).hexdigest()
+    folder = Path(tempfile.gettempdir()) / f"cdk-omics-export-{getpass.getuser()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"read-set-ids-{digest}.json"
+    if not path.exists() or path.read_bytes() != content:
+        with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".part") as part:
+            part.write(content)
+        Path(part.name).replace(path)
+    return path

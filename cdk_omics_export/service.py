@@ -269,7 +269,8 @@ class ReadSetExportService(Construct):
             problems.append("vpc_subnets, security_groups: need vpc")
         if problems:
             raise ValueError(
-                f"ReadSetExport {setter.node.path}: invalid props:\n- " + "\n- ".join(problems)
+                f"{type(setter).__name__} {setter.node.path}: invalid props:\n- "
+                + "\n- ".join(problems)
             )
 
     def setting(self, name: str) -> Any:
@@ -342,12 +343,15 @@ class ReadSetExportService(Construct):
         most IAM's 6,144 characters (a new one when the current one is full)."""
         stack = Stack.of(self)
         for statement in statements:
-            resolved = stack.resolve(statement.to_statement_json())
-            key = json.dumps(resolved, sort_keys=True)
+            unresolved = statement.to_statement_json()
+            # Keyed by the statement with its tokens unresolved: a token is one string per
+            # referenced attribute, so a reference to another stack's bucket stays apart from
+            # one of the same logical id elsewhere (resolved here, both would be a bare Ref).
+            key = json.dumps(unresolved, sort_keys=True)
             if key in self._statement_keys:
                 continue
             self._statement_keys.add(key)
-            size = _estimated_length(resolved)
+            size = _estimated_length(stack.resolve(unresolved))
             if not self._policies or self._policies[-1][1] + size > POLICY_CHUNK_TARGET:
                 number = len(self._policies)
                 policy = iam.ManagedPolicy(

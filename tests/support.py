@@ -17,6 +17,9 @@ CFN_LINT_REGIONS = ["us-east-1", "eu-west-2", "ap-southeast-1"]
 
 # Template -> {logical id: construct path}; path metadata is off without context.
 _PATHS: dict[Template, dict[str, str]] = {}
+# Template -> its JSON: each to_json() or find_resources() is a round trip through jsii that
+# takes most of a second for a stack of 50 exports.
+_JSON: dict[Template, dict[str, Any]] = {}
 
 
 def cfn_lint(template: dict[str, Any]) -> list[str]:
@@ -28,10 +31,16 @@ def cfn_lint(template: dict[str, Any]) -> list[str]:
     return [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches]
 
 
-def synth(stack: Stack) -> Template:
-    """Synthesize a stack, hold its template to CloudFormation's schemas, index its paths."""
+def synth(stack: Stack, *, lint: bool = True) -> Template:
+    """Synthesize a stack, hold its template to CloudFormation's schemas, index its paths.
+
+    ``lint=False`` only for a stack that repeats resources another linted stack already has
+    (cfn-lint takes about 40 ms a resource).
+    """
     template = Template.from_stack(stack)
-    assert cfn_lint(template.to_json()) == []
+    _JSON[template] = template.to_json()
+    if lint:
+        assert cfn_lint(_JSON[template]) == []
     _PATHS[template] = {
         stack.resolve(c.logical_id): "/" + c.node.path + "/"
         for c in stack.node.find_all()
@@ -40,18 +49,30 @@ def synth(stack: Stack) -> Template:
     return template
 
 
+def template_json(template: Template) -> dict[str, Any]:
+    """The synthesized template as JSON (shared: do not modify it)."""
+    return _JSON[template]
+
+
+def find(template: Template, type_: str) -> dict[str, dict[str, Any]]:
+    """The resources of one type, by logical id."""
+    return {
+        key: resource
+        for key, resource in _JSON[template]["Resources"].items()
+        if resource["Type"] == type_
+    }
+
+
 def logical_id(template: Template, type_: str, path_part: str) -> str:
     """The logical id of the one resource of a type whose construct path contains path_part."""
-    found = [key for key in template.find_resources(type_) if path_part in _PATHS[template][key]]
+    found = [key for key in find(template, type_) if path_part in _PATHS[template][key]]
     assert len(found) == 1, found
     return found[0]
 
 
 def resource_of(template: Template, type_: str, path_part: str) -> dict[str, Any]:
     """The one resource of a type whose construct path contains path_part."""
-    resource: dict[str, Any] = template.to_json()["Resources"][
-        logical_id(template, type_, path_part)
-    ]
+    resource: dict[str, Any] = _JSON[template]["Resources"][logical_id(template, type_, path_part)]
     return resource
 
 
@@ -70,7 +91,7 @@ def python_functions(template: Template) -> dict[str, dict[str, Any]]:
     """The stack's Lambda functions that run our Python handler (not the framework's Node.js)."""
     return {
         key: function
-        for key, function in template.find_resources("AWS::Lambda::Function").items()
+        for key, function in find(template, "AWS::Lambda::Function").items()
         if function["Properties"].get("Runtime", "").startswith("python")
     }
 
@@ -79,9 +100,7 @@ def handler_policies(template: Template) -> list[str]:
     """The logical ids of the service's handler policy chunks, in construct order."""
     paths = _PATHS[template]
     found = [
-        key
-        for key in template.find_resources("AWS::IAM::ManagedPolicy")
-        if "/HandlerPolicy" in paths[key]
+        key for key in find(template, "AWS::IAM::ManagedPolicy") if "/HandlerPolicy" in paths[key]
     ]
 
     def number(key: str) -> int:
@@ -93,7 +112,7 @@ def handler_policies(template: Template) -> list[str]:
 
 def handler_statements(template: Template) -> list[dict[str, Any]]:
     """Every statement of the handler policy chunks, in order."""
-    resources = template.to_json()["Resources"]
+    resources = _JSON[template]["Resources"]
     return [
         statement
         for key in handler_policies(template)
@@ -131,7 +150,7 @@ def _references(value: Any) -> set[str]:
 def depends_on(template: Template, dependent: str, dependency: str) -> bool:
     """Whether CloudFormation creates ``dependency`` before ``dependent`` (DependsOn and
     references, followed transitively)."""
-    resources = template.to_json()["Resources"]
+    resources = _JSON[template]["Resources"]
 
     def direct(key: str) -> set[str]:
         resource = resources[key]
@@ -185,29 +204,34 @@ def resolve_longest(template: Template, value: Any) -> Any:
     Raises KeyError for a reference this helper does not know, so a new kind of token in a
     policy is noticed rather than under-counted.
     """
-    resources = template.to_json()["Resources"]
+    resources = _JSON[template]["Resources"]
 
-    def attribute(logical: str, name: str) -> str:
+    def ref(name: str) -> str:
+        if name.startswith("AWS::"):
+            return LONGEST_PSEUDO[name]
+        return LONGEST_ATTRIBUTES[(resources[name]["Type"], "Ref")]
+
+    def get_att(target: list[str]) -> str:
+        logical, name = target
         return LONGEST_ATTRIBUTES[(resources[logical]["Type"], name)]
+
+    def join(arguments: list[Any]) -> str:
+        separator, parts = arguments
+        return str(separator).join(walk(part) for part in parts)
+
+    def sub(text: str) -> str:
+        return re.sub(r"\$\{([^}]+)\}", lambda m: ref(m.group(1)), text)
+
+    functions = {"Ref": ref, "Fn::GetAtt": get_att, "Fn::Join": join, "Fn::Sub": sub}
 
     def walk(item: Any) -> Any:
         if isinstance(item, list):
             return [walk(v) for v in item]
         if not isinstance(item, dict):
             return item
-        if set(item) == {"Ref"}:
-            name = item["Ref"]
-            return LONGEST_PSEUDO[name] if name.startswith("AWS::") else attribute(name, "Ref")
-        if set(item) == {"Fn::GetAtt"}:
-            logical, name = item["Fn::GetAtt"]
-            return attribute(logical, name)
-        if set(item) == {"Fn::Join"}:
-            separator, parts = item["Fn::Join"]
-            return separator.join(walk(part) for part in parts)
-        if set(item) == {"Fn::Sub"} and isinstance(item["Fn::Sub"], str):
-            return re.sub(
-                r"\$\{([^}]+)\}", lambda m: walk({"Ref": m.group(1)}), item["Fn::Sub"]
-            )
+        if len(item) == 1 and next(iter(item)) in functions:
+            ((name, arguments),) = item.items()
+            return functions[name](arguments)
         if any(key.startswith("Fn::") for key in item):
             raise KeyError(f"no longest value for {item}")
         return {key: walk(v) for key, v in item.items()}

@@ -18,7 +18,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 import app as example
 
-from .support import synth
+from .support import synth, template_json
 
 ROOT = Path(__file__).parent.parent
 # Asset hashes change with every handler edit; the template around them is the contract.
@@ -30,9 +30,9 @@ def cdk_json_context() -> dict[str, Any]:
     return context
 
 
-def example_template(**context: Any) -> dict[str, Any]:
-    stack = example.build(App(context={**cdk_json_context(), **context}))
-    return synth(stack).to_json()  # type: ignore[no-any-return]
+def example_template(outdir: Path | None = None, **context: Any) -> dict[str, Any]:
+    app = App(context={**cdk_json_context(), **context}, outdir=outdir and str(outdir))
+    return template_json(synth(example.build(app)))
 
 
 def scrub(template: dict[str, Any]) -> Any:
@@ -40,8 +40,14 @@ def scrub(template: dict[str, Any]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return example_template()
+def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cdk.out")
+
+
+@pytest.fixture(scope="module")
+def template(outdir: Path) -> dict[str, Any]:
+    """The example app as `cdk synth` builds it (cdk.json's context), written to outdir."""
+    return example_template(outdir)
 
 
 def test_example_template_snapshot(template: dict[str, Any], snapshot: SnapshotAssertion) -> None:
@@ -57,10 +63,30 @@ def test_scrubbing_hides_only_asset_hashes(template: dict[str, Any]) -> None:
 def test_demo_defaults(template: dict[str, Any]) -> None:
     (resource,) = Template.from_json(template).find_resources("Custom::OmicsReadSetExport").values()
     props = resource["Properties"]
+    assert props["ConstructPath"] == "OmicsReadSetExportExample/Export"
+    assert props["ExportGeneration"] == 0
     assert props["SequenceStoreId"] == "1234567890"
     assert props["ReadSetIds"] == ["1111111111", "2222222222"]
     assert props["WaitForCompletion"] is True
+    assert props["TimeoutSeconds"] == 3000
     assert props["ServiceTimeout"] == "3300"
+    assert sorted(template["Outputs"]) == [
+        "ExportJobId5605F428",
+        "ExportJobStatus100CA25E",
+        "ExportManifestUriA51BFD51",
+    ]
+
+
+def test_example_stack_has_one_service(template: dict[str, Any]) -> None:
+    types = [resource["Type"] for resource in template["Resources"].values()]
+    assert types.count("AWS::DynamoDB::Table") == 1
+    assert types.count("AWS::KMS::Key") == 1
+    pythons = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["Runtime"].startswith("python")
+    ]
+    assert len(pythons) == 2
 
 
 def test_context_from_the_command_line() -> None:
@@ -89,21 +115,27 @@ def test_context_from_the_command_line() -> None:
     )
 
 
-def test_synthesis_is_byte_identical_across_processes(tmp_path: Path) -> None:
-    """Teams snapshot their own stacks: this library must not churn them."""
-    runs = [tmp_path / "first", tmp_path / "second"]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")],
-            cwd=ROOT,
-            env={**os.environ, "CDK_OUTDIR": str(outdir)},
-            stderr=subprocess.PIPE,
-        )
-        for outdir in runs
-    ]
-    for process in processes:
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr.decode()
+def test_synthesis_is_byte_identical_across_processes(
+    template: dict[str, Any], outdir: Path, tmp_path: Path
+) -> None:
+    """Teams snapshot their own stacks: this library must not churn them. `python app.py`
+    in a process of its own, given cdk.json's context the way the CDK CLI passes it, writes
+    the same bytes as the synthesis of the module's template in this process (another hash
+    seed, another jsii runtime, another temp dir)."""
+    process = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "CDK_OUTDIR": str(tmp_path),
+            "CDK_CONTEXT_JSON": json.dumps(cdk_json_context()),
+        },
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr.decode()
+    runs = [tmp_path, outdir]
     first, second = ({p.name: p.read_bytes() for p in run.glob("*.json")} for run in runs)
     assert "OmicsReadSetExportExample.template.json" in first
     for name in (
@@ -111,6 +143,7 @@ def test_synthesis_is_byte_identical_across_processes(tmp_path: Path) -> None:
         "OmicsReadSetExportExample.assets.json",
     ):
         assert first[name] == second[name], name
+    assert json.loads(first["OmicsReadSetExportExample.template.json"]) == template
     assert sorted(p.name for p in runs[0].glob("asset.*")) == sorted(
         p.name for p in runs[1].glob("asset.*")
     )

@@ -1,41 +1,142 @@
-"""Template assertions for ReadSetExport under CDK's default feature flags."""
+"""Template assertions for ReadSetExport and the stack's ReadSetExportService under CDK's
+default feature flags."""
 
 from __future__ import annotations
 
 import json
+import tempfile
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Stack
+from aws_cdk import App, CustomResource, Duration, Stack
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_omics as omics
 from aws_cdk.assertions import Capture, Match, Template
 
-from cdk_omics_export import ReadSetExport, ReadSetFilter
-from cdk_omics_export.read_set_export import HANDLER_RUNTIME
+from cdk_omics_export import ReadSetExport, ReadSetExportService, ReadSetFilter
+from cdk_omics_export.service import HANDLER_RUNTIME
 
-from .support import arn, logical_id, resource_of, statements
-from .support import synth as synth_stack
+from .support import (
+    arn,
+    depends_on,
+    find,
+    handler_policies,
+    handler_statements,
+    iam_length,
+    logical_id,
+    python_functions,
+    resolve_longest,
+    resource_of,
+    synth,
+    template_json,
+)
 
 STORE = "1234567890"
+OTHER_STORE = "9876543210"
 READ_SETS = ["1111111111", "2222222222"]
+KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/0f4b6d43-2a11-4c4e-9f6b-6f1f1d0c1a2b"
+SERVICE = "/ReadSetExportService/"
+IAM_POLICY_LIMIT = 6144
 
 
-def synth(**props: Any) -> tuple[ReadSetExport, Template]:
-    # No context at all: a library must be right under CDK's defaults, not only under
-    # the example app's feature flags.
-    stack = Stack(App(), "Test")
-    props.setdefault("sequence_store_id", STORE)
-    props.setdefault("read_set_ids", READ_SETS)
-    export = ReadSetExport(stack, "Export", **props)
-    return export, synth_stack(stack)
+def cohort(count: int, start: int = 4000000000) -> list[str]:
+    return [str(start + n) for n in range(count)]
+
+
+def store_arn(store: str, suffix: str = "") -> dict[str, Any]:
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":omics:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":sequenceStore/{store}{suffix}",
+            ],
+        ]
+    }
+
+
+def objects(bucket: dict[str, Any], suffix: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", [bucket, suffix]]}
+
+
+def export_statements(
+    store: str, manifests: dict[str, Any], role: dict[str, Any], key: Any = None
+) -> list[dict[str, Any]]:
+    """The statements one export adds to the shared handler policy, in order."""
+    return [
+        {
+            "Action": [
+                "omics:StartReadSetExportJob",
+                "omics:GetReadSetExportJob",
+                "omics:ListReadSets",
+            ],
+            "Effect": "Allow",
+            "Resource": store_arn(store),
+        },
+        {
+            "Action": "omics:GetReadSetMetadata",
+            "Effect": "Allow",
+            "Resource": store_arn(store, "/readSet/*"),
+        },
+        {"Action": "s3:PutObject", "Effect": "Allow", "Resource": manifests},
+        *([{"Action": "kms:GenerateDataKey", "Effect": "Allow", "Resource": key}] if key else []),
+        {
+            "Action": "iam:PassRole",
+            "Condition": {"StringEquals": {"iam:PassedToService": "omics.amazonaws.com"}},
+            "Effect": "Allow",
+            "Resource": role,
+        },
+    ]
+
+
+# One app, two stacks: the example export alone, and the same export with a second one beside
+# it. No context at all: a library must be right under CDK's defaults, not only under the
+# example app's feature flags.
 
 
 @pytest.fixture(scope="module")
-def synthesized() -> tuple[ReadSetExport, Template]:
-    return synth(destination_prefix="exports/")
+def stacks() -> dict[str, tuple[Stack, dict[str, ReadSetExport], Template]]:
+    app = App()
+    built: dict[str, tuple[Stack, dict[str, ReadSetExport]]] = {}
+    for name in ("Test", "Pair"):
+        stack = Stack(app, name)
+        exports = {
+            "Export": ReadSetExport(
+                stack,
+                "Export",
+                sequence_store_id=STORE,
+                read_set_ids=READ_SETS,
+                destination_prefix="exports/",
+            )
+        }
+        if name == "Pair":
+            exports["Cohort"] = ReadSetExport(
+                stack,
+                "Cohort",
+                sequence_store_id=OTHER_STORE,
+                read_set_ids=cohort(3),
+                destination_prefix="cohort-7/",
+                encryption_key=kms.Key.from_key_arn(stack, "CohortKey", KEY_ARN),
+            )
+        built[name] = (stack, exports)
+    return {name: (stack, exports, synth(stack)) for name, (stack, exports) in built.items()}
+
+
+@pytest.fixture(scope="module")
+def synthesized(
+    stacks: dict[str, tuple[Stack, dict[str, ReadSetExport], Template]],
+) -> tuple[ReadSetExport, Template]:
+    _, exports, template = stacks["Test"]
+    return exports["Export"], template
 
 
 @pytest.fixture(scope="module")
@@ -43,118 +144,90 @@ def template(synthesized: tuple[ReadSetExport, Template]) -> Template:
     return synthesized[1]
 
 
-# Destination bucket
+@pytest.fixture(scope="module")
+def pair(
+    stacks: dict[str, tuple[Stack, dict[str, ReadSetExport], Template]],
+) -> tuple[dict[str, ReadSetExport], Template]:
+    _, exports, template = stacks["Pair"]
+    return exports, template
 
 
-def test_destination_bucket_is_locked_down_and_retained(template: Template) -> None:
-    logs_bucket = logical_id(template, "AWS::S3::Bucket", "/Export/AccessLogs/")
-    resource = resource_of(template, "AWS::S3::Bucket", "/Export/Bucket/")
-    assert resource["DeletionPolicy"] == "Retain"
-    assert resource["UpdateReplacePolicy"] == "Retain"
-    assert resource["Properties"] == {
-        "BucketEncryption": {
-            "ServerSideEncryptionConfiguration": [
-                {
-                    "BucketKeyEnabled": True,
-                    "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"},
-                }
-            ]
-        },
-        "LoggingConfiguration": {
-            "DestinationBucketName": {"Ref": logs_bucket},
-            "LogFilePrefix": "destination/",
-        },
-        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-        "PublicAccessBlockConfiguration": {
-            "BlockPublicAcls": True,
-            "BlockPublicPolicy": True,
-            "IgnorePublicAcls": True,
-            "RestrictPublicBuckets": True,
-        },
-        "VersioningConfiguration": {"Status": "Enabled"},
+# One service per stack
+
+
+def test_two_exports_share_one_service(pair: tuple[dict[str, ReadSetExport], Template]) -> None:
+    exports, template = pair
+    first, second = exports["Export"], exports["Cohort"]
+    assert first.service is second.service
+    assert first.service.node.path == "Pair/ReadSetExportService"
+    assert ReadSetExportService.of(second) is first.service
+    assert len(python_functions(template)) == 2
+    for type_ in (
+        "AWS::DynamoDB::Table",
+        "AWS::KMS::Key",
+        "AWS::Logs::LogGroup",
+        "AWS::SQS::Queue",
+        "AWS::StepFunctions::StateMachine",
+    ):
+        assert len(find(template, type_)) == 1, type_
+    assert len(find(template, "Custom::OmicsReadSetExport")) == 2
+
+
+def test_a_second_export_adds_only_its_own_resources(
+    template: Template, pair: tuple[dict[str, ReadSetExport], Template]
+) -> None:
+    one = template_json(template)["Resources"]
+    two = template_json(pair[1])["Resources"]
+    assert one.keys() <= two.keys()
+    assert len(two) - len(one) == 5
+    added = {key: two[key]["Type"] for key in two.keys() - one.keys()}
+    assert sorted(added.values()) == [
+        "AWS::IAM::ManagedPolicy",
+        "AWS::IAM::Role",
+        "AWS::S3::Bucket",
+        "AWS::S3::BucketPolicy",
+        "Custom::OmicsReadSetExport",
+    ]
+    assert all(key.startswith("Cohort") for key in added)
+
+
+def test_each_stack_has_its_own_service(
+    stacks: dict[str, tuple[Stack, dict[str, ReadSetExport], Template]],
+) -> None:
+    (_, test, test_template), (_, pair, pair_template) = stacks["Test"], stacks["Pair"]
+    assert test["Export"].service is not pair["Export"].service
+    assert test["Export"].service.node.path == "Test/ReadSetExportService"
+    assert pair["Export"].service.node.path == "Pair/ReadSetExportService"
+    # Neither stack reaches into the other.
+    for template in (test_template, pair_template):
+        assert "Fn::ImportValue" not in json.dumps(template_json(template))
+        assert all("Export" not in o for o in template_json(template)["Outputs"].values())
+
+
+def test_state_table_is_encrypted_recoverable_and_retained(template: Template) -> None:
+    key = logical_id(template, "AWS::KMS::Key", SERVICE)
+    table = resource_of(template, "AWS::DynamoDB::Table", f"{SERVICE}State/")
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    assert table["Properties"] == {
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"KMSMasterKeyId": arn(key), "SSEEnabled": True, "SSEType": "KMS"},
     }
 
 
-def test_access_log_bucket_is_locked_down_encrypted_and_retained(template: Template) -> None:
-    key = logical_id(template, "AWS::KMS::Key", "/Export/LogsKey/")
-    resource = resource_of(template, "AWS::S3::Bucket", "/Export/AccessLogs/")
-    assert resource["DeletionPolicy"] == "Retain"
-    props = resource["Properties"]
-    assert props["BucketEncryption"] == {
-        "ServerSideEncryptionConfiguration": [
-            {
-                "BucketKeyEnabled": True,
-                "ServerSideEncryptionByDefault": {
-                    "KMSMasterKeyID": arn(key),
-                    "SSEAlgorithm": "aws:kms",
-                },
-            }
-        ]
-    }
-    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
-    assert props["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
-    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert "AccessControl" not in props
-
-
-@pytest.mark.parametrize("path_part", ["/Export/Bucket/", "/Export/AccessLogs/"])
-def test_buckets_refuse_requests_without_tls(template: Template, path_part: str) -> None:
-    bucket = logical_id(template, "AWS::S3::Bucket", path_part)
-    template.has_resource_properties(
-        "AWS::S3::BucketPolicy",
-        {
-            "Bucket": {"Ref": bucket},
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [
-                        {
-                            "Action": "s3:*",
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                            "Effect": "Deny",
-                            "Principal": {"AWS": "*"},
-                            "Resource": [
-                                arn(bucket),
-                                {"Fn::Join": ["", [arn(bucket), "/*"]]},
-                            ],
-                        }
-                    ]
-                )
-            },
-        },
-    )
-
-
-def test_access_logs_are_delivered_through_a_bucket_policy(template: Template) -> None:
-    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
-    logs_bucket = logical_id(template, "AWS::S3::Bucket", "/Export/AccessLogs/")
-    template.has_resource_properties(
-        "AWS::S3::BucketPolicy",
-        {
-            "Bucket": {"Ref": logs_bucket},
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [
-                        Match.object_like(
-                            {
-                                "Action": "s3:PutObject",
-                                "Principal": {"Service": "logging.s3.amazonaws.com"},
-                                "Condition": {
-                                    "ArnLike": {"aws:SourceArn": arn(bucket)},
-                                    "StringEquals": {
-                                        "aws:SourceAccount": {"Ref": "AWS::AccountId"}
-                                    },
-                                },
-                            }
-                        )
-                    ]
-                )
-            },
-        },
-    )
-
-
-def test_logs_key_rotates_is_retained_and_serves_only_log_services(template: Template) -> None:
-    key = resource_of(template, "AWS::KMS::Key", "/Export/LogsKey/")
+def test_service_key_rotates_is_retained_and_serves_only_log_services(
+    template: Template,
+) -> None:
+    key = resource_of(template, "AWS::KMS::Key", f"{SERVICE}Key/")
     assert key["DeletionPolicy"] == "Retain"
     assert key["Properties"]["EnableKeyRotation"] is True
     key_policy = key["Properties"]["KeyPolicy"]["Statement"]
@@ -207,6 +280,124 @@ def test_logs_key_rotates_is_retained_and_serves_only_log_services(template: Tem
     ]
 
 
+# Destination bucket and access logs
+
+
+def test_destination_bucket_is_locked_down_and_retained(
+    synthesized: tuple[ReadSetExport, Template],
+) -> None:
+    export, template = synthesized
+    logs_bucket = logical_id(template, "AWS::S3::Bucket", f"{SERVICE}AccessLogs/")
+    resource = resource_of(template, "AWS::S3::Bucket", "/Export/Bucket/")
+    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["UpdateReplacePolicy"] == "Retain"
+    assert resource["Properties"] == {
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [
+                {
+                    "BucketKeyEnabled": True,
+                    "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"},
+                }
+            ]
+        },
+        "LoggingConfiguration": {
+            "DestinationBucketName": {"Ref": logs_bucket},
+            "LogFilePrefix": f"{export.node.addr}/",
+        },
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        },
+        "VersioningConfiguration": {"Status": "Enabled"},
+    }
+
+
+def test_access_log_bucket_is_locked_down_encrypted_and_retained(template: Template) -> None:
+    key = logical_id(template, "AWS::KMS::Key", SERVICE)
+    resource = resource_of(template, "AWS::S3::Bucket", f"{SERVICE}AccessLogs/")
+    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["Properties"] == {
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [
+                {
+                    "BucketKeyEnabled": True,
+                    "ServerSideEncryptionByDefault": {
+                        "KMSMasterKeyID": arn(key),
+                        "SSEAlgorithm": "aws:kms",
+                    },
+                }
+            ]
+        },
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        },
+        "VersioningConfiguration": {"Status": "Enabled"},
+    }
+
+
+@pytest.mark.parametrize("path_part", ["/Export/Bucket/", f"{SERVICE}AccessLogs/"])
+def test_buckets_refuse_requests_without_tls(template: Template, path_part: str) -> None:
+    bucket = logical_id(template, "AWS::S3::Bucket", path_part)
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": bucket},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": "s3:*",
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            "Effect": "Deny",
+                            "Principal": {"AWS": "*"},
+                            "Resource": [arn(bucket), objects(arn(bucket), "/*")],
+                        }
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_each_exports_access_logs_go_to_its_own_folder_of_the_shared_bucket(
+    pair: tuple[dict[str, ReadSetExport], Template],
+) -> None:
+    exports, template = pair
+    logs_bucket = logical_id(template, "AWS::S3::Bucket", f"{SERVICE}AccessLogs/")
+    delivery = [
+        {
+            "Action": "s3:PutObject",
+            "Condition": {
+                "ArnLike": {
+                    "aws:SourceArn": arn(
+                        logical_id(template, "AWS::S3::Bucket", f"/{name}/Bucket/")
+                    )
+                },
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+            },
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Resource": objects(arn(logs_bucket), f"/{export.node.addr}/*"),
+        }
+        for name, export in exports.items()
+    ]
+    policy = resource_of(template, "AWS::S3::BucketPolicy", f"{SERVICE}AccessLogs/")
+    assert policy["Properties"]["PolicyDocument"]["Statement"][1:] == delivery
+    for name, export in exports.items():
+        bucket = resource_of(template, "AWS::S3::Bucket", f"/{name}/Bucket/")
+        assert bucket["Properties"]["LoggingConfiguration"] == {
+            "DestinationBucketName": {"Ref": logs_bucket},
+            "LogFilePrefix": f"{export.node.addr}/",
+        }
+
+
 # Export service role
 
 
@@ -257,7 +448,7 @@ def test_export_role_may_only_write_under_the_prefix(template: Template) -> None
             {
                 "Action": "s3:PutObject",
                 "Effect": "Allow",
-                "Resource": {"Fn::Join": ["", [arn(bucket), "/exports/*"]]},
+                "Resource": objects(arn(bucket), "/exports/*"),
             },
             {"Action": "s3:GetBucketLocation", "Effect": "Allow", "Resource": arn(bucket)},
         ],
@@ -265,23 +456,26 @@ def test_export_role_may_only_write_under_the_prefix(template: Template) -> None
     assert "Roles" not in document["Properties"]
 
 
-@pytest.mark.parametrize("role_path", ["/Export/ExportRole/", "/Export/HandlerRole/"])
+@pytest.mark.parametrize("role_path", ["/Export/ExportRole/", f"{SERVICE}HandlerRole/"])
 def test_no_other_policy_reaches_our_roles(template: Template, role_path: str) -> None:
     role = {"Ref": logical_id(template, "AWS::IAM::Role", role_path)}
     for type_ in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-        for policy in template.find_resources(type_).values():
+        for policy in find(template, type_).values():
             assert role not in policy["Properties"].get("Roles", [])
 
 
-# Handler
+# The shared handler
 
 
 def test_handler_role_is_exactly_scoped(template: Template) -> None:
     export_role = logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
-    log_group = logical_id(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")
-    queue = logical_id(template, "AWS::SQS::Queue", "/Export/DeadLetters/")
-    policy = logical_id(template, "AWS::IAM::ManagedPolicy", "/Export/HandlerPolicy/")
-    props = resource_of(template, "AWS::IAM::Role", "/Export/HandlerRole/")["Properties"]
+    table = logical_id(template, "AWS::DynamoDB::Table", SERVICE)
+    key = logical_id(template, "AWS::KMS::Key", SERVICE)
+    log_group = logical_id(template, "AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/")
+    queue = logical_id(template, "AWS::SQS::Queue", f"{SERVICE}DeadLetters/")
+    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
+    (policy,) = handler_policies(template)
+    props = resource_of(template, "AWS::IAM::Role", f"{SERVICE}HandlerRole/")["Properties"]
     assert props["ManagedPolicyArns"] == [{"Ref": policy}]
     assert "Policies" not in props
     assert props["AssumeRolePolicyDocument"]["Statement"] == [
@@ -291,63 +485,119 @@ def test_handler_role_is_exactly_scoped(template: Template) -> None:
             "Principal": {"Service": "lambda.amazonaws.com"},
         }
     ]
-    store_arn = {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":omics:",
-                {"Ref": "AWS::Region"},
-                ":",
-                {"Ref": "AWS::AccountId"},
-                f":sequenceStore/{STORE}",
-            ],
-        ]
-    }
-    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
-    document = resource_of(template, "AWS::IAM::ManagedPolicy", "/Export/HandlerPolicy/")
-    read_sets = {
-        "Fn::Join": ["", [*store_arn["Fn::Join"][1][:-1], f":sequenceStore/{STORE}/readSet/*"]]
-    }
-    assert document["Properties"]["PolicyDocument"] == {
+    document = template_json(template)["Resources"][policy]["Properties"]["PolicyDocument"]
+    assert document == {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Action": [
-                    "omics:StartReadSetExportJob",
-                    "omics:GetReadSetExportJob",
-                    "omics:ListReadSets",
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:ConditionCheckItem",
                 ],
                 "Effect": "Allow",
-                "Resource": store_arn,
-            },
-            {"Action": "omics:GetReadSetMetadata", "Effect": "Allow", "Resource": read_sets},
-            {
-                "Action": ["s3:GetObject", "s3:PutObject"],
-                "Effect": "Allow",
-                "Resource": {"Fn::Join": ["", [arn(bucket), "/exports/cdk-omics-export/*"]]},
+                "Resource": arn(table),
             },
             {
-                "Action": "s3:ListBucket",
-                "Condition": {"StringLike": {"s3:prefix": ["exports/cdk-omics-export/*"]}},
+                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
                 "Effect": "Allow",
-                "Resource": arn(bucket),
+                "Resource": arn(key),
             },
-            {
-                "Action": "iam:PassRole",
-                "Condition": {"StringEquals": {"iam:PassedToService": "omics.amazonaws.com"}},
-                "Effect": "Allow",
-                "Resource": arn(export_role),
-            },
+            {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": arn(queue)},
+            # The manifest is written, never read: no s3:GetObject, no s3:ListBucket.
+            *export_statements(
+                STORE, objects(arn(bucket), "/exports/cdk-omics-export/*"), arn(export_role)
+            ),
             {
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Effect": "Allow",
                 "Resource": arn(log_group),
             },
-            {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": arn(queue)},
         ],
     }
+
+
+def test_shared_handler_gets_each_exports_scoped_statements(
+    pair: tuple[dict[str, ReadSetExport], Template],
+) -> None:
+    _, template = pair
+
+    def of(type_: str, path: str) -> dict[str, Any]:
+        return arn(logical_id(template, type_, path))
+
+    (policy,) = handler_policies(template)
+    template.has_resource_properties(
+        "AWS::IAM::ManagedPolicy",
+        Match.object_equals(
+            {
+                "Description": "cdk-omics-export: what the stack's export handler may do",
+                "Path": "/",
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Action": [
+                                "dynamodb:GetItem",
+                                "dynamodb:Query",
+                                "dynamodb:UpdateItem",
+                                "dynamodb:ConditionCheckItem",
+                            ],
+                            "Effect": "Allow",
+                            "Resource": of("AWS::DynamoDB::Table", SERVICE),
+                        },
+                        {
+                            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                            "Effect": "Allow",
+                            "Resource": of("AWS::KMS::Key", SERVICE),
+                        },
+                        {
+                            "Action": "sqs:SendMessage",
+                            "Effect": "Allow",
+                            "Resource": of("AWS::SQS::Queue", SERVICE),
+                        },
+                        *export_statements(
+                            STORE,
+                            objects(
+                                of("AWS::S3::Bucket", "/Export/Bucket/"),
+                                "/exports/cdk-omics-export/*",
+                            ),
+                            of("AWS::IAM::Role", "/Export/ExportRole/"),
+                        ),
+                        *export_statements(
+                            OTHER_STORE,
+                            objects(
+                                of("AWS::S3::Bucket", "/Cohort/Bucket/"),
+                                "/cohort-7/cdk-omics-export/*",
+                            ),
+                            of("AWS::IAM::Role", "/Cohort/ExportRole/"),
+                            key=KEY_ARN,
+                        ),
+                        {
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Effect": "Allow",
+                            "Resource": of("AWS::Logs::LogGroup", SERVICE),
+                        },
+                    ],
+                },
+            }
+        ),
+    )
+    resources = template_json(template)["Resources"]
+    assert list(resources[policy]["Properties"]) == ["Description", "Path", "PolicyDocument"]
+
+
+def test_exports_run_only_once_the_handler_has_their_permissions(
+    pair: tuple[dict[str, ReadSetExport], Template],
+) -> None:
+    """An export's statements reach the shared role before its resource (or any function)
+    runs: on a first deploy, and when an export is added to a stack that has others."""
+    _, template = pair
+    policies = handler_policies(template)
+    dependents = [*find(template, "Custom::OmicsReadSetExport"), *python_functions(template)]
+    for dependent in dependents:
+        for policy in policies:
+            assert depends_on(template, dependent, policy), (dependent, policy)
 
 
 def test_handler_runtime_is_the_newest_python_cdk_offers() -> None:
@@ -365,36 +615,47 @@ def test_handler_runtime_is_the_newest_python_cdk_offers() -> None:
 @pytest.mark.parametrize(
     ("path_part", "entry_point"),
     [
-        ("/Export/OnEventHandler/", "index.on_event"),
-        ("/Export/IsCompleteHandler/", "index.is_complete"),
+        (f"{SERVICE}OnEventHandler/", "index.on_event"),
+        (f"{SERVICE}IsCompleteHandler/", "index.is_complete"),
     ],
 )
 def test_handler_functions(template: Template, path_part: str, entry_point: str) -> None:
-    function = logical_id(template, "AWS::Lambda::Function", path_part)
-    props = template.to_json()["Resources"][function]["Properties"]
-    assert props["Handler"] == entry_point
-    assert props["Runtime"] == HANDLER_RUNTIME.name
-    assert props["Role"] == arn(logical_id(template, "AWS::IAM::Role", "/Export/HandlerRole/"))
-    assert props["LoggingConfig"] == {
-        "LogGroup": {"Ref": logical_id(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")}
-    }
-    assert props["Timeout"] == 300
-    assert props["ReservedConcurrentExecutions"] == 2
-    assert props["DeadLetterConfig"] == {
-        "TargetArn": arn(logical_id(template, "AWS::SQS::Queue", "/Export/DeadLetters/"))
+    props = resource_of(template, "AWS::Lambda::Function", path_part)["Properties"]
+    log_group = {"Ref": logical_id(template, "AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/")}
+    assert {key: value for key, value in props.items() if key != "Code"} == {
+        "Architectures": ["arm64"],
+        "DeadLetterConfig": {
+            "TargetArn": arn(logical_id(template, "AWS::SQS::Queue", f"{SERVICE}DeadLetters/"))
+        },
+        "Description": "cdk-omics-export: HealthOmics read set exports of this stack",
+        "Environment": {
+            "Variables": {
+                "STATE_TABLE_NAME": {"Ref": logical_id(template, "AWS::DynamoDB::Table", SERVICE)},
+                "LOG_GROUP_NAME": log_group,
+                "MAX_REQUESTS_PER_SECOND": "5",
+                "POLL_INTERVAL_SECONDS": "30",
+            }
+        },
+        "Handler": entry_point,
+        "LoggingConfig": {"LogGroup": log_group},
+        "MemorySize": 256,
+        "ReservedConcurrentExecutions": 4,
+        "Role": arn(logical_id(template, "AWS::IAM::Role", f"{SERVICE}HandlerRole/")),
+        "Runtime": HANDLER_RUNTIME.name,
+        "Timeout": 300,
     }
 
 
-def test_handler_log_group_has_a_retention_period(template: Template) -> None:
-    key = logical_id(template, "AWS::KMS::Key", "/Export/LogsKey/")
-    resource = resource_of(template, "AWS::Logs::LogGroup", "/Export/HandlerLogs/")
+def test_handler_log_group_is_encrypted_with_a_retention_period(template: Template) -> None:
+    key = logical_id(template, "AWS::KMS::Key", SERVICE)
+    resource = resource_of(template, "AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/")
     assert resource["Properties"] == {"KmsKeyId": arn(key), "RetentionInDays": 365}
     assert resource["DeletionPolicy"] == "Retain"
 
 
 def test_dead_letter_queue_is_encrypted_and_tls_only(template: Template) -> None:
-    queue = logical_id(template, "AWS::SQS::Queue", "/Export/DeadLetters/")
-    props = resource_of(template, "AWS::SQS::Queue", "/Export/DeadLetters/")["Properties"]
+    queue = logical_id(template, "AWS::SQS::Queue", f"{SERVICE}DeadLetters/")
+    props = resource_of(template, "AWS::SQS::Queue", f"{SERVICE}DeadLetters/")["Properties"]
     assert props == {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}
     template.has_resource_properties(
         "AWS::SQS::QueuePolicy",
@@ -419,10 +680,10 @@ def test_handler_code_is_the_handler_package_alone(
     synthesized: tuple[ReadSetExport, Template],
 ) -> None:
     export, _ = synthesized
-    code = export.node.find_child("OnEventHandler").node.find_child("Code")
+    code = export.service.on_event_function.node.find_child("Code")
     outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
     shipped = sorted(p.name for p in (outdir / code.asset_path).iterdir())  # type: ignore[attr-defined]
-    assert shipped == ["__init__.py", "export.py", "index.py", "pacing.py", "rules.py"]
+    assert shipped == ["__init__.py", "export.py", "index.py", "pacing.py", "rules.py", "state.py"]
 
 
 # Provider and custom resource
@@ -430,8 +691,7 @@ def test_handler_code_is_the_handler_package_alone(
 
 def test_custom_resource_receives_the_export_role_and_the_export(template: Template) -> None:
     role_arn = Capture()
-    resources = template.find_resources("Custom::OmicsReadSetExport")
-    assert len(resources) == 1
+    assert len(find(template, "Custom::OmicsReadSetExport")) == 1
     bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
     template.has_resource_properties(
         "Custom::OmicsReadSetExport",
@@ -441,14 +701,15 @@ def test_custom_resource_receives_the_export_role_and_the_export(template: Templ
                     logical_id(template, "AWS::Lambda::Function", "/Provider/framework-onEvent/")
                 ),
                 "ServiceTimeout": "3300",
+                "ConstructPath": "Test/Export",
+                "ExportGeneration": 0,
                 "SequenceStoreId": STORE,
                 "ReadSetIds": READ_SETS,
                 "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/exports/"]]},
                 "RoleArn": role_arn,
+                "Encryption": "aws:kms",
                 "WaitForCompletion": True,
                 "TimeoutSeconds": 3000,
-                "PollIntervalSeconds": 30,
-                "MaxRequestsPerSecond": 5,
             }
         ),
     )
@@ -457,109 +718,317 @@ def test_custom_resource_receives_the_export_role_and_the_export(template: Templ
     )
 
 
-def test_waiter_polls_every_interval_until_the_timeout(template: Template) -> None:
-    machine = logical_id(
-        template, "AWS::StepFunctions::StateMachine", "/Provider/waiter-state-machine/"
-    )
-    definition = template.to_json()["Resources"][machine]["Properties"]["DefinitionString"]
+def test_custom_resource_names_a_known_destination_key(
+    pair: tuple[dict[str, ReadSetExport], Template],
+) -> None:
+    _, template = pair
+    props = resource_of(template, "Custom::OmicsReadSetExport", "/Cohort/Resource/")["Properties"]
+    assert props["ConstructPath"] == "Pair/Cohort"
+    assert props["Encryption"] == "aws:kms"
+    assert props["KmsKeyArn"] == KEY_ARN
+    assert props["ReadSetIds"] == cohort(3)
+
+
+def test_waiter_polls_every_interval_for_as_long_as_cloudformation_waits(
+    template: Template,
+) -> None:
+    machine = resource_of(template, "AWS::StepFunctions::StateMachine", "/Provider/")
+    definition = machine["Properties"]["DefinitionString"]
     text = "".join(part if isinstance(part, str) else "" for part in definition["Fn::Join"][1])
-    assert '"IntervalSeconds":30,"MaxAttempts":100,"BackoffRate":1' in text
+    # 110 x 30 s = 3,300 s: the longest timeout an export may ask for.
+    assert '"IntervalSeconds":30,"MaxAttempts":110,"BackoffRate":1' in text
 
 
 def test_provider_uses_our_handlers(template: Template) -> None:
-    on_event = logical_id(template, "AWS::Lambda::Function", "/Export/OnEventHandler/")
-    is_complete = logical_id(template, "AWS::Lambda::Function", "/Export/IsCompleteHandler/")
-    framework = logical_id(template, "AWS::Lambda::Function", "/Provider/framework-onEvent/")
-    variables = template.to_json()["Resources"][framework]["Properties"]["Environment"]["Variables"]
+    on_event = logical_id(template, "AWS::Lambda::Function", f"{SERVICE}OnEventHandler/")
+    is_complete = logical_id(template, "AWS::Lambda::Function", f"{SERVICE}IsCompleteHandler/")
+    framework = resource_of(template, "AWS::Lambda::Function", "/Provider/framework-onEvent/")
+    variables = framework["Properties"]["Environment"]["Variables"]
     assert variables["USER_ON_EVENT_FUNCTION_ARN"] == arn(on_event)
     assert variables["USER_IS_COMPLETE_FUNCTION_ARN"] == arn(is_complete)
 
 
-def test_outputs_report_job_status_and_destination(template: Template) -> None:
-    resource = logical_id(template, "Custom::OmicsReadSetExport", "/Export/Resource/")
-    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
-    outputs = {
-        key[len("Export") : -8]: o["Value"] for key, o in template.to_json()["Outputs"].items()
-    }
-    assert outputs == {
-        "JobId": {"Fn::GetAtt": [resource, "JobId"]},
-        "JobStatus": {"Fn::GetAtt": [resource, "Status"]},
-        "JobCount": {"Fn::GetAtt": [resource, "JobCount"]},
-        "ReadSetCount": {"Fn::GetAtt": [resource, "ReadSetCount"]},
-        "FailedReadSetCount": {"Fn::GetAtt": [resource, "FailedReadSetCount"]},
-        "ManifestUri": {"Fn::GetAtt": [resource, "ManifestUri"]},
-        "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/exports/"]]},
-    }
+def test_three_outputs_per_export(pair: tuple[dict[str, ReadSetExport], Template]) -> None:
+    exports, template = pair
+    outputs = template_json(template)["Outputs"]
+    assert len(outputs) == 3 * len(exports)
+    for name in exports:
+        resource = logical_id(template, "Custom::OmicsReadSetExport", f"/{name}/Resource/")
+        mine = {
+            key[len(name) : -8]: o["Value"] for key, o in outputs.items() if key.startswith(name)
+        }
+        assert mine == {
+            "JobId": {"Fn::GetAtt": [resource, "JobId"]},
+            "JobStatus": {"Fn::GetAtt": [resource, "Status"]},
+            "ManifestUri": {"Fn::GetAtt": [resource, "ManifestUri"]},
+        }
 
 
 def test_attributes(synthesized: tuple[ReadSetExport, Template]) -> None:
-    export, _ = synthesized
+    export, template = synthesized
     stack = Stack.of(export)
-    assert stack.resolve(export.job_id) == {
-        "Fn::GetAtt": [stack.get_logical_id(export.node.default_child.node.default_child), "JobId"]  # type: ignore[union-attr]
-    }
-    assert stack.resolve(export.job_status)["Fn::GetAtt"][1] == "Status"
+    resource = logical_id(template, "Custom::OmicsReadSetExport", "/Export/Resource/")
+    assert isinstance(export.resource, CustomResource)
+    assert stack.resolve(export.export_id) == {"Ref": resource}
+    for attribute, name in (
+        (export.job_id, "JobId"),
+        (export.job_ids, "JobIds"),
+        (export.job_status, "Status"),
+        (export.job_count, "JobCount"),
+        (export.read_set_count, "ReadSetCount"),
+        (export.exported_read_set_count, "ExportedReadSetCount"),
+        (export.failed_read_set_count, "FailedReadSetCount"),
+        (export.manifest_uri, "ManifestUri"),
+    ):
+        assert stack.resolve(attribute) == {"Fn::GetAtt": [resource, name]}
     assert stack.resolve(export.destination) == {
         "Fn::Join": ["", ["s3://", stack.resolve(export.bucket.bucket_name), "/exports/"]]
     }
-    assert stack.resolve(export.role.role_arn)["Fn::GetAtt"][1] == "Arn"
-    assert export.function.node.id == "OnEventHandler"
-
-
-# Options
-
-
-def test_no_wait_short_timeout_and_root_prefix() -> None:
-    _, template = synth(
-        wait_for_completion=False,
-        timeout=Duration.minutes(10),
-        poll_interval=Duration.seconds(20),
+    assert stack.resolve(export.role.role_arn) == arn(
+        logical_id(template, "AWS::IAM::Role", "/Export/ExportRole/")
     )
+    service = export.service
+    for construct, path in (
+        (service.on_event_function, "OnEventHandler"),
+        (service.is_complete_function, "IsCompleteHandler"),
+        (service.log_group, "HandlerLogs"),
+        (service.key, "Key"),
+        (service.dead_letter_queue, "DeadLetters"),
+        (service.table, "State"),
+        (service.handler_role, "HandlerRole"),
+        (service.provider, "Provider"),
+    ):
+        assert construct.node.path == f"Test/ReadSetExportService/{path}"
+    assert [p.node.id for p in service.handler_policies] == ["HandlerPolicy"]
+    for gone in ("function", "is_complete_function", "log_group", "logs_key", "dead_letter_queue"):
+        assert not hasattr(export, gone), gone
+
+
+# Selections, timeouts, and cohorts of every size: one stack of exports beside each other.
+
+
+@pytest.fixture(scope="module")
+def cohorts(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, ReadSetExport], Template, Path, list[list[str]]]:
+    """Also returns the temp dir the read set lists were written to, and its listing after
+    the first synthesis and after a second one of the same ids."""
+    temp = tmp_path_factory.mktemp("tempdir")
+
+    def listing() -> list[str]:
+        return sorted(str(p.relative_to(temp)) for p in temp.rglob("*"))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(temp))
+        stack = Stack(App(), "Cohorts")
+        store = omics.CfnSequenceStore(stack, "Store", name="cohort")
+        exports = {
+            name: ReadSetExport(stack, name, sequence_store_id=STORE, read_set_ids=ids)
+            for name, ids in (
+                ("Hundred", cohort(100)),
+                ("Over", cohort(101)),
+                ("Reordered", cohort(101)[::-1]),
+                ("Cohort", cohort(10_000)),
+            )
+        }
+        exports["FromStore"] = ReadSetExport(
+            stack,
+            "FromStore",
+            sequence_store_id=store.attr_sequence_store_id,
+            read_set_ids=READ_SETS,
+        )
+        exports["ByFilter"] = ReadSetExport(
+            stack,
+            "ByFilter",
+            sequence_store_id=OTHER_STORE,
+            read_set_filter=ReadSetFilter(
+                sample_id="tumour-7",
+                creation_type="IMPORT",
+                created_after=datetime(2026, 1, 1, tzinfo=UTC),
+            ),
+            allow_empty_selection=True,
+            export_generation=2,
+            wait_for_completion=False,
+            # Not a whole number of poll intervals: the handler keeps each export's timeout.
+            timeout=Duration.seconds(100),
+        )
+        template = synth(stack)
+        listings = [listing()]
+        again = Stack(App(), "Again")
+        ReadSetExport(again, "Over", sequence_store_id=STORE, read_set_ids=cohort(101)[::-1])
+        App.of(again).synth()  # type: ignore[union-attr]
+        listings.append(listing())
+    return exports, template, temp, listings
+
+
+def custom_resource(template: Template, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = resource_of(
+        template, "Custom::OmicsReadSetExport", f"/{name}/Resource/"
+    )["Properties"]
+    return found
+
+
+def test_up_to_100_ids_travel_in_the_properties(
+    cohorts: tuple[dict[str, ReadSetExport], Template, Path, list[list[str]]],
+) -> None:
+    exports, template, _, _ = cohorts
+    props = custom_resource(template, "Hundred")
+    assert props["ReadSetIds"] == cohort(100)
+    assert "ReadSetList" not in props
+    assert exports["Hundred"].node.try_find_child("ReadSetList") is None
+
+
+@pytest.mark.parametrize(("name", "count"), [("Over", 101), ("Cohort", 10_000)])
+def test_more_ids_travel_in_an_s3_asset_the_handler_alone_may_read(
+    cohorts: tuple[dict[str, ReadSetExport], Template, Path, list[list[str]]],
+    name: str,
+    count: int,
+) -> None:
+    exports, template, _, _ = cohorts
+    export = exports[name]
+    props = custom_resource(template, name)
+    assert "ReadSetIds" not in props
+    asset = export.node.find_child("ReadSetList")
+    stack = Stack.of(export)
+    assert props["ReadSetList"] == stack.resolve(asset.s3_object_url)  # type: ignore[attr-defined]
+    outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
+    staged = json.loads((outdir / asset.asset_path).read_text())  # type: ignore[attr-defined]
+    assert staged == sorted(cohort(count))
+    read_list = {
+        "Action": "s3:GetObject",
+        "Effect": "Allow",
+        "Resource": stack.resolve(
+            asset.bucket.arn_for_objects(asset.s3_object_key)  # type: ignore[attr-defined]
+        ),
+    }
+    assert handler_statements(template).count(read_list) == 1
+
+
+def test_the_same_ids_in_another_order_are_the_same_read_set_list(
+    cohorts: tuple[dict[str, ReadSetExport], Template, Path, list[list[str]]],
+) -> None:
+    _, template, _, _ = cohorts
+    over, reordered = custom_resource(template, "Over"), custom_resource(template, "Reordered")
+    assert over["ReadSetList"] == reordered["ReadSetList"]
+    assert over["ReadSetList"] != custom_resource(template, "Cohort")["ReadSetList"]
+
+
+def test_read_set_lists_are_one_file_per_content_in_the_temp_dir(
+    cohorts: tuple[dict[str, ReadSetExport], Template, Path, list[list[str]]],
+) -> None:
+    _, _, temp, (first, second) = cohorts
+    # One folder, one file per distinct set of ids (101 and 10,000), nothing new on the
+    # second synthesis of the same ids.
+    assert first[0].startswith("cdk-omics-export-")
+    assert len(first) == 3, first
+    assert second == first
+    contents = sorted(json.loads((temp / name).read_text()) for name in first[1:])
+    assert contents == sorted([sorted(cohort(101)), sorted(cohort(10_000))])
+
+
+def test_a_damaged_read_set_list_file_is_not_shipped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ids = cohort(101)
+    ReadSetExport(Stack(App(), "First"), "Export", sequence_store_id=STORE, read_set_ids=ids)
+    (written,) = next(tmp_path.glob("cdk-omics-export*")).glob("*.json")
+    written.write_text(written.read_text()[:100])  # what a synth killed mid-write leaves
+    app = App(outdir=str(tmp_path / "out"))
+    export = ReadSetExport(
+        Stack(app, "Second"), "Export", sequence_store_id=STORE, read_set_ids=ids
+    )
+    app.synth()
+    asset = export.node.find_child("ReadSetList")
+    staged = (tmp_path / "out" / asset.asset_path).read_text()  # type: ignore[attr-defined]
+    assert json.loads(staged) == sorted(ids)
+
+
+def test_template_does_not_grow_with_the_cohort(
+    cohorts: tuple[dict[str, ReadSetExport], Template, Path, list[list[str]]],
+) -> None:
+    _, template, _, _ = cohorts
+    small = json.dumps(custom_resource(template, "Over"))
+    large = json.dumps(custom_resource(template, "Cohort"))
+    assert abs(len(large) - len(small)) < 20
+    # CloudFormation takes 51,200 bytes inline and 1 MB through S3.
+    assert len(json.dumps(template_json(template))) < 51_200
+
+
+def test_sequence_store_from_the_same_stack(
+    cohorts: tuple[dict[str, ReadSetExport], Template, Path, list[list[str]]],
+) -> None:
+    _, template, _, _ = cohorts
+    store_id = {"Fn::GetAtt": ["Store", "SequenceStoreId"]}
+    assert custom_resource(template, "FromStore")["SequenceStoreId"] == store_id
+    arn_of = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":omics:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":sequenceStore/",
+                store_id,
+            ],
+        ]
+    }
+    assert {
+        "Action": [
+            "omics:StartReadSetExportJob",
+            "omics:GetReadSetExportJob",
+            "omics:ListReadSets",
+        ],
+        "Effect": "Allow",
+        "Resource": arn_of,
+    } in handler_statements(template)
+
+
+def test_the_same_store_is_granted_once(
+    cohorts: tuple[dict[str, ReadSetExport], Template, Path, list[list[str]]],
+) -> None:
+    _, template, _, _ = cohorts
+    resources = Counter(json.dumps(s["Resource"]) for s in handler_statements(template))
+    # Four exports read from STORE; each statement on it is there once.
+    assert resources[json.dumps(store_arn(STORE))] == 1
+    assert resources[json.dumps(store_arn(STORE, "/readSet/*"))] == 1
+    assert all(
+        count == 1 for count in Counter(map(json.dumps, handler_statements(template))).values()
+    )
+
+
+def test_selection_by_filter_with_a_generation_and_a_short_timeout(
+    cohorts: tuple[dict[str, ReadSetExport], Template, Path, list[list[str]]],
+) -> None:
+    _, template, _, _ = cohorts
+    bucket = logical_id(template, "AWS::S3::Bucket", "/ByFilter/Bucket/")
+    role = logical_id(template, "AWS::IAM::Role", "/ByFilter/ExportRole/")
     template.has_resource_properties(
         "Custom::OmicsReadSetExport",
-        {
-            "WaitForCompletion": False,
-            "ServiceTimeout": "900",
-            "TimeoutSeconds": 600,
-            "PollIntervalSeconds": 20,
-            "Destination": {"Fn::Join": ["", ["s3://", Match.any_value(), "/"]]},
-        },
-    )
-    machine = template.find_resources("AWS::StepFunctions::StateMachine")
-    (definition,) = (m["Properties"]["DefinitionString"] for m in machine.values())
-    text = "".join(p if isinstance(p, str) else "" for p in definition["Fn::Join"][1])
-    assert '"IntervalSeconds":20,"MaxAttempts":30' in text
-
-
-def test_sequence_store_from_the_same_stack() -> None:
-    stack = Stack(App(), "WithStore")
-    store = omics.CfnSequenceStore(stack, "Store", name="cohort")
-    ReadSetExport(
-        stack, "Export", sequence_store_id=store.attr_sequence_store_id, read_set_ids=READ_SETS
-    )
-    template = synth_stack(stack)
-    store_id = {"Fn::GetAtt": ["Store", "SequenceStoreId"]}
-    template.has_resource_properties("Custom::OmicsReadSetExport", {"SequenceStoreId": store_id})
-    template.has_resource_properties(
-        "AWS::IAM::ManagedPolicy",
-        {
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [
-                        Match.object_like(
-                            {
-                                "Action": [
-                                    "omics:StartReadSetExportJob",
-                                    "omics:GetReadSetExportJob",
-                                    "omics:ListReadSets",
-                                ],
-                                "Resource": {"Fn::Join": ["", Match.array_with([store_id])]},
-                            }
-                        )
-                    ]
-                )
-            },
-        },
+        Match.object_equals(
+            {
+                "ServiceToken": Match.any_value(),
+                "ServiceTimeout": "400",
+                "ConstructPath": "Cohorts/ByFilter",
+                "ExportGeneration": 2,
+                "SequenceStoreId": OTHER_STORE,
+                "ReadSetFilter": {
+                    "sampleId": "tumour-7",
+                    "creationType": "IMPORT",
+                    "createdAfter": "2026-01-01T00:00:00Z",
+                    "status": "ACTIVE",
+                },
+                "AllowEmptySelection": True,
+                "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/"]]},
+                "RoleArn": arn(role),
+                "Encryption": "aws:kms",
+                "WaitForCompletion": False,
+                "TimeoutSeconds": 100,
+            }
+        ),
     )
 
 
@@ -578,14 +1047,15 @@ def build(**props: Any) -> None:
         ({"sequence_store_id": "abc"}, r"sequence_store_id: 'abc' is not a sequence store id"),
         ({"read_set_ids": []}, r"read_set_ids: no ids given"),
         (
-            {"read_set_ids": [str(1000000000 + n) for n in range(10_001)]},
+            {"read_set_ids": cohort(10_001, start=1000000000)},
             r"read_set_ids: 10001 ids given, one export takes at most 10000 \(100 jobs of 100\)",
         ),
         ({"read_set_ids": ["1111111111"] * 2}, r"read_set_ids: '1111111111' listed more than once"),
         ({"destination_prefix": "exports"}, r"destination_prefix: 'exports' must be empty or end"),
         ({"timeout": Duration.minutes(60)}, r"timeout: 3600 s exceeds 3300 s"),
-        ({"timeout": Duration.seconds(45)}, r"timeout: 45 s is not a whole number of poll"),
+        ({"timeout": Duration.seconds(0)}, r"timeout: 0 s must be positive"),
         ({"poll_interval": Duration.seconds(5)}, r"poll_interval: 5 s is below the minimum"),
+        ({"export_generation": -1}, r"export_generation: -1 must be 0 or more"),
     ],
 )
 def test_invalid_props_fail_at_synth_time(props: dict[str, Any], message: str) -> None:
@@ -595,92 +1065,21 @@ def test_invalid_props_fail_at_synth_time(props: dict[str, Any], message: str) -
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ValueError) as raised:
-        build(sequence_store_id="abc", read_set_ids=["x"], destination_prefix="p")
+        build(
+            sequence_store_id="abc",
+            read_set_ids=["x"],
+            destination_prefix="p",
+            export_generation=-1,
+        )
     text = str(raised.value)
     assert text.startswith("ReadSetExport Invalid/Export: invalid props:")
-    for prop in ("sequence_store_id:", "read_set_ids:", "destination_prefix:"):
+    for prop in (
+        "sequence_store_id:",
+        "read_set_ids:",
+        "destination_prefix:",
+        "export_generation:",
+    ):
         assert f"\n- {prop}" in text
-
-
-# Cohort scale
-
-
-def cohort(count: int) -> list[str]:
-    return [str(4000000000 + n) for n in range(count)]
-
-
-@pytest.fixture(scope="module")
-def sized() -> dict[int, tuple[ReadSetExport, Template]]:
-    return {count: synth(read_set_ids=cohort(count)) for count in (100, 101, 10_000)}
-
-
-def test_up_to_100_ids_travel_in_the_properties(
-    sized: dict[int, tuple[ReadSetExport, Template]],
-) -> None:
-    _, template = sized[100]
-    props = resource_of(template, "Custom::OmicsReadSetExport", "/Export/Resource/")["Properties"]
-    assert props["ReadSetIds"] == cohort(100)
-    assert "ReadSetList" not in props
-    assert len(statements(template, "/Export/HandlerPolicy/")) == 7  # no asset to read
-    assert len(sized[101][1].to_json()["Resources"]) == len(template.to_json()["Resources"])
-
-
-@pytest.mark.parametrize("count", [101, 10_000])
-def test_more_ids_travel_in_an_s3_asset_the_handler_alone_may_read(
-    sized: dict[int, tuple[ReadSetExport, Template]], count: int
-) -> None:
-    export, template = sized[count]
-    props = resource_of(template, "Custom::OmicsReadSetExport", "/Export/Resource/")["Properties"]
-    assert "ReadSetIds" not in props
-    asset = export.node.find_child("ReadSetList")
-    stack = Stack.of(export)
-    assert props["ReadSetList"] == stack.resolve(asset.s3_object_url)  # type: ignore[attr-defined]
-    outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
-    staged = json.loads((outdir / asset.asset_path).read_text())  # type: ignore[attr-defined]
-    assert staged == cohort(count)
-    assert statements(template, "/Export/HandlerPolicy/")[4] == {
-        "Action": "s3:GetObject",
-        "Effect": "Allow",
-        "Resource": stack.resolve(
-            asset.bucket.arn_for_objects(asset.s3_object_key)  # type: ignore[attr-defined]
-        ),
-    }
-
-
-def test_template_does_not_grow_with_the_cohort(
-    sized: dict[int, tuple[ReadSetExport, Template]], template: Template
-) -> None:
-    small = sized[101][1].to_json()
-    large = sized[10_000][1].to_json()
-    assert (
-        len(large["Resources"]) == len(small["Resources"]) == len(template.to_json()["Resources"])
-    )
-    assert len(large["Outputs"]) == 7
-    assert abs(len(json.dumps(large)) - len(json.dumps(small))) < 100
-    assert len(json.dumps(large)) < 51_200  # CloudFormation takes 51,200 bytes inline, 1 MB via S3
-
-
-def test_selection_by_filter() -> None:
-    _, template = synth(
-        read_set_ids=None,
-        read_set_filter=ReadSetFilter(
-            sample_id="tumour-7",
-            creation_type="IMPORT",
-            created_after=datetime(2026, 1, 1, tzinfo=UTC),
-        ),
-        allow_empty_selection=True,
-        max_requests_per_second=2,
-    )
-    props = resource_of(template, "Custom::OmicsReadSetExport", "/Export/Resource/")["Properties"]
-    assert props["ReadSetFilter"] == {
-        "sampleId": "tumour-7",
-        "creationType": "IMPORT",
-        "createdAfter": "2026-01-01T00:00:00Z",
-        "status": "ACTIVE",
-    }
-    assert props["AllowEmptySelection"] is True
-    assert props["MaxRequestsPerSecond"] == 2
-    assert "ReadSetIds" not in props
 
 
 @pytest.mark.parametrize(
@@ -727,3 +1126,77 @@ def test_selection_by_filter() -> None:
 def test_invalid_selection_props_fail_at_synth_time(props: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build(**props)
+
+
+# Scale: the handler policy is split to stay within IAM's limit, and 50 exports fit a stack.
+
+
+def crowd(
+    name: str, count: int, stores: int, *, lint: bool = True
+) -> tuple[list[ReadSetExport], Template]:
+    stack = Stack(App(), name)
+    exports = [
+        ReadSetExport(
+            stack,
+            f"Export{n}",
+            sequence_store_id=str(1000000000 + n % stores),
+            read_set_ids=READ_SETS,
+            destination_prefix=f"cohort-{n}/",
+        )
+        for n in range(count)
+    ]
+    return exports, synth(stack, lint=lint)
+
+
+@pytest.fixture(scope="module")
+def twenty() -> tuple[list[ReadSetExport], Template]:
+    return crowd("Twenty", 20, stores=20)
+
+
+@pytest.fixture(scope="module")
+def fifty() -> tuple[list[ReadSetExport], Template]:
+    # The same resources as the twenty above, 2.5 times over: cfn-lint would add 10 s.
+    return crowd("Fifty", 50, stores=10, lint=False)
+
+
+def test_handler_policy_is_split_to_fit_iam_limit(
+    twenty: tuple[list[ReadSetExport], Template],
+) -> None:
+    exports, template = twenty
+    policies = handler_policies(template)
+    assert len(policies) > 1
+    assert [p.node.id for p in exports[0].service.handler_policies] == [
+        "HandlerPolicy",
+        *(f"HandlerPolicy{n}" for n in range(2, len(policies) + 1)),
+    ]
+    role = resource_of(template, "AWS::IAM::Role", f"{SERVICE}HandlerRole/")
+    assert role["Properties"]["ManagedPolicyArns"] == [{"Ref": p} for p in policies]
+    resources = template_json(template)["Resources"]
+    for policy in policies:
+        document = resources[policy]["Properties"]["PolicyDocument"]
+        assert iam_length(resolve_longest(template, document)) < IAM_POLICY_LIMIT, policy
+    # Every export's statements are there, once.
+    passed = [s["Resource"] for s in handler_statements(template) if s["Action"] == "iam:PassRole"]
+    assert passed == [
+        arn(logical_id(template, "AWS::IAM::Role", f"/Export{n}/ExportRole/")) for n in range(20)
+    ]
+
+
+def test_fifty_exports_fit_one_stack(fifty: tuple[list[ReadSetExport], Template]) -> None:
+    exports, template = fifty
+    resources = template_json(template)["Resources"]
+    outputs = template_json(template)["Outputs"]
+    assert len(resources) < 500
+    assert len(outputs) <= 200
+    assert len(outputs) == 3 * len(exports)
+    assert len(python_functions(template)) == 2
+    assert len(find(template, "Custom::OmicsReadSetExport")) == 50
+    for policy in handler_policies(template):
+        document = resources[policy]["Properties"]["PolicyDocument"]
+        assert iam_length(resolve_longest(template, document)) < IAM_POLICY_LIMIT, policy
+    # Ten stores, each granted once however many exports read from it.
+    granted = Counter(
+        json.dumps(s["Resource"]) for s in handler_statements(template) if "omics:" in str(s)
+    )
+    assert len(granted) == 20
+    assert set(granted.values()) == {1}

@@ -1,32 +1,45 @@
 """Template assertions for the options platform teams use: their bucket and key, removal,
-partial failures, VPC, notifications, read grants and permissions boundaries."""
+partial failures, notifications, read grants, permissions boundaries, a VPC, and the options
+the exports of a stack share through its ReadSetExportService."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from aws_cdk import App, RemovalPolicy, Stack
+from aws_cdk import App, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
-from cdk_omics_export import ReadSetExport
+from cdk_omics_export import ReadSetExport, ReadSetExportService
 
-from .support import arn, logical_id, resource_of, statements, synth
+from .support import (
+    arn,
+    find,
+    handler_policies,
+    handler_statements,
+    logical_id,
+    python_functions,
+    resource_of,
+    statements,
+    synth,
+)
 
 STORE = "1234567890"
 READ_SETS = ["1111111111", "2222222222"]
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/0f4b6d43-2a11-4c4e-9f6b-6f1f1d0c1a2b"
+SERVICE = "/ReadSetExportService/"
 
 
-def export_in(stack: Stack, **props: Any) -> ReadSetExport:
+def export_in(stack: Stack, id: str = "Export", **props: Any) -> ReadSetExport:
     props.setdefault("sequence_store_id", STORE)
     props.setdefault("read_set_ids", READ_SETS)
-    return ReadSetExport(stack, "Export", **props)
+    return ReadSetExport(stack, id, **props)
 
 
 def key_statement(key_arn: Any) -> dict[str, Any]:
@@ -37,48 +50,132 @@ def key_statement(key_arn: Any) -> dict[str, Any]:
     }
 
 
+def ref_arn(stack: Stack, construct: Any) -> dict[str, Any]:
+    return arn(stack.get_logical_id(construct.node.default_child))
+
+
+def custom_resource(template: Template, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = resource_of(
+        template, "Custom::OmicsReadSetExport", f"/{name}/Resource/"
+    )["Properties"]
+    return found
+
+
+class Options:
+    """One stack of exports with every per-export option, sharing the default service."""
+
+    def __init__(self) -> None:
+        self.stack = stack = Stack(App(), "Options")
+        self.boundary = iam.ManagedPolicy.from_managed_policy_name(
+            stack, "Boundary", "platform-boundary"
+        )
+        iam.PermissionsBoundary.of(stack).apply(self.boundary)
+        self.lake = s3.Bucket(stack, "DataLake", enforce_ssl=True)
+        self.lake_key = kms.Key(stack, "LakeKey", enable_key_rotation=True)
+        keyed_lake = s3.Bucket(
+            stack, "KeyedLake", encryption=s3.BucketEncryption.KMS, encryption_key=self.lake_key
+        )
+        self.export_key = kms.Key(stack, "ExportKey", enable_key_rotation=True)
+        self.topic_key = kms.Key(stack, "TopicKey", enable_key_rotation=True)
+        self.topic = sns.Topic(stack, "OnCall", master_key=self.topic_key, enforce_ssl=True)
+        self.analysis = iam.Role(
+            stack, "Analysis", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com")
+        )
+        self.exports = {
+            "OwnBucket": export_in(
+                stack, "OwnBucket", destination_bucket=self.lake, destination_prefix="omics/"
+            ),
+            "OwnBucketKey": export_in(stack, "OwnBucketKey", destination_bucket=keyed_lake),
+            "Imported": export_in(
+                stack,
+                "Imported",
+                destination_bucket=s3.Bucket.from_bucket_name(
+                    stack, "ImportedLake", "genomics-data-lake"
+                ),
+                encryption_key=kms.Key.from_key_arn(stack, "ImportedKey", KEY_ARN),
+                destination_prefix="x/",
+            ),
+            "CreatedKey": export_in(stack, "CreatedKey", encryption_key=self.export_key),
+            # The first exports set no shared option: this one's apply to the whole service.
+            "Partial": export_in(
+                stack,
+                "Partial",
+                allow_partial_failure=True,
+                max_requests_per_second=3,
+                poll_interval=Duration.seconds(45),
+                log_retention=logs.RetentionDays.ONE_MONTH,
+            ),
+            "Notify": export_in(
+                stack, "Notify", wait_for_completion=False, notification_topic=self.topic
+            ),
+            "Readers": export_in(
+                stack,
+                "Readers",
+                encryption_key=kms.Key.from_key_arn(stack, "ReadersKey", KEY_ARN),
+                destination_prefix="cohort/",
+                # The same value again is no conflict.
+                max_requests_per_second=3,
+            ),
+            "Throwaway": export_in(
+                stack, "Throwaway", removal_policy=RemovalPolicy.DESTROY, auto_delete_objects=True
+            ),
+        }
+        self.exports["Readers"].grant_read(self.analysis)
+        self.watch = self.exports["Readers"].on_status_change("Watch")
+        self.template = synth(stack)
+
+
+@pytest.fixture(scope="module")
+def options() -> Options:
+    return Options()
+
+
 # Bring your own bucket and key
 
 
-def test_own_bucket_without_key_creates_no_bucket_and_scopes_the_role_to_it() -> None:
-    stack = Stack(App(), "OwnBucket")
-    lake = s3.Bucket(stack, "DataLake", enforce_ssl=True)
-    export = export_in(stack, destination_bucket=lake, destination_prefix="omics/exports/")
-    template = synth(stack)
-    assert len(template.find_resources("AWS::S3::Bucket")) == 1  # the user's
-    assert export.bucket is lake
-    bucket = {"Fn::GetAtt": [stack.get_logical_id(lake.node.default_child), "Arn"]}  # type: ignore[arg-type]
-    assert statements(template, "/Export/ExportPolicy/") == [
+def test_own_bucket_without_key_creates_no_bucket_and_scopes_the_role_to_it(
+    options: Options,
+) -> None:
+    template, export = options.template, options.exports["OwnBucket"]
+    assert export.bucket is options.lake
+    assert export.node.try_find_child("Bucket") is None
+    bucket = ref_arn(options.stack, options.lake)
+    assert statements(template, "/OwnBucket/ExportPolicy/") == [
         {
             "Action": "s3:PutObject",
             "Effect": "Allow",
-            "Resource": {"Fn::Join": ["", [bucket, "/omics/exports/*"]]},
+            "Resource": {"Fn::Join": ["", [bucket, "/omics/*"]]},
         },
         {"Action": "s3:GetBucketLocation", "Effect": "Allow", "Resource": bucket},
     ]
+    props = custom_resource(template, "OwnBucket")
+    # Nothing known about the bucket's encryption: the handler writes with its default.
+    assert "Encryption" not in props
+    assert "KmsKeyArn" not in props
+    assert {
+        "Action": "s3:PutObject",
+        "Effect": "Allow",
+        "Resource": {"Fn::Join": ["", [bucket, "/omics/cdk-omics-export/*"]]},
+    } in handler_statements(template)
 
 
-def test_own_bucket_with_its_key_gives_both_roles_exactly_that_key() -> None:
-    stack = Stack(App(), "OwnBucketKey")
-    key = kms.Key(stack, "LakeKey", enable_key_rotation=True)
-    lake = s3.Bucket(stack, "DataLake", encryption=s3.BucketEncryption.KMS, encryption_key=key)
-    export_in(stack, destination_bucket=lake)
-    template = synth(stack)
-    key_arn = {"Fn::GetAtt": [stack.get_logical_id(key.node.default_child), "Arn"]}  # type: ignore[arg-type]
-    export_statements = statements(template, "/Export/ExportPolicy/")
-    assert export_statements[2:] == [key_statement(key_arn)]
-    assert key_statement(key_arn) in statements(template, "/Export/HandlerPolicy/")
+def test_own_bucket_with_its_key_gives_both_roles_exactly_that_key(options: Options) -> None:
+    template = options.template
+    key_arn = ref_arn(options.stack, options.lake_key)
+    assert statements(template, "/OwnBucketKey/ExportPolicy/")[2:] == [key_statement(key_arn)]
+    # The handler only writes its manifest: GenerateDataKey, not Decrypt.
+    on_key = [s for s in handler_statements(template) if s["Resource"] == key_arn]
+    assert on_key == [{"Action": "kms:GenerateDataKey", "Effect": "Allow", "Resource": key_arn}]
+    props = custom_resource(template, "OwnBucketKey")
+    assert props["Encryption"] == "aws:kms"
+    assert props["KmsKeyArn"] == key_arn
 
 
-def test_imported_bucket_with_named_key() -> None:
-    stack = Stack(App(), "Imported")
-    lake = s3.Bucket.from_bucket_name(stack, "DataLake", "genomics-data-lake")
-    key = kms.Key.from_key_arn(stack, "LakeKey", KEY_ARN)
-    export = export_in(stack, destination_bucket=lake, encryption_key=key, destination_prefix="x/")
-    template = synth(stack)
-    assert stack.resolve(export.destination) == "s3://genomics-data-lake/x/"
-    bucket = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::genomics-data-lake"]]}
-    assert statements(template, "/Export/ExportPolicy/") == [
+def test_imported_bucket_with_named_key(options: Options) -> None:
+    template, export = options.template, options.exports["Imported"]
+    assert options.stack.resolve(export.destination) == "s3://genomics-data-lake/x/"
+    lake = ["arn:", {"Ref": "AWS::Partition"}, ":s3:::genomics-data-lake"]
+    assert statements(template, "/Imported/ExportPolicy/") == [
         {
             "Action": "s3:PutObject",
             "Effect": "Allow",
@@ -89,18 +186,18 @@ def test_imported_bucket_with_named_key() -> None:
                 ]
             },
         },
-        {"Action": "s3:GetBucketLocation", "Effect": "Allow", "Resource": bucket},
+        {"Action": "s3:GetBucketLocation", "Effect": "Allow", "Resource": {"Fn::Join": ["", lake]}},
         key_statement(KEY_ARN),
     ]
+    props = custom_resource(template, "Imported")
+    assert props["Destination"] == "s3://genomics-data-lake/x/"
+    assert props["KmsKeyArn"] == KEY_ARN
 
 
-def test_created_bucket_with_a_key_uses_sse_kms_with_it() -> None:
-    stack = Stack(App(), "CreatedKey")
-    key = kms.Key(stack, "ExportKey", enable_key_rotation=True)
-    export_in(stack, encryption_key=key)
-    template = synth(stack)
-    key_arn = {"Fn::GetAtt": [stack.get_logical_id(key.node.default_child), "Arn"]}  # type: ignore[arg-type]
-    bucket = resource_of(template, "AWS::S3::Bucket", "/Export/Bucket/")
+def test_created_bucket_with_a_key_uses_sse_kms_with_it(options: Options) -> None:
+    template = options.template
+    key_arn = ref_arn(options.stack, options.export_key)
+    bucket = resource_of(template, "AWS::S3::Bucket", "/CreatedKey/Bucket/")
     assert bucket["Properties"]["BucketEncryption"] == {
         "ServerSideEncryptionConfiguration": [
             {
@@ -112,7 +209,8 @@ def test_created_bucket_with_a_key_uses_sse_kms_with_it() -> None:
             }
         ]
     }
-    assert statements(template, "/Export/ExportPolicy/")[2:] == [key_statement(key_arn)]
+    assert statements(template, "/CreatedKey/ExportPolicy/")[2:] == [key_statement(key_arn)]
+    assert custom_resource(template, "CreatedKey")["KmsKeyArn"] == key_arn
 
 
 @pytest.mark.parametrize(
@@ -149,52 +247,245 @@ def test_contradictory_options_fail_at_synth_time(props: dict[str, Any], message
         export_in(stack, **props)
 
 
+def test_buckets_of_other_stacks_with_the_same_logical_id_are_both_granted() -> None:
+    app = App()
+    lakes = [s3.Bucket(Stack(app, name), "Lake") for name in ("Genomics", "Imaging")]
+    stack = Stack(app, "Exports")
+    for n, lake in enumerate(lakes):
+        export_in(stack, f"Export{n}", destination_bucket=lake, destination_prefix="x/")
+    put = [s["Resource"] for s in handler_statements(synth(stack)) if s["Action"] == "s3:PutObject"]
+    assert len(put) == 2, put
+
+
 # Removal
 
 
-def test_throwaway_stacks_can_delete_everything() -> None:
-    stack = Stack(App(), "Throwaway")
-    export_in(stack, removal_policy=RemovalPolicy.DESTROY, auto_delete_objects=True)
-    template = synth(stack)
+def test_an_exports_removal_policy_concerns_only_its_bucket(options: Options) -> None:
+    template = options.template
+    throwaway = resource_of(template, "AWS::S3::Bucket", "/Throwaway/Bucket/")
+    assert throwaway["DeletionPolicy"] == "Delete"
+    assert resource_of(template, "AWS::S3::Bucket", "/Notify/Bucket/")["DeletionPolicy"] == (
+        "Retain"
+    )
     for type_, path in (
-        ("AWS::S3::Bucket", "/Export/Bucket/"),
-        ("AWS::S3::Bucket", "/Export/AccessLogs/"),
-        ("AWS::Logs::LogGroup", "/Export/HandlerLogs/"),
-        ("AWS::KMS::Key", "/Export/LogsKey/"),
+        ("AWS::S3::Bucket", f"{SERVICE}AccessLogs/"),
+        ("AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/"),
+        ("AWS::KMS::Key", f"{SERVICE}Key/"),
+        ("AWS::DynamoDB::Table", f"{SERVICE}State/"),
     ):
-        resource = resource_of(template, type_, path)
-        assert resource["DeletionPolicy"] == "Delete", path
-    assert len(template.find_resources("Custom::S3AutoDeleteObjects")) == 2
+        assert resource_of(template, type_, path)["DeletionPolicy"] == "Retain", path
+    (auto_delete,) = find(template, "Custom::S3AutoDeleteObjects").values()
+    bucket = logical_id(template, "AWS::S3::Bucket", "/Throwaway/Bucket/")
+    assert auto_delete["Properties"]["BucketName"] == {"Ref": bucket}
 
 
 # Partial failures
 
 
-def test_partial_failure_reaches_the_handler_only_when_asked() -> None:
-    stack = Stack(App(), "Partial")
-    export_in(stack, allow_partial_failure=True)
-    synth(stack).has_resource_properties(
-        "Custom::OmicsReadSetExport", {"AllowPartialFailure": True}
+def test_partial_failure_reaches_the_handler_only_when_asked(options: Options) -> None:
+    template = options.template
+    assert custom_resource(template, "Partial")["AllowPartialFailure"] is True
+    without = [
+        name
+        for name in options.exports
+        if name != "Partial" and "AllowPartialFailure" in custom_resource(template, name)
+    ]
+    assert without == []
+
+
+# Shared options forwarded to the service
+
+
+def test_options_of_any_export_configure_the_shared_functions(options: Options) -> None:
+    template = options.template
+    service = options.exports["OwnBucket"].service
+    assert all(export.service is service for export in options.exports.values())
+    functions = python_functions(template)
+    assert len(functions) == 2
+    for function in functions.values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["MAX_REQUESTS_PER_SECOND"] == "3"
+        assert variables["POLL_INTERVAL_SECONDS"] == "45"
+    assert service.max_requests_per_second == 3
+    log_group = resource_of(template, "AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/")
+    assert log_group["Properties"]["RetentionInDays"] == 30
+    machine = resource_of(template, "AWS::StepFunctions::StateMachine", "/Provider/")
+    definition = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    text = "".join(part for part in definition if isinstance(part, str))
+    # The longest multiple of 45 s within the 3,300 s an export may wait: 73 polls, 3,285 s.
+    assert '"IntervalSeconds":45,"MaxAttempts":73,"BackoffRate":1' in text
+    # Each export keeps its own timeout; the poll interval is no longer a property.
+    props = custom_resource(template, "Partial")
+    assert props["TimeoutSeconds"] == 3000
+    assert "PollIntervalSeconds" not in props
+    assert "MaxRequestsPerSecond" not in props
+
+
+def conflict(first: dict[str, Any], second: dict[str, Any]) -> None:
+    stack = Stack(App(), "Conflict")
+    export_in(stack, "First", **first)
+    export_in(stack, "Second", **second)
+
+
+@pytest.mark.parametrize(
+    ("option", "first", "second"),
+    [
+        ("max_requests_per_second", 3, 4),
+        ("poll_interval", Duration.seconds(30), Duration.seconds(45)),
+        ("log_retention", logs.RetentionDays.ONE_MONTH, logs.RetentionDays.ONE_YEAR),
+    ],
+)
+def test_exports_that_set_a_shared_option_differently_fail(
+    option: str, first: Any, second: Any
+) -> None:
+    with pytest.raises(
+        ValueError,
+        match=rf"conflicting options:\n- {option}: Conflict/Second sets .*, but Conflict/First "
+        r"set .*; the stack's exports share one ReadSetExportService",
+    ):
+        conflict({option: first}, {option: second})
+
+
+def test_exports_in_different_vpcs_fail() -> None:
+    stack = Stack(App(), "Conflict")
+    first, second = (ec2.Vpc(stack, name, max_azs=1, nat_gateways=0) for name in ("A", "B"))
+    export_in(stack, "First", vpc=first)
+    with pytest.raises(
+        ValueError, match=r"vpc: Conflict/Second sets Conflict/B, but Conflict/First"
+    ):
+        export_in(stack, "Second", vpc=second)
+
+
+def test_the_same_value_given_twice_is_no_conflict() -> None:
+    stack = Stack(App(), "Agree")
+    export_in(stack, "First", poll_interval=Duration.minutes(1), max_requests_per_second=2)
+    second = export_in(
+        stack, "Second", poll_interval=Duration.seconds(60), max_requests_per_second=2
     )
+    assert second.service.poll_interval.to_seconds() == 60
+    assert second.service.max_requests_per_second == 2
+
+
+def test_an_export_cannot_override_the_services_own_option() -> None:
+    stack = Stack(App(), "Declared")
+    service = ReadSetExportService(stack, "Exports", max_requests_per_second=2)
+    with pytest.raises(
+        ValueError,
+        match=r"max_requests_per_second: Declared/Export sets 3, but Declared/Exports set 2",
+    ):
+        export_in(stack, service=service, max_requests_per_second=3)
+
+
+def test_an_option_set_after_the_service_was_built_fails() -> None:
+    stack = Stack(App(), "Late")
+    first = export_in(stack, "First")
+    assert first.service.on_event_function is not None  # builds the functions
+    with pytest.raises(
+        ValueError,
+        match=r"max_requests_per_second: Late/Second sets it after the stack's "
+        r"ReadSetExportService was built",
+    ):
+        export_in(stack, "Second", max_requests_per_second=3)
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"max_requests_per_second": 0}, r"max_requests_per_second: 0 must be between 1 and 100"),
+        ({"poll_interval": Duration.seconds(5)}, r"poll_interval: 5 s is below the minimum"),
+        (
+            {"auto_delete_objects": True},
+            r"ReadSetExportService Invalid/Exports: invalid props:\n- auto_delete_objects: "
+            r"needs removal_policy=RemovalPolicy.DESTROY",
+        ),
+    ],
+)
+def test_invalid_service_props_fail(props: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ReadSetExportService(Stack(App(), "Invalid"), "Exports", **props)
+
+
+# A service declared by the user
+
+
+class Declared:
+    def __init__(self) -> None:
+        self.stack = stack = Stack(App(), "Declared")
+        self.service = ReadSetExportService(
+            stack,
+            "Exports",
+            removal_policy=RemovalPolicy.DESTROY,
+            auto_delete_objects=True,
+            max_requests_per_second=2,
+        )
+        self.kept = export_in(stack, "Kept", service=self.service)
+        # No service= here: ReadSetExportService.of finds the declared one.
+        self.disposable = export_in(
+            stack,
+            "Disposable",
+            sequence_store_id="9876543210",
+            removal_policy=RemovalPolicy.DESTROY,
+            auto_delete_objects=True,
+        )
+        self.template = synth(stack)
+
+
+@pytest.fixture(scope="module")
+def declared() -> Declared:
+    return Declared()
+
+
+def test_a_declared_service_serves_every_export_of_its_stack(declared: Declared) -> None:
+    service, stack, template = declared.service, declared.stack, declared.template
+    assert declared.kept.service is service
+    assert declared.disposable.service is service
+    assert ReadSetExportService.of(stack) is service
+    assert stack.node.try_find_child("ReadSetExportService") is None
+    assert len(python_functions(template)) == 2
+    assert len(find(template, "AWS::DynamoDB::Table")) == 1
+    for function in python_functions(template).values():
+        assert function["Properties"]["Environment"]["Variables"]["MAX_REQUESTS_PER_SECOND"] == "2"
+    assert service.node.path == "Declared/Exports"
+    (policy,) = handler_policies(template)
+    assert [
+        s["Resource"] for s in handler_statements(template) if s["Action"] == "iam:PassRole"
+    ] == [
+        arn(logical_id(template, "AWS::IAM::Role", f"/{name}/ExportRole/"))
+        for name in ("Kept", "Disposable")
+    ]
+    assert policy == logical_id(template, "AWS::IAM::ManagedPolicy", "/Exports/HandlerPolicy/")
+
+
+def test_the_services_removal_policy_concerns_its_own_resources(declared: Declared) -> None:
+    template = declared.template
+    for type_, path in (
+        ("AWS::S3::Bucket", "/Exports/AccessLogs/"),
+        ("AWS::Logs::LogGroup", "/Exports/HandlerLogs/"),
+        ("AWS::KMS::Key", "/Exports/Key/"),
+        ("AWS::DynamoDB::Table", "/Exports/State/"),
+        ("AWS::S3::Bucket", "/Disposable/Bucket/"),
+    ):
+        resource = resource_of(template, type_, path)
+        assert resource["DeletionPolicy"] == "Delete", path
+        assert resource["UpdateReplacePolicy"] == "Delete", path
+    assert resource_of(template, "AWS::S3::Bucket", "/Kept/Bucket/")["DeletionPolicy"] == "Retain"
+    emptied = {
+        resource["Properties"]["BucketName"]["Ref"]
+        for resource in find(template, "Custom::S3AutoDeleteObjects").values()
+    }
+    assert emptied == {
+        logical_id(template, "AWS::S3::Bucket", "/Exports/AccessLogs/"),
+        logical_id(template, "AWS::S3::Bucket", "/Disposable/Bucket/"),
+    }
 
 
 # Notifications
 
 
-def status_rule(template: Template) -> dict[str, Any]:
-    (rule,) = template.find_resources("AWS::Events::Rule").values()
-    found: dict[str, Any] = rule["Properties"]
-    return found
-
-
-def test_notification_topic_hears_this_constructs_jobs() -> None:
-    stack = Stack(App(), "Notify")
-    key = kms.Key(stack, "TopicKey", enable_key_rotation=True)
-    topic = sns.Topic(stack, "OnCall", master_key=key, enforce_ssl=True)
-    export_in(stack, wait_for_completion=False, notification_topic=topic)
-    template = synth(stack)
-    resource = logical_id(template, "Custom::OmicsReadSetExport", "/Export/Resource/")
-    rule = status_rule(template)
+def test_notification_topic_hears_this_constructs_jobs(options: Options) -> None:
+    template, stack = options.template, options.stack
+    resource = logical_id(template, "Custom::OmicsReadSetExport", "/Notify/Resource/")
+    rule = resource_of(template, "AWS::Events::Rule", "/Notify/StatusChange/")["Properties"]
     assert rule["EventPattern"] == {
         "source": ["aws.omics"],
         "detail-type": ["Read Set Export Job Status Change"],
@@ -205,137 +496,73 @@ def test_notification_topic_hears_this_constructs_jobs() -> None:
     }
     assert rule["State"] == "ENABLED"
     assert rule["Targets"] == [
-        {"Arn": {"Ref": stack.get_logical_id(topic.node.default_child)}, "Id": "Target0"}  # type: ignore[arg-type]
+        {"Arn": {"Ref": stack.get_logical_id(options.topic.node.default_child)}, "Id": "Target0"}  # type: ignore[arg-type]
     ]
     # EventBridge can publish to the encrypted topic.
-    template.has_resource_properties(
-        "AWS::KMS::Key",
+    key = resource_of(template, "AWS::KMS::Key", "/TopicKey/")
+    assert key["Properties"]["KeyPolicy"]["Statement"][1:] == [
         {
-            "KeyPolicy": {
-                "Statement": Match.array_with(
-                    [
-                        {
-                            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-                            "Effect": "Allow",
-                            "Principal": {"Service": "events.amazonaws.com"},
-                            "Resource": "*",
-                        }
-                    ]
-                )
-            }
-        },
-    )
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Resource": "*",
+        }
+    ]
 
 
-def test_on_status_change_takes_any_target() -> None:
-    stack = Stack(App(), "AnyTarget")
-    export = export_in(stack)
-    rule = export.on_status_change("Watch")
-    template = synth(stack)
-    assert rule.node.path == "AnyTarget/Export/Watch"
-    assert status_rule(template)["EventPattern"]["source"] == ["aws.omics"]
+def test_on_status_change_takes_any_target(options: Options) -> None:
+    assert options.watch.node.path == "Options/Readers/Watch"
+    resource = logical_id(options.template, "Custom::OmicsReadSetExport", "/Readers/Resource/")
+    rule = resource_of(options.template, "AWS::Events::Rule", "/Readers/Watch/")["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.omics"]
+    assert rule["EventPattern"]["detail"]["id"] == {
+        "Fn::Split": [",", {"Fn::GetAtt": [resource, "JobIds"]}]
+    }
+    assert "Targets" not in rule
 
 
 # Read grants
 
 
-def test_grant_read_is_scoped_to_the_prefix_and_the_key() -> None:
-    stack = Stack(App(), "Readers")
-    key = kms.Key.from_key_arn(stack, "Key", KEY_ARN)
-    export = export_in(stack, encryption_key=key, destination_prefix="cohort/")
-    analysis = iam.Role(
-        stack, "Analysis", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com")
-    )
-    export.grant_read(analysis)
-    template = synth(stack)
-    bucket = arn(logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/"))
+def test_grant_read_is_scoped_to_the_prefix_and_the_key(options: Options) -> None:
+    template, stack = options.template, options.stack
+    bucket = arn(logical_id(template, "AWS::S3::Bucket", "/Readers/Bucket/"))
     template.has_resource_properties(
         "AWS::IAM::Policy",
-        {
-            "Roles": [{"Ref": stack.get_logical_id(analysis.node.default_child)}],  # type: ignore[arg-type]
-            "PolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Action": "s3:GetObject",
-                        "Effect": "Allow",
-                        "Resource": {"Fn::Join": ["", [bucket, "/cohort/*"]]},
-                    },
-                    {
-                        "Action": "s3:ListBucket",
-                        "Condition": {"StringLike": {"s3:prefix": ["cohort/*"]}},
-                        "Effect": "Allow",
-                        "Resource": bucket,
-                    },
-                    {"Action": "kms:Decrypt", "Effect": "Allow", "Resource": KEY_ARN},
-                ],
-            },
-        },
+        Match.object_equals(
+            {
+                "PolicyName": Match.any_value(),
+                "Roles": [{"Ref": stack.get_logical_id(options.analysis.node.default_child)}],  # type: ignore[arg-type]
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Action": "s3:GetObject",
+                            "Effect": "Allow",
+                            "Resource": {"Fn::Join": ["", [bucket, "/cohort/*"]]},
+                        },
+                        {
+                            "Action": "s3:ListBucket",
+                            "Condition": {"StringLike": {"s3:prefix": ["cohort/*"]}},
+                            "Effect": "Allow",
+                            "Resource": bucket,
+                        },
+                        {"Action": "kms:Decrypt", "Effect": "Allow", "Resource": KEY_ARN},
+                    ],
+                },
+            }
+        ),
     )
-
-
-# VPC
-
-
-def test_vpc_places_every_function_in_it_with_https_out_only() -> None:
-    stack = Stack(App(), "InVpc")
-    vpc = ec2.Vpc(
-        stack,
-        "Vpc",
-        max_azs=2,
-        nat_gateways=0,
-        subnet_configuration=[
-            ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-        ],
-    )
-    export_in(stack, vpc=vpc)
-    template = synth(stack)
-    group = logical_id(template, "AWS::EC2::SecurityGroup", "/Export/HandlerSecurityGroup/")
-    functions = template.find_resources("AWS::Lambda::Function")
-    assert len(functions) == 5
-    for function in functions.values():
-        config = function["Properties"]["VpcConfig"]
-        assert config["SecurityGroupIds"] == [{"Fn::GetAtt": [group, "GroupId"]}]
-        assert len(config["SubnetIds"]) == 2
-    template.has_resource_properties(
-        "AWS::EC2::SecurityGroup",
-        {
-            "SecurityGroupEgress": [
-                {
-                    "CidrIp": "0.0.0.0/0",
-                    "Description": "HTTPS to AWS endpoints",
-                    "FromPort": 443,
-                    "IpProtocol": "tcp",
-                    "ToPort": 443,
-                }
-            ]
-        },
-    )
-    assert statements(template, "/Export/HandlerPolicy/")[-1] == {
-        "Action": [
-            "ec2:CreateNetworkInterface",
-            "ec2:DescribeNetworkInterfaces",
-            "ec2:DescribeSubnets",
-            "ec2:DeleteNetworkInterface",
-            "ec2:AssignPrivateIpAddresses",
-            "ec2:UnassignPrivateIpAddresses",
-        ],
-        "Effect": "Allow",
-        "Resource": "*",
-    }
 
 
 # Permissions boundaries
 
 
-def test_permissions_boundary_reaches_every_role() -> None:
-    stack = Stack(App(), "Bounded")
-    boundary = iam.ManagedPolicy.from_managed_policy_name(stack, "Boundary", "platform-boundary")
-    iam.PermissionsBoundary.of(stack).apply(boundary)
-    export_in(stack, read_set_ids=[str(4000000000 + n) for n in range(150)])
-    template = synth(stack)
-    roles = template.find_resources("AWS::IAM::Role")
-    assert len(roles) == 6  # export, handler, the 3 framework functions and the waiter
+def test_permissions_boundary_reaches_every_role(options: Options) -> None:
+    roles = find(options.template, "AWS::IAM::Role")
+    # 8 export roles, the handler's, the framework's 3 functions and waiter, the analysis
+    # role, and CDK's auto-delete provider.
+    assert len(roles) == 15
     expected = {
         "Fn::Join": [
             "",
@@ -350,3 +577,104 @@ def test_permissions_boundary_reaches_every_role() -> None:
     }
     for role in roles.values():
         assert role["Properties"]["PermissionsBoundary"] == expected
+
+
+# VPC
+
+
+@pytest.fixture(scope="module")
+def in_vpc() -> Template:
+    stack = Stack(App(), "InVpc")
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        max_azs=2,
+        nat_gateways=0,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        ],
+    )
+    lake = s3.Bucket.from_bucket_name(stack, "Lake", "genomics-data-lake")
+    export_in(stack, vpc=vpc, destination_bucket=lake)
+    return synth(stack)
+
+
+def test_vpc_places_every_function_in_it_with_https_out_only(in_vpc: Template) -> None:
+    template = in_vpc
+    group = logical_id(template, "AWS::EC2::SecurityGroup", f"{SERVICE}HandlerSecurityGroup/")
+    functions = find(template, "AWS::Lambda::Function")
+    assert len(functions) == 5
+    for function in functions.values():
+        config = function["Properties"]["VpcConfig"]
+        assert config["SecurityGroupIds"] == [{"Fn::GetAtt": [group, "GroupId"]}]
+        assert len(config["SubnetIds"]) == 2
+    assert resource_of(template, "AWS::EC2::SecurityGroup", "/HandlerSecurityGroup/")["Properties"][
+        "SecurityGroupEgress"
+    ] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to AWS endpoints",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+    assert (
+        "SecurityGroupIngress"
+        not in resource_of(template, "AWS::EC2::SecurityGroup", "/HandlerSecurityGroup/")[
+            "Properties"
+        ]
+    )
+
+
+def test_vpc_statements_are_scoped_as_far_as_ec2_allows(in_vpc: Template) -> None:
+    def ec2_arn(resource: str) -> dict[str, Any]:
+        return {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":ec2:",
+                    {"Ref": "AWS::Region"},
+                    ":",
+                    {"Ref": "AWS::AccountId"},
+                    f":{resource}/*",
+                ],
+            ]
+        }
+
+    found = [s for s in handler_statements(in_vpc) if "ec2:" in str(s["Action"])]
+    assert found == [
+        {
+            "Action": "ec2:CreateNetworkInterface",
+            "Effect": "Allow",
+            "Resource": [
+                ec2_arn("network-interface"),
+                ec2_arn("subnet"),
+                ec2_arn("security-group"),
+            ],
+        },
+        {
+            "Action": [
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            "Effect": "Allow",
+            "Resource": ec2_arn("network-interface"),
+        },
+        # Describe actions support no resource-level permissions: the only "*".
+        {
+            "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+            "Effect": "Allow",
+            "Resource": "*",
+        },
+    ]
+    everything = [s for s in handler_statements(in_vpc) if s["Resource"] == "*"]
+    assert everything == found[2:]
+
+
+def test_without_a_created_bucket_there_is_no_access_log_bucket(in_vpc: Template) -> None:
+    assert find(in_vpc, "AWS::S3::Bucket") == {}
+    assert find(in_vpc, "AWS::S3::BucketPolicy") == {}

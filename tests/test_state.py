@@ -185,9 +185,7 @@ def test_read_set_state_is_the_latest_batch_that_was_not_superseded(
     )
     retried = batch(1, readSetIds=["2222222222"], status="IN_PROGRESS", jobId="5000000002")
     dropped = batch(2, readSetIds=["1111111111"], status=st.SUPERSEDED)
-    snapshot = st.Snapshot(
-        None, {b["key"]: b for b in (done, retried, dropped)}, selections={}
-    )
+    snapshot = st.Snapshot(None, {b["key"]: b for b in (done, retried, dropped)}, selections={})
     states = {k: v[0] for k, v in snapshot.read_set_states().items()}
     assert states == {"1111111111": "EXPORTED", "2222222222": "IN_FLIGHT"}
 

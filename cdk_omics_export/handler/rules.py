@@ -171,6 +171,8 @@ def check_poll_interval(poll_interval_seconds: int) -> list[str]:
 
 
 def check_export_generation(value: int) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return [f"export_generation: {value!r} must be a whole number (0, 1, 2, ...)"]
     if value >= 0:
         return []
     return [f"export_generation: {value} must be 0 or more (bump it to export everything again)"]
