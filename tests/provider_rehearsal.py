@@ -35,6 +35,8 @@ ASSETS_BUCKET = "cdk-hnb659fds-assets-111122223333-us-east-1"
 # How many invocations are inside `as_handler`, then the environment they replaced.
 _ACTIVE: list[Any] = [0]
 _ACTIVE_LOCK = threading.Lock()
+# The environment the handler's cached clients were made in.
+_CLIENTS_FOR: list[dict[str, str] | None] = [None]
 
 
 @dataclass
@@ -109,10 +111,14 @@ class StackRehearsal:
             if _ACTIVE[0] == 0:
                 _ACTIVE.append({k: os.environ.get(k) for k in self.environment})
                 os.environ.update(self.environment)
-                # boto3's default session keeps the credentials it first found.
-                boto3.DEFAULT_SESSION = None
-                for make in (index.omics_client, index.s3_client, index.dynamodb_client):
-                    make.cache_clear()
+                if _CLIENTS_FOR[0] != self.environment:
+                    # boto3's default session keeps the credentials it first found. A new
+                    # session reloads the service models (a second or two), so the clients
+                    # are kept for as long as the environment is the same, as in a container.
+                    boto3.DEFAULT_SESSION = None
+                    for make in (index.omics_client, index.s3_client, index.dynamodb_client):
+                        make.cache_clear()
+                    _CLIENTS_FOR[0] = dict(self.environment)
             _ACTIVE[0] += 1
         try:
             yield
@@ -126,8 +132,6 @@ class StackRehearsal:
                             os.environ.pop(k, None)
                         else:
                             os.environ[k] = v
-                    for make in (index.omics_client, index.s3_client, index.dynamodb_client):
-                        make.cache_clear()
 
     def event(
         self,

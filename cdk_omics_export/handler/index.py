@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
@@ -266,10 +267,17 @@ class _paced:
             out_of_time=exports.OutOfTime,
         )
         self.unique_id = f"cdk-omics-export-pacer-{uuid.uuid4()}"
+        self.thread = threading.get_ident()
+
+    def wait(self, **kwargs: Any) -> None:
+        # Only this invocation's requests: a client shared by threads (a test running
+        # several invocations in one process) would otherwise pay every pacer's slot.
+        if threading.get_ident() == self.thread:
+            self.pacer.wait(**kwargs)
 
     def __enter__(self) -> None:
         events = self.client.meta.events
-        events.register("before-send.omics", self.pacer.wait, unique_id=self.unique_id)
+        events.register("before-send.omics", self.wait, unique_id=self.unique_id)
 
     def __exit__(self, *_: object) -> None:
         self.client.meta.events.unregister("before-send.omics", unique_id=self.unique_id)
