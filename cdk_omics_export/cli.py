@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from .handler.pacing import LocalSlots, Pacer
+from .handler.state import Manifest
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -135,15 +136,15 @@ def jobs_of_stack(clients: Clients, stack: str) -> list[tuple[str, str, str]]:
     for construct, uri in sorted(manifests.items()):
         manifest = read_manifest(clients, uri)
         for job in manifest["jobs"]:
-            if job.get("id"):
+            if job["id"] is not None:
                 found.append((construct, manifest["sequenceStoreId"], job["id"]))
     return found
 
 
-def read_manifest(clients: Clients, uri: str) -> dict[str, Any]:
+def read_manifest(clients: Clients, uri: str) -> Manifest:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     response = _call("GetObject", uri, lambda: clients.s3().get_object(Bucket=bucket, Key=key))
-    manifest: dict[str, Any] = json.loads(response["Body"].read())
+    manifest: Manifest = json.loads(response["Body"].read())
     return manifest
 
 

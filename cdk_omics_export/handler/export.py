@@ -767,9 +767,24 @@ class Export:
     def manifest_uri(self) -> str:
         return manifest_uri(self.request.destination, self.export_id)
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> st.Manifest:
         """The record for people: the export, this run, and every job and read set."""
         record, run, counts = self.record, self.run, self.counts()
+        jobs: list[st.ManifestJob] = []
+        for batch in self.snapshot.ordered_batches():
+            if batch["status"] == st.SUPERSEDED:
+                continue
+            job: st.ManifestJob = {
+                "batch": batch["key"],
+                "id": batch.get("jobId"),
+                "status": batch["status"],
+                "readSetIds": batch["readSetIds"],
+                "readSets": batch.get("readSets", []),
+            }
+            for key in ("statusMessage", "creationTime", "completionTime"):
+                if key in batch:
+                    job[key] = batch[key]
+            jobs.append(job)
         return {
             "schema": st.SCHEMA_VERSION,
             "exportId": self.export_id,
@@ -795,22 +810,7 @@ class Export:
                 "failed": counts.failed,
                 "inFlight": counts.in_flight,
             },
-            "jobs": [
-                {
-                    "batch": batch["key"],
-                    "id": batch.get("jobId"),
-                    "status": batch["status"],
-                    **{
-                        k: batch[k]
-                        for k in ("statusMessage", "creationTime", "completionTime")
-                        if k in batch
-                    },
-                    "readSetIds": batch["readSetIds"],
-                    "readSets": batch.get("readSets", []),
-                }
-                for batch in self.snapshot.ordered_batches()
-                if batch["status"] != st.SUPERSEDED
-            ],
+            "jobs": jobs,
         }
 
     def write_manifest(self, s3: S3Client) -> None:

@@ -149,6 +149,51 @@ class SelectionRecord(TypedDict):
     version: int
 
 
+class ManifestJob(TypedDict):
+    batch: str
+    id: str | None  # None until the batch's job is started
+    status: str
+    statusMessage: NotRequired[str]
+    creationTime: NotRequired[str]
+    completionTime: NotRequired[str]
+    readSetIds: list[str]
+    readSets: list[ReadSetOutcome]
+
+
+class ManifestRun(TypedDict):
+    number: int
+    requestType: str
+    startedAt: str
+    jobIds: list[str]
+
+
+class ManifestCounts(TypedDict):
+    selected: int
+    exported: int
+    failed: int
+    inFlight: int
+
+
+class Manifest(TypedDict):
+    """The export as people and ``cdk-omics-export status`` read it, in the destination."""
+
+    schema: int
+    exportId: str
+    stackId: str
+    constructPath: str
+    sequenceStoreId: str
+    destination: str
+    generation: int
+    status: str
+    statusReason: str
+    cancelled: bool
+    createdAt: str
+    updatedAt: str
+    run: ManifestRun
+    counts: ManifestCounts
+    jobs: list[ManifestJob]
+
+
 class StateError(Exception):
     """The state table answered something the export cannot carry on from."""
 
