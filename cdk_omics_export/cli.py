@@ -15,13 +15,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import boto3
 import boto3.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -62,6 +63,22 @@ ACTIONS = {
 
 class StatusError(Exception):
     """A problem the user can act on; printed without a traceback."""
+
+
+class UsageError(Exception):
+    """A command line argparse refused, raised instead of exiting so that ``--json`` can
+    report it as JSON."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    # Subparsers are made with the parent's class, so the status command raises too.
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
 
 
 @dataclass
@@ -284,15 +301,9 @@ def watch(
             jobs = collect(clients, targets, pacer)
 
 
-def main(
-    argv: Sequence[str] | None = None,
-    *,
-    clients: Clients | None = None,
-    console: Console | None = None,
-    errors: Console | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> int:
-    parser = argparse.ArgumentParser(
+def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command's parser and its ``status`` subcommand's."""
+    parser = _Parser(
         prog="cdk-omics-export",
         description="Follow the HealthOmics read set export jobs of a cdk-omics-export stack.",
         epilog=EXIT_CODES,
@@ -311,18 +322,57 @@ def main(
     status.add_argument("--sequence-store-id", help="the sequence store of --job-id")
     status.add_argument("--region", help="the AWS Region (default: AWS_REGION or your profile's)")
     status.add_argument("--watch", action="store_true", help="follow the jobs until they end")
-    status.add_argument("--json", action="store_true", help="print JSON for scripts and CI")
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help='print JSON for scripts and CI, errors included: {"error": "...", "exitCode": N}',
+    )
     status.add_argument(
         "--interval", type=float, default=30.0, help="seconds between polls with --watch (30)"
     )
-    args = parser.parse_args(argv)
-    if bool(args.stack) == bool(args.job_id):
-        parser.error("give --stack, or --job-id with --sequence-store-id")
-    if args.job_id and not args.sequence_store_id:
-        parser.error("--job-id needs --sequence-store-id")
+    return parser, status
 
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    clients: Clients | None = None,
+    console: Console | None = None,
+    errors: Console | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     out = console or Console()
     err = errors or Console(stderr=True)
+    # Looked for before parsing, so that a usage error is JSON too when --json was asked for.
+    json_output = "--json" in argv
+
+    def fail(message: str, code: int, usage: argparse.ArgumentParser | None = None) -> int:
+        """Report an error: one JSON object on stdout with --json, else text on stderr."""
+        if json_output:
+            report = json.dumps({"error": message, "exitCode": code}, indent=2)
+            out.print(report, markup=False, highlight=False, soft_wrap=True)
+        elif usage is not None:
+            text = f"{usage.format_usage()}{usage.prog}: error: {message}"
+            err.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        return code
+
+    parser, status = parsers()
+    try:
+        # Arguments the status command does not know are its usage error, not the top level's.
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            status.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if bool(args.stack) == bool(args.job_id):
+            status.error("give --stack, or --job-id with --sequence-store-id")
+        if args.job_id and not args.sequence_store_id:
+            status.error("--job-id needs --sequence-store-id")
+    except UsageError as error:
+        return fail(error.message, EXIT_USAGE, usage=error.parser)
+    json_output = args.json  # --js, say, is --json too once parsed
+
     clients = clients or Clients(region=args.region)
     pacer = Pacer(DEFAULT_MAX_REQUESTS_PER_SECOND, LocalSlots())
     try:
@@ -341,19 +391,20 @@ def main(
                 clients,
                 targets,
                 pacer=pacer,
-                console=err if args.json else out,
+                console=err if json_output else out,
                 interval=interval,
                 sleep=sleep,
             )
         else:
             jobs = collect(clients, targets, pacer)
     except StatusError as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
-        return EXIT_ACCESS
+        return fail(str(error), EXIT_ACCESS)
     except KeyboardInterrupt:
+        if json_output:
+            return fail("stopped; the export jobs keep running", EXIT_RUNNING)
         err.print("stopped; the export jobs keep running")
         return EXIT_RUNNING
-    if args.json:
+    if json_output:
         out.print(as_json(jobs), markup=False, highlight=False, soft_wrap=True)
     else:
         out.print(render_table(jobs))

@@ -16,6 +16,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
@@ -92,6 +93,9 @@ class ReadSetExport(Construct):
     :param vpc_subnets: forwarded to the service. Default: the service's.
     :param security_groups: forwarded to the service. Default: the service's.
     :param log_retention: forwarded to the service. Default: the service's (one year).
+    :param runtime: forwarded to the service: the Python runtime of the handler functions,
+        python3.11 or newer. Default: the service's (the newest Python that aws-cdk-lib
+        offers).
     """
 
     service: ReadSetExportService
@@ -139,10 +143,20 @@ class ReadSetExport(Construct):
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
         log_retention: logs.RetentionDays | None = None,
+        runtime: lambda_.Runtime | None = None,
     ) -> None:
         super().__init__(scope, id)
-        timeout = timeout or Duration.seconds(rules.DEFAULT_TIMEOUT_SECONDS)
-        read_set_ids = None if read_set_ids is None else list(read_set_ids)
+        if timeout is None:
+            timeout = Duration.seconds(rules.DEFAULT_TIMEOUT_SECONDS)
+        shared_options: dict[str, Any] = {
+            "vpc": vpc,
+            "vpc_subnets": vpc_subnets,
+            "security_groups": list(security_groups) if security_groups is not None else None,
+            "log_retention": log_retention,
+            "max_requests_per_second": max_requests_per_second,
+            "poll_interval": poll_interval,
+            "runtime": runtime,
+        }
         validate_export(
             self,
             sequence_store_id=sequence_store_id,
@@ -151,21 +165,19 @@ class ReadSetExport(Construct):
             allow_empty_selection=allow_empty_selection,
             destination_prefix=destination_prefix,
             destination_bucket=destination_bucket,
+            encryption_key=encryption_key,
             removal_policy=removal_policy,
             auto_delete_objects=auto_delete_objects,
             timeout=timeout,
             export_generation=export_generation,
+            selection_refresh=selection_refresh,
+            wait_for_completion=wait_for_completion,
+            allow_partial_failure=allow_partial_failure,
+            shared_options=shared_options,
         )
+        ids = None if read_set_ids is None else list(read_set_ids)
         self.service = service or ReadSetExportService.of(self)
-        self.service.configure(
-            self,
-            vpc=vpc,
-            vpc_subnets=vpc_subnets,
-            security_groups=list(security_groups) if security_groups is not None else None,
-            log_retention=log_retention,
-            max_requests_per_second=max_requests_per_second,
-            poll_interval=poll_interval,
-        )
+        self.service.configure(self, **shared_options)
         self.sequence_store_id = sequence_store_id
         self.destination_prefix = destination_prefix
         if destination_bucket is None:
@@ -176,7 +188,7 @@ class ReadSetExport(Construct):
             self.bucket = destination_bucket
         self.destination = rules.destination_uri(self.bucket.bucket_name, destination_prefix)
         self.role = self._create_export_role()
-        selection, read_set_list = self._selection(read_set_ids, read_set_filter)
+        selection, read_set_list = self._selection(ids, read_set_filter)
         self._grant_handler(read_set_list)
         if selection_refresh is not None:
             selection["SelectionRefresh"] = selection_refresh

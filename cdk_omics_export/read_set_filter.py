@@ -43,8 +43,66 @@ class ReadSetFilter:
     created_before: datetime | str | None = None
     status: str = "ACTIVE"
 
+    def __post_init__(self) -> None:
+        # A dataclass checks no types; a wrong one would otherwise surface as a jsii error
+        # deep in synthesis, or pass to the handler. Raised here, where the filter is made.
+        wrong = [
+            f"{name}: expected a string, got {type(value).__name__}"
+            for name, value in self._text_fields().items()
+            if value is not None and not isinstance(value, str)
+        ]
+        wrong += [
+            f"{name}: expected a timezone-aware datetime or an ISO 8601 string, got "
+            f"{type(value).__name__}"
+            for name, value in (
+                ("created_after", self.created_after),
+                ("created_before", self.created_before),
+            )
+            if value is not None and not isinstance(value, datetime | str)
+        ]
+        if wrong:
+            raise TypeError("ReadSetFilter: invalid fields:\n- " + "\n- ".join(wrong))
+
+    def problems(self) -> list[str]:
+        """What keeps the filter from being sent to ListReadSets, one message each (empty when
+        nothing does). ``ReadSetExport`` reports them with its other problems."""
+        return [
+            f"read_set_filter: {name} {value.isoformat()} has no time zone; give an aware "
+            "datetime (e.g. datetime(2026, 1, 1, tzinfo=UTC))"
+            for name, value in (
+                ("created_after", self.created_after),
+                ("created_before", self.created_before),
+            )
+            if isinstance(value, datetime) and value.tzinfo is None
+        ]
+
     def to_api(self) -> dict[str, str]:
-        """The filter as ListReadSets takes it (camelCase names, ISO 8601 times)."""
+        """The filter as ListReadSets takes it (camelCase names, ISO 8601 times).
+
+        Raises ValueError with every problem of ``problems()``.
+        """
+        problems = self.problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self._fields()
+
+    def literal_fields(self) -> dict[str, str]:
+        """The usable fields whose values are known at synth time (tokens are checked at
+        deploy time, naive datetimes are reported by ``problems()``)."""
+        return {k: v for k, v in self._fields().items() if not Token.is_unresolved(v)}
+
+    def _text_fields(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "sample_id": self.sample_id,
+            "subject_id": self.subject_id,
+            "reference_arn": self.reference_arn,
+            "generated_from": self.generated_from,
+            "creation_type": self.creation_type,
+            "status": self.status,
+        }
+
+    def _fields(self) -> dict[str, str]:
         fields = {
             "name": self.name,
             "sampleId": self.sample_id,
@@ -58,17 +116,11 @@ class ReadSetFilter:
         }
         return {key: value for key, value in fields.items() if value is not None}
 
-    def literal_fields(self) -> dict[str, str]:
-        """The fields whose values are known at synth time (tokens are checked at deploy)."""
-        return {k: v for k, v in self.to_api().items() if not Token.is_unresolved(v)}
-
 
 def _timestamp(value: datetime | str | None) -> str | None:
+    """ISO 8601 in UTC; None for a naive datetime, which ``problems()`` reports."""
     if value is None or isinstance(value, str):
         return value
     if value.tzinfo is None:
-        raise ValueError(
-            f"read_set_filter: {value.isoformat()} has no time zone; give an aware datetime "
-            "(e.g. datetime(2026, 1, 1, tzinfo=UTC))"
-        )
+        return None
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -43,11 +43,13 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
 from . import compliance
-from .handler import index, rules
+from .handler import rules
+from .validation import Problems, check_shared_options
 
 HANDLER_DIR = Path(__file__).parent / "handler"
 SERVICE_ID = "ReadSetExportService"
-# Newest Python runtime that aws-cdk-lib offers; tests fail when CDK adds a newer one.
+# The default runtime: the newest Python that aws-cdk-lib offers; tests fail when CDK adds a
+# newer one.
 HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
 HANDLER_TIMEOUT = Duration.minutes(5)
 # Per function, for the whole stack: the waiter polls each running export, and overlapping
@@ -76,6 +78,7 @@ SHARED_OPTIONS = (
     "log_retention",
     "max_requests_per_second",
     "poll_interval",
+    "runtime",
 )
 
 
@@ -98,6 +101,9 @@ class ReadSetExportService(Construct):
         default quota, which every stack of the account and Region shares.
     :param poll_interval: how often the waiter follows the exports; at least 10 seconds.
         Default: 30 seconds.
+    :param runtime: the Python runtime of the two handler functions, python3.11 or newer
+        (for a partition or Region that lacks the newest). Default: the newest Python that
+        aws-cdk-lib offers (``HANDLER_RUNTIME``).
     :param removal_policy: what ``cdk destroy`` does to the state table, the log group, the
         key and the access log bucket. Default: ``RemovalPolicy.RETAIN``.
     :param auto_delete_objects: empty the access log bucket when it is deleted (needs
@@ -120,6 +126,7 @@ class ReadSetExportService(Construct):
         log_retention: logs.RetentionDays | None = None,
         max_requests_per_second: int | None = None,
         poll_interval: Duration | None = None,
+        runtime: lambda_.Runtime | None = None,
         removal_policy: RemovalPolicy | None = None,
         auto_delete_objects: bool = False,
     ) -> None:
@@ -149,6 +156,7 @@ class ReadSetExportService(Construct):
             log_retention=log_retention,
             max_requests_per_second=max_requests_per_second,
             poll_interval=poll_interval,
+            runtime=runtime,
         )
         self._built = False
         self._access_logs: s3.Bucket | None = None
@@ -227,10 +235,14 @@ class ReadSetExportService(Construct):
         An option left ``None`` takes the service's value. Setting one that another
         construct set to something else is an error naming both.
         """
-        conflicts: list[str] = []
-        for name, value in options.items():
+        for name in options:
             if name not in SHARED_OPTIONS:
                 raise TypeError(f"ReadSetExportService has no shared option {name!r}")
+        wrong = Problems()
+        check_shared_options(wrong, options)
+        wrong.raise_if_any(setter)
+        conflicts: list[str] = []
+        for name, value in options.items():
             if value is None:
                 continue
             current = self._settings.get(name)
@@ -288,6 +300,15 @@ class ReadSetExportService(Construct):
         if value is None:
             return Duration.seconds(rules.DEFAULT_POLL_INTERVAL_SECONDS)
         assert isinstance(value, Duration)
+        return value
+
+    @property
+    def runtime(self) -> lambda_.Runtime:
+        """The handler functions' runtime."""
+        value = self.setting("runtime")
+        if value is None:
+            return HANDLER_RUNTIME
+        assert isinstance(value, lambda_.Runtime)
         return value
 
     # What exports use
@@ -406,10 +427,10 @@ class ReadSetExportService(Construct):
         }
         code = lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"])
         environment = {
-            index.TABLE_ENV: self.table.table_name,
-            index.LOG_GROUP_ENV: self._log_group.log_group_name,
-            index.RATE_ENV: str(self.max_requests_per_second),
-            index.POLL_ENV: str(int(self.poll_interval.to_seconds())),
+            rules.TABLE_ENV: self.table.table_name,
+            rules.LOG_GROUP_ENV: self._log_group.log_group_name,
+            rules.RATE_ENV: str(self.max_requests_per_second),
+            rules.POLL_ENV: str(int(self.poll_interval.to_seconds())),
         }
         self._on_event = self._create_function(
             "OnEventHandler", "index.on_event", code, environment, network
@@ -490,7 +511,7 @@ class ReadSetExportService(Construct):
         return lambda_.Function(
             self,
             id,
-            runtime=HANDLER_RUNTIME,
+            runtime=self.runtime,
             architecture=lambda_.Architecture.ARM_64,
             handler=handler,
             code=code,
@@ -561,6 +582,9 @@ def _vpc_statements(stack: Stack) -> list[iam.PolicyStatement]:
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, Duration) and isinstance(b, Duration):
         return a.to_seconds() == b.to_seconds()
+    # Each read of a constant such as Runtime.PYTHON_3_12 is a new proxy object.
+    if isinstance(a, lambda_.Runtime) and isinstance(b, lambda_.Runtime):
+        return a.name == b.name
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
     return a is b or a == b
@@ -571,6 +595,8 @@ def _describe(value: Any) -> str:
         return f"{int(value.to_seconds())} s"
     if isinstance(value, Construct):
         return value.node.path
+    if isinstance(value, lambda_.Runtime):
+        return value.name
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_describe(v) for v in value) + "]"
     return repr(value)

@@ -1,96 +1,268 @@
-"""Synth-time checks of ReadSetExport's props: gather every problem, raise once."""
+"""Synth-time checks of the constructs' props: gather every problem, raise once."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from .handler import rules
 from .read_set_filter import ReadSetFilter
+
+# The handler is written for Python 3.11 (its syntax and standard library).
+MIN_HANDLER_PYTHON = (3, 11)
+_PYTHON_RUNTIME = re.compile(r"python([0-9]+)\.([0-9]+)")
+_ID_DIGITS = f"{rules.ID_MIN_LENGTH}-{rules.ID_MAX_LENGTH} digits"
+
+
+class Problems:
+    """Problems with a construct's props, raised together: as a TypeError when any of them is
+    a value of the wrong type, else as a ValueError."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.wrong_type = False
+
+    def add(self, messages: Sequence[str]) -> None:
+        self.messages += messages
+
+    def add_type(self, message: str) -> None:
+        self.messages.append(message)
+        self.wrong_type = True
+
+    def expected(self, prop: str, expected: str, value: object) -> None:
+        self.add_type(f"{prop}: expected {expected}, got {type(value).__name__}")
+
+    def raise_if_any(self, construct: IConstruct) -> None:
+        if not self.messages:
+            return
+        error = TypeError if self.wrong_type else ValueError
+        raise error(
+            f"{type(construct).__name__} {construct.node.path}: invalid props:\n- "
+            + "\n- ".join(self.messages)
+        )
 
 
 def validate_export(
     scope: Construct,
     *,
     sequence_store_id: str,
-    read_set_ids: list[str] | None,
+    read_set_ids: Sequence[str] | None,
     read_set_filter: ReadSetFilter | None,
     allow_empty_selection: bool,
     destination_prefix: str,
     destination_bucket: s3.IBucket | None,
+    encryption_key: kms.IKey | None,
     removal_policy: RemovalPolicy | None,
     auto_delete_objects: bool,
     timeout: Duration,
     export_generation: int,
+    selection_refresh: str | None,
+    wait_for_completion: bool,
+    allow_partial_failure: bool,
+    shared_options: Mapping[str, Any],
 ) -> None:
     """Gather every problem with the props and raise once, naming each prop and rule."""
-    problems: list[str] = []
-    if not Token.is_unresolved(sequence_store_id):
-        problems += rules.check_sequence_store_id(sequence_store_id)
-    problems += _selection_problems(read_set_ids, read_set_filter, allow_empty_selection)
-    problems += _destination_problems(
-        destination_prefix, destination_bucket, removal_policy, auto_delete_objects
+    problems = Problems()
+    if not isinstance(sequence_store_id, str):
+        problems.expected("sequence_store_id", f"a string of {_ID_DIGITS}", sequence_store_id)
+    elif not Token.is_unresolved(sequence_store_id):
+        problems.add(rules.check_sequence_store_id(sequence_store_id))
+    _check_selection(problems, read_set_ids, read_set_filter, allow_empty_selection)
+    _check_destination(
+        problems,
+        prefix=destination_prefix,
+        bucket=destination_bucket,
+        key=encryption_key,
+        removal_policy=removal_policy,
+        auto_delete_objects=auto_delete_objects,
     )
-    if not timeout.is_unresolved():
-        problems += rules.check_timeout(int(timeout.to_seconds()))
-    problems += rules.check_export_generation(export_generation)
-    if problems:
-        raise ValueError(
-            f"ReadSetExport {scope.node.path}: invalid props:\n- " + "\n- ".join(problems)
+    if not isinstance(timeout, Duration):
+        problems.expected("timeout", "an aws_cdk.Duration (e.g. Duration.minutes(50))", timeout)
+    elif not timeout.is_unresolved():
+        problems.add(rules.check_timeout(int(timeout.to_seconds())))
+    if _is_int(export_generation):
+        problems.add(rules.check_export_generation(export_generation))
+    else:
+        problems.expected("export_generation", "an int (0, 1, 2, ...)", export_generation)
+    if selection_refresh is not None and not isinstance(selection_refresh, str):
+        problems.expected("selection_refresh", "a string (e.g. '2026-11-29')", selection_refresh)
+    for name, flag in (
+        ("allow_empty_selection", allow_empty_selection),
+        ("auto_delete_objects", auto_delete_objects),
+        ("wait_for_completion", wait_for_completion),
+        ("allow_partial_failure", allow_partial_failure),
+    ):
+        if not isinstance(flag, bool):
+            problems.expected(name, "True or False", flag)
+    check_shared_options(problems, shared_options)
+    problems.raise_if_any(scope)
+
+
+def check_shared_options(problems: Problems, options: Mapping[str, Any]) -> None:
+    """The types of the options the service shares, and the runtime's version; the service
+    checks the other values once they are settled."""
+    rate = options.get("max_requests_per_second")
+    if rate is not None and not _is_int(rate):
+        problems.expected("max_requests_per_second", "an int (e.g. 5)", rate)
+    interval = options.get("poll_interval")
+    if interval is not None and not isinstance(interval, Duration):
+        problems.expected(
+            "poll_interval", "an aws_cdk.Duration (e.g. Duration.seconds(30))", interval
         )
+    retention = options.get("log_retention")
+    if retention is not None and not isinstance(retention, logs.RetentionDays):
+        problems.expected(
+            "log_retention", "an aws_logs.RetentionDays (e.g. RetentionDays.ONE_YEAR)", retention
+        )
+    runtime = options.get("runtime")
+    if runtime is None:
+        return
+    if not isinstance(runtime, lambda_.Runtime):
+        problems.expected("runtime", "an aws_lambda.Runtime (e.g. Runtime.PYTHON_3_12)", runtime)
+        return
+    oldest = "python{}.{}".format(*MIN_HANDLER_PYTHON)
+    version = _PYTHON_RUNTIME.fullmatch(runtime.name)
+    if runtime.family != lambda_.RuntimeFamily.PYTHON or version is None:
+        problems.add(
+            [
+                f"runtime: {runtime.name} is not a Python runtime; the handler needs {oldest} "
+                "or newer"
+            ]
+        )
+    elif (int(version[1]), int(version[2])) < MIN_HANDLER_PYTHON:
+        problems.add([f"runtime: {runtime.name} is older than {oldest}, which the handler needs"])
 
 
-def _selection_problems(
-    read_set_ids: list[str] | None,
+def _check_selection(
+    problems: Problems,
+    read_set_ids: Sequence[str] | None,
     read_set_filter: ReadSetFilter | None,
     allow_empty_selection: bool,
-) -> list[str]:
-    problems: list[str] = []
+) -> None:
     if (read_set_ids is None) == (read_set_filter is None):
-        problems.append(
-            "read_set_ids, read_set_filter: give exactly one (a list of ids, or a filter "
-            "resolved at deploy time)"
+        problems.add(
+            [
+                "read_set_ids, read_set_filter: give exactly one (a list of ids, or a filter "
+                "resolved at deploy time)"
+            ]
         )
-    if read_set_ids is not None and not is_list_token(read_set_ids):
-        problems += rules.check_read_set_ids(_literal_ids(read_set_ids))
-    if read_set_filter is not None:
-        problems += rules.check_read_set_filter(read_set_filter.literal_fields())
-    elif allow_empty_selection:
-        problems.append("allow_empty_selection: applies only to read_set_filter")
-    return problems
+    if read_set_ids is not None:
+        _check_read_set_ids(problems, read_set_ids)
+    if read_set_filter is None:
+        if allow_empty_selection is True:
+            problems.add(["allow_empty_selection: applies only to read_set_filter"])
+    elif not isinstance(read_set_filter, ReadSetFilter):
+        problems.expected(
+            "read_set_filter",
+            "a ReadSetFilter (e.g. ReadSetFilter(sample_id='S1'))",
+            read_set_filter,
+        )
+    else:
+        problems.add(read_set_filter.problems())
+        problems.add(rules.check_read_set_filter(read_set_filter.literal_fields()))
 
 
-def _destination_problems(
+def _check_read_set_ids(problems: Problems, read_set_ids: Sequence[str]) -> None:
+    # A string is a Sequence[str] too: each character would be reported as an id.
+    if isinstance(read_set_ids, str):
+        problems.add_type("read_set_ids: give a list of ids, not a string")
+        return
+    if not isinstance(read_set_ids, Sequence):
+        problems.expected("read_set_ids", "a list of read set ids", read_set_ids)
+        return
+    values = list(read_set_ids)
+    not_strings = [(n, v) for n, v in enumerate(values) if not isinstance(v, str)]
+    if not_strings:
+        shown = rules.first_of(
+            [f"{type(v).__name__} {_show(repr(v))} at [{n}]" for n, v in not_strings], 5
+        )
+        problems.add_type(f"read_set_ids: expected strings of {_ID_DIGITS}, got {shown}")
+    elif not is_list_token(values):
+        problems.add(rules.check_read_set_ids(_literal_ids(values)))
+
+
+def _check_destination(
+    problems: Problems,
+    *,
     prefix: str,
     bucket: s3.IBucket | None,
+    key: kms.IKey | None,
     removal_policy: RemovalPolicy | None,
     auto_delete_objects: bool,
-) -> list[str]:
-    problems: list[str] = []
-    if Token.is_unresolved(prefix):
-        problems.append("destination_prefix: must be a literal string, not a token")
+) -> None:
+    # jsii interfaces are Protocols that isinstance cannot check (and imported resources are
+    # dynamic proxies): ask for what the construct uses of them.
+    if bucket is not None and not hasattr(bucket, "bucket_arn"):
+        problems.expected(
+            "destination_bucket",
+            "an s3.IBucket (e.g. s3.Bucket.from_bucket_name(self, 'Lake', 'my-lake'))",
+            bucket,
+        )
+        bucket = None
+    if key is not None and not hasattr(key, "key_arn"):
+        problems.expected(
+            "encryption_key", "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))", key
+        )
+    if not isinstance(prefix, str):
+        problems.expected("destination_prefix", "a string (e.g. 'exports/')", prefix)
+    elif Token.is_unresolved(prefix):
+        problems.add(["destination_prefix: must be a literal string, not a token"])
+    elif prefix.lower().startswith("s3://"):
+        problems.add(
+            [
+                f"destination_prefix: {_show(repr(prefix))} is a URI; give the key prefix only "
+                "(e.g. 'exports/') and the bucket as destination_bucket"
+            ]
+        )
     else:
         name = bucket.bucket_name if bucket is not None else None
         known_name = name if name is not None and not Token.is_unresolved(name) else None
-        problems += rules.check_destination_prefix(prefix, known_name)
+        problems.add(rules.check_destination_prefix(prefix, known_name))
+    if removal_policy is not None and not isinstance(removal_policy, RemovalPolicy):
+        problems.expected(
+            "removal_policy",
+            "an aws_cdk.RemovalPolicy (e.g. RemovalPolicy.DESTROY)",
+            removal_policy,
+        )
     if bucket is not None:
         if removal_policy is not None:
-            problems.append(
-                "removal_policy: applies only to the bucket this construct creates; the "
-                "lifecycle of destination_bucket is its owner's"
+            problems.add(
+                [
+                    "removal_policy: applies only to the bucket this construct creates; the "
+                    "lifecycle of destination_bucket is its owner's"
+                ]
             )
-        if auto_delete_objects:
-            problems.append(
-                "auto_delete_objects: applies only to the bucket this construct creates; it "
-                "never empties destination_bucket"
+        if auto_delete_objects is True:
+            problems.add(
+                [
+                    "auto_delete_objects: applies only to the bucket this construct creates; it "
+                    "never empties destination_bucket"
+                ]
             )
-    elif auto_delete_objects and removal_policy != RemovalPolicy.DESTROY:
-        problems.append(
-            "auto_delete_objects: needs removal_policy=RemovalPolicy.DESTROY (exported data "
-            "is kept unless you ask for both)"
+    elif auto_delete_objects is True and removal_policy != RemovalPolicy.DESTROY:
+        problems.add(
+            [
+                "auto_delete_objects: needs removal_policy=RemovalPolicy.DESTROY (exported data "
+                "is kept unless you ask for both)"
+            ]
         )
-    return problems
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass, but True is no count.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def is_list_token(values: list[str]) -> bool:

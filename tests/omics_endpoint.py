@@ -158,7 +158,9 @@ class OmicsEndpoint:
 
     # Operations
 
-    def handle(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, method: str, path: str, query: str, body: bytes, arrived: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
         routed = [
             (name, match.groupdict())
             for name, (route_method, pattern) in ROUTES.items()
@@ -167,17 +169,25 @@ class OmicsEndpoint:
         if not routed:
             return 404, {"__type": "UnknownOperationException", "message": f"{method} {path}"}
         ((operation, path_params),) = routed
+        # A request counts when it arrives, as the service counts it: dispatching may take a
+        # while (a finished job writes its files), and a late record would bunch requests up.
+        arrived = time.monotonic() if arrived is None else arrived
         with self._lock:
-            status, payload = self._dispatch(operation, path_params, query, body)
-            self.requests.append((time.monotonic(), operation, status))
+            status, payload = self._dispatch(operation, path_params, query, body, arrived)
+            self.requests.append((arrived, operation, status))
         return status, payload
 
     def _dispatch(
-        self, name: str, path_params: dict[str, str], query: str, body: bytes
+        self,
+        name: str,
+        path_params: dict[str, str],
+        query: str,
+        body: bytes,
+        arrived: float | None = None,
     ) -> tuple[int, dict[str, Any]]:
         operation = MODEL.operation_model(name)
         if self.max_requests_per_second is not None:
-            now = time.monotonic()
+            now = arrived if arrived is not None else time.monotonic()
             recent = [
                 t
                 for t, op, s in self.requests

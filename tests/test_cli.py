@@ -281,18 +281,76 @@ def test_no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     assert "No AWS credentials found" in err.export_text()
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["status"],
-        ["status", "--stack", STACK, "--job-id", JOBS[0]],
-        ["status", "--job-id", JOBS[0]],
-    ],
-)
-def test_usage_errors(argv: list[str]) -> None:
-    with pytest.raises(SystemExit) as raised:
-        cli.main(argv)
-    assert raised.value.code == cli.EXIT_USAGE
+def run_offline(*argv: str) -> tuple[int, str, str]:
+    """The command with no AWS client at all: for errors found before any call."""
+    out = Console(record=True, width=140, force_terminal=False)
+    err = Console(record=True, width=140, force_terminal=False, stderr=True)
+    code = cli.main(["status", *argv], console=out, errors=err)
+    return code, out.export_text(), err.export_text()
+
+
+USAGE_ERRORS = [
+    ([], "give --stack, or --job-id with --sequence-store-id"),
+    (["--stack", STACK, "--job-id", JOBS[0]], "give --stack, or --job-id with --sequence-store-id"),
+    (["--job-id", JOBS[0]], "--job-id needs --sequence-store-id"),
+    (["--stak", STACK], f"unrecognized arguments: --stak {STACK}"),
+    (["--stack", STACK, "--interval", "soon"], "argument --interval: invalid float value: 'soon'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), USAGE_ERRORS)
+def test_usage_errors_show_the_status_usage(argv: list[str], message: str) -> None:
+    code, out, err = run_offline(*argv)
+    assert code == cli.EXIT_USAGE
+    assert out == ""
+    assert err.startswith("usage: cdk-omics-export status ")
+    assert err.rstrip().endswith(f"cdk-omics-export status: error: {message}")
+
+
+def test_no_command_shows_the_top_level_usage() -> None:
+    err = Console(record=True, width=140, force_terminal=False, stderr=True)
+    assert cli.main([], console=Console(), errors=err) == cli.EXIT_USAGE
+    text = err.export_text()
+    assert text.startswith("usage: cdk-omics-export [-h] {status} ...")
+    assert "the following arguments are required: command" in text
+
+
+@pytest.mark.parametrize(("argv", "message"), USAGE_ERRORS)
+def test_json_usage_errors_are_one_json_object_on_stdout(argv: list[str], message: str) -> None:
+    code, out, err = run_offline(*argv, "--json")
+    assert code == cli.EXIT_USAGE
+    assert json.loads(out) == {"error": message, "exitCode": cli.EXIT_USAGE}
+    assert err == ""
+
+
+def test_json_errors_keep_the_exit_code(stubs: Stubs) -> None:
+    stubs.stack({"BucketName": "something"})
+    code, out, err = run(stubs, "--stack", STACK, "--json")
+    assert code == cli.EXIT_ACCESS
+    assert json.loads(out) == {
+        "error": f"Stack {STACK} has no ReadSetExport outputs (no output named <construct>"
+        "ManifestUri<hash>); is it a stack with a ReadSetExport construct?",
+        "exitCode": cli.EXIT_ACCESS,
+    }
+    assert err == ""
+
+
+def test_json_ctrl_c_is_reported_as_json(stubs: Stubs) -> None:
+    stubs.job(JOBS[0], "IN_PROGRESS", {"IN_PROGRESS": 1})
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    code, out, _ = run(
+        stubs,
+        *("--job-id", JOBS[0], "--sequence-store-id", STORE, "--watch", "--json"),
+        sleep=interrupt,
+    )
+    assert code == cli.EXIT_RUNNING
+    assert json.loads(out) == {
+        "error": "stopped; the export jobs keep running",
+        "exitCode": cli.EXIT_RUNNING,
+    }
 
 
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1114,7 +1114,7 @@ def test_every_problem_is_reported_at_once() -> None:
                 "read_set_ids": None,
                 "read_set_filter": ReadSetFilter(created_after=datetime(2026, 1, 1)),
             },
-            r"read_set_filter: 2026-01-01T00:00:00 has no time zone",
+            r"read_set_filter: created_after 2026-01-01T00:00:00 has no time zone",
         ),
         (
             {"allow_empty_selection": True},

@@ -11,6 +11,7 @@ from aws_cdk import App, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -104,6 +105,7 @@ class Options:
                 max_requests_per_second=3,
                 poll_interval=Duration.seconds(45),
                 log_retention=logs.RetentionDays.ONE_MONTH,
+                runtime=lambda_.Runtime.PYTHON_3_12,
             ),
             "Notify": export_in(
                 stack, "Notify", wait_for_completion=False, notification_topic=self.topic
@@ -113,8 +115,10 @@ class Options:
                 "Readers",
                 encryption_key=kms.Key.from_key_arn(stack, "ReadersKey", KEY_ARN),
                 destination_prefix="cohort/",
-                # The same value again is no conflict.
+                # The same values again are no conflict (each read of a Runtime constant is a
+                # new object).
                 max_requests_per_second=3,
+                runtime=lambda_.Runtime.PYTHON_3_12,
             ),
             "Throwaway": export_in(
                 stack, "Throwaway", removal_policy=RemovalPolicy.DESTROY, auto_delete_objects=True
@@ -321,6 +325,15 @@ def test_options_of_any_export_configure_the_shared_functions(options: Options) 
     assert "MaxRequestsPerSecond" not in props
 
 
+def test_runtime_of_any_export_is_the_runtime_of_both_handler_functions(
+    options: Options,
+) -> None:
+    functions = python_functions(options.template)
+    assert len(functions) == 2
+    assert [f["Properties"]["Runtime"] for f in functions.values()] == ["python3.12"] * 2
+    assert options.exports["OwnBucket"].service.runtime.name == "python3.12"
+
+
 def conflict(first: dict[str, Any], second: dict[str, Any]) -> None:
     stack = Stack(App(), "Conflict")
     export_in(stack, "First", **first)
@@ -333,6 +346,7 @@ def conflict(first: dict[str, Any], second: dict[str, Any]) -> None:
         ("max_requests_per_second", 3, 4),
         ("poll_interval", Duration.seconds(30), Duration.seconds(45)),
         ("log_retention", logs.RetentionDays.ONE_MONTH, logs.RetentionDays.ONE_YEAR),
+        ("runtime", lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13),
     ],
 )
 def test_exports_that_set_a_shared_option_differently_fail(
@@ -344,6 +358,14 @@ def test_exports_that_set_a_shared_option_differently_fail(
         r"set .*; the stack's exports share one ReadSetExportService",
     ):
         conflict({option: first}, {option: second})
+
+
+def test_exports_with_different_runtimes_fail_naming_both() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"runtime: Conflict/Second sets python3.13, but Conflict/First set python3.12;",
+    ):
+        conflict({"runtime": lambda_.Runtime.PYTHON_3_12}, {"runtime": lambda_.Runtime.PYTHON_3_13})
 
 
 def test_exports_in_different_vpcs_fail() -> None:
@@ -358,12 +380,23 @@ def test_exports_in_different_vpcs_fail() -> None:
 
 def test_the_same_value_given_twice_is_no_conflict() -> None:
     stack = Stack(App(), "Agree")
-    export_in(stack, "First", poll_interval=Duration.minutes(1), max_requests_per_second=2)
+    export_in(
+        stack,
+        "First",
+        poll_interval=Duration.minutes(1),
+        max_requests_per_second=2,
+        runtime=lambda_.Runtime.PYTHON_3_13,
+    )
     second = export_in(
-        stack, "Second", poll_interval=Duration.seconds(60), max_requests_per_second=2
+        stack,
+        "Second",
+        poll_interval=Duration.seconds(60),
+        max_requests_per_second=2,
+        runtime=lambda_.Runtime.PYTHON_3_13,
     )
     assert second.service.poll_interval.to_seconds() == 60
     assert second.service.max_requests_per_second == 2
+    assert second.service.runtime.name == "python3.13"
 
 
 def test_an_export_cannot_override_the_services_own_option() -> None:
@@ -393,6 +426,15 @@ def test_an_option_set_after_the_service_was_built_fails() -> None:
     [
         ({"max_requests_per_second": 0}, r"max_requests_per_second: 0 must be between 1 and 100"),
         ({"poll_interval": Duration.seconds(5)}, r"poll_interval: 5 s is below the minimum"),
+        (
+            {"runtime": lambda_.Runtime.NODEJS_22_X},
+            r"ReadSetExportService Invalid/Exports: invalid props:\n- runtime: nodejs22.x is not "
+            r"a Python runtime; the handler needs python3.11 or newer",
+        ),
+        (
+            {"runtime": lambda_.Runtime.PYTHON_3_10},
+            r"runtime: python3.10 is older than python3.11, which the handler needs",
+        ),
         (
             {"auto_delete_objects": True},
             r"ReadSetExportService Invalid/Exports: invalid props:\n- auto_delete_objects: "

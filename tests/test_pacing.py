@@ -70,3 +70,30 @@ def test_a_wait_that_would_eat_the_time_left_is_not_taken() -> None:
     with pytest.raises(OutOfTime):
         pacer.wait()
     assert clock.slept == []
+
+
+def test_a_slot_that_passed_while_it_was_reserved_is_given_up() -> None:
+    clock = Clock()
+
+    class SlowSlots(LocalSlots):
+        """The first reservation takes 0.3 s to come back, as a slow table write may."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def reserve_request_slot(self, interval: float, now: float) -> float:
+            self.calls += 1
+            slot = super().reserve_request_slot(interval, now)
+            if self.calls == 1:
+                clock.now += 0.3
+            return slot
+
+    slots = SlowSlots()
+    pacer = Pacer(5, slots, clock=clock, sleep=clock.sleep)
+    started = clock.now
+    pacer.wait()
+    # The first slot (at the start) had passed: the request took the next one instead.
+    assert slots.calls == 2
+    assert clock.now == pytest.approx(started + 0.3)
+    assert pacer.requests == 1

@@ -44,11 +44,10 @@ ExportError = exports.ExportError
 LOG = logging.getLogger()
 LOG.setLevel(logging.INFO)
 
-# Environment of the service's functions (set by ReadSetExportService).
-TABLE_ENV = "STATE_TABLE_NAME"
-LOG_GROUP_ENV = "LOG_GROUP_NAME"
-RATE_ENV = "MAX_REQUESTS_PER_SECOND"
-POLL_ENV = "POLL_INTERVAL_SECONDS"
+TABLE_ENV = rules.TABLE_ENV
+LOG_GROUP_ENV = rules.LOG_GROUP_ENV
+RATE_ENV = rules.RATE_ENV
+POLL_ENV = rules.POLL_ENV
 
 # Throttling, 5xx and request timeouts are retried by botocore's standard retry mode, each
 # attempt only while the invocation has time for it (the pacer checks).

@@ -11,6 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+# Environment of the service's handler functions, set by ReadSetExportService (here, so the
+# construct need not import the handler's boto3 to name them).
+TABLE_ENV = "STATE_TABLE_NAME"
+LOG_GROUP_ENV = "LOG_GROUP_NAME"
+RATE_ENV = "MAX_REQUESTS_PER_SECOND"
+POLL_ENV = "POLL_INTERVAL_SECONDS"
+
 # StartReadSetExportJob: sequenceStoreId, sources[].readSetId and the job id share one shape.
 ID_MIN_LENGTH = 10
 ID_MAX_LENGTH = 36

@@ -138,6 +138,8 @@ class _Request:
     headers: list[tuple[str, str]]
     body: bytes
     region: str = "us-east-1"
+    # When the request reached the gateway: the moment a service counts it for its rate.
+    arrived: float | None = None
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -429,10 +431,15 @@ class Gateway:
     # Dispatch
 
     def handle(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        arrived: float | None = None,
     ) -> _Reply:
         url = urlsplit(target)
-        request = _Request(method, url.path, url.query, headers, body)
+        request = _Request(method, url.path, url.query, headers, body, arrived=arrived)
         credential = _credential(request)
         if credential is None:
             self._record(
@@ -1132,7 +1139,7 @@ class Gateway:
         ]
         if not routed:
             status, payload = self.omics.handle(
-                request.method, request.path, request.query, request.body
+                request.method, request.path, request.query, request.body, request.arrived
             )
             self._record(
                 principal.name,
@@ -1173,7 +1180,7 @@ class Gateway:
             status, payload = _error("AccessDeniedException", verdict.message)
             return _omics_reply(status, payload)
         status, payload = self.omics.handle(
-            request.method, request.path, request.query, request.body
+            request.method, request.path, request.query, request.body, request.arrived
         )
         self._record(
             principal.name,
@@ -1275,9 +1282,10 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def _answer(self) -> None:
+        arrived = time.monotonic()
         body = self._body()
         gateway = cast(_Server, self.server).gateway
-        reply = gateway.handle(self.command, self.path, list(self.headers.items()), body)
+        reply = gateway.handle(self.command, self.path, list(self.headers.items()), body, arrived)
         self.send_response(reply.status)
         for key, value in reply.headers:
             self.send_header(key, value)

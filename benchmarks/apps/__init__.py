@@ -1,0 +1,1 @@
+"""Tiny apps that `make bench` synthesizes in fresh processes (whole-app synthesis)."""
