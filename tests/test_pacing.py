@@ -97,3 +97,19 @@ def test_a_slot_that_passed_while_it_was_reserved_is_given_up() -> None:
     assert slots.calls == 2
     assert clock.now == pytest.approx(started + 0.3)
     assert pacer.requests == 1
+
+
+def test_a_slot_overslept_is_given_up() -> None:
+    clock = Clock()
+    overslept = [True]
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds + (0.2 if overslept.pop() else 0.0) if overslept else seconds)
+
+    slots = LocalSlots()
+    slots.reserve_request_slot(MARGIN / 5, clock.now)  # the next slot is one interval away
+    pacer = Pacer(5, slots, clock=clock, sleep=sleep)
+    pacer.wait()
+    # The thread woke 0.2 s after its slot: it took the next free one instead of crowding it.
+    assert pacer.requests == 1
+    assert len(clock.slept) == 2

@@ -64,17 +64,17 @@ class Pacer:
         self.requests = 0
 
     def wait(self, **_: Any) -> None:
-        """botocore's ``before-send`` handler: returns None so the request goes ahead."""
+        """botocore's ``before-send`` handler: returns None so the request goes ahead.
+
+        A request leaves within ``LATE_TOLERANCE`` of its slot or not at all: a slot that
+        passed while it was being reserved, or while the thread slept past it (a busy host
+        wakes threads late), is given up for the next one, so no request crowds the next.
+        """
         while True:
             if self._time_left is not None and self._time_left() < self._attempt_seconds:
                 raise self._out_of_time()
             slot = self._slots.reserve_request_slot(self.interval, self._clock())
-            # Measured after the reservation, which itself takes time: a request that left
-            # later than its slot would crowd the next one.
-            now = self._clock()
-            if now - slot > LATE_TOLERANCE:
-                continue  # the slot passed while it was being reserved: take another
-            delay = slot - now
+            delay = slot - self._clock()
             if delay > 0:
                 if (
                     self._time_left is not None
@@ -82,5 +82,7 @@ class Pacer:
                 ):
                     raise self._out_of_time()
                 self._sleep(delay)
+            if self._clock() - slot > LATE_TOLERANCE:
+                continue
             self.requests += 1
             return
