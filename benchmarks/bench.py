@@ -769,12 +769,17 @@ def watch_pacer() -> Iterator[PacerWatch]:
                 watch.slots.append(local.slot)
                 watch.lateness.append(released - local.slot)
 
-    def handle_watched(
-        endpoint: OmicsEndpoint, method: str, path: str, query: str, body: bytes
+    def handle_watched(  # noqa: PLR0917 (the endpoint's own signature)
+        endpoint: OmicsEndpoint,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        arrived: float | None = None,
     ) -> tuple[int, dict[str, Any]]:
         entered = time.time()
         try:
-            return handle(endpoint, method, path, query, body)
+            return handle(endpoint, method, path, query, body, arrived)
         finally:
             with lock:
                 watch.entered.append(entered)
