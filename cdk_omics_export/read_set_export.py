@@ -176,6 +176,12 @@ class ReadSetExport(Construct):
             shared_options=shared_options,
         )
         ids = None if read_set_ids is None else list(read_set_ids)
+        if service is not None and Stack.of(service) is not Stack.of(self):
+            raise ValueError(
+                f"ReadSetExport {self.node.path}: invalid props:\n- service: "
+                f"{service.node.path} belongs to stack {Stack.of(service).node.path}; an "
+                "export is served by the ReadSetExportService of its own stack"
+            )
         self.service = service or ReadSetExportService.of(self)
         self.service.configure(self, **shared_options)
         self.sequence_store_id = sequence_store_id

@@ -189,3 +189,16 @@ def test_a_service_option_of_the_wrong_type_is_a_type_error() -> None:
             max_requests_per_second="5",  # type: ignore[arg-type]
             poll_interval=30,  # type: ignore[arg-type]
         )
+
+
+def test_a_service_of_another_stack_is_refused() -> None:
+    app = App()
+    elsewhere = ReadSetExportService(Stack(app, "Shared"), "Exports")
+    with pytest.raises(ValueError, match="service: Shared/Exports belongs to stack Shared"):
+        ReadSetExport(
+            Stack(app, "Mine"),
+            "Export",
+            sequence_store_id="1234567890",
+            read_set_ids=["1111111111"],
+            service=elsewhere,
+        )
