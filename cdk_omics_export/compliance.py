@@ -3,20 +3,34 @@
 cdk-nag 3.x reads acknowledgments from construct metadata (``Validations.acknowledge``), so
 teams that run the AwsSolutions, HIPAA Security or NIST 800-53 rev 5 packs on their own apps
 get the same result as this project's tests. Each acknowledgment names one finding on one
-construct. Only two kinds are acknowledged: findings on resources that CDK's Provider
-framework owns (its code, runtime and policies are CDK's) and findings this construct cannot
-fix by itself; every other finding is fixed in the construct.
+construct. The same findings are also written, with the same reasons, as the ``cdk_nag``
+resource metadata that cdk-nag 2.x's ``NagSuppressions.add_resource_suppressions`` writes
+(without depending on cdk-nag), for teams whose packs still run as Aspects.
+
+Only two kinds are acknowledged: findings on resources that CDK's Provider framework owns (its
+code, runtime and policies are CDK's) and findings this construct cannot fix by itself; every
+other finding is fixed in the construct.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, NamedTuple
 
 import jsii
-from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
+from aws_cdk import (
+    Acknowledgment,
+    AspectPriority,
+    Aspects,
+    CfnElement,
+    CfnResource,
+    IAspect,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
@@ -139,15 +153,42 @@ def acknowledge_service(service: Construct, provider: Construct, *, in_vpc: bool
         _acknowledge(table, STATE_TABLE_BACKUP)
     # Exports declared after the service was built (after its functions were first used)
     # may still open new HandlerPolicy chunks: they are looked up when the app is validated.
-    _at_validation(service, lambda: _acknowledge_handler_policies(service))
+    service.node.add_validation(
+        _AtValidation(partial(_acknowledge_handler_policies, service, _acknowledge_for_nag3))
+    )
+    _suppress_handler_policies_for_nag2(service)
 
 
-def _acknowledge_handler_policies(service: Construct) -> None:
+def _handler_policies(service: IConstruct) -> Iterator[CfnElement]:
     for construct in service.node.children:
         if construct.node.id.startswith("HandlerPolicy"):
             policy = construct.node.default_child
             assert isinstance(policy, CfnElement)
-            _acknowledge_final_wildcards(policy, HANDLER_WILDCARDS, everything=VPC_NETWORKING)
+            yield policy
+
+
+def _acknowledge_handler_policies(service: IConstruct, write: Writer) -> None:
+    for policy in _handler_policies(service):
+        _acknowledge_final_wildcards(policy, HANDLER_WILDCARDS, write, everything=VPC_NETWORKING)
+
+
+def _suppress_handler_policies_for_nag2(service: IConstruct) -> None:
+    """Each HandlerPolicy chunk's cdk-nag 2 suppressions, written just before the packs visit
+    it. Called when the service is built, which may happen while the app's Aspects run (the
+    service node itself has then been visited: only the chunks, not yet visited, can take an
+    Aspect), and after each export, which may open a chunk."""
+    for policy in _handler_policies(service):
+        if not any(isinstance(aspect, _BeforeNagPacks) for aspect in Aspects.of(policy).all):
+            _before_nag_packs(
+                policy,
+                partial(
+                    _acknowledge_final_wildcards,
+                    policy,
+                    HANDLER_WILDCARDS,
+                    _suppress_for_nag2,
+                    everything=VPC_NETWORKING,
+                ),
+            )
 
 
 def acknowledge_bucket(bucket: IConstruct) -> None:
@@ -164,12 +205,21 @@ def acknowledge_export(export: Construct) -> None:
     export_policy = _resource(export, "ExportPolicy")
     assert export_policy is not None
     _acknowledge_wildcards(export_policy, EXPORTED_OBJECTS)
+    # The export's statements are in the service's handler policy: maybe in a new chunk.
+    service: IConstruct | None = getattr(export, "service", None)
+    if service is not None:
+        _suppress_handler_policies_for_nag2(service)
 
 
 def _resource(parent: Construct, child: str) -> CfnElement | None:
     found = parent.node.try_find_child(child)
     default = found.node.default_child if found is not None else None
     return default if isinstance(default, CfnElement) else None
+
+
+# Writes the acknowledgment of one Reason on one construct: for cdk-nag 3
+# (_acknowledge_for_nag3) or for cdk-nag 2 (_suppress_for_nag2).
+Writer = Callable[[IConstruct, Reason], None]
 
 
 @jsii.implements(IValidation)
@@ -190,8 +240,58 @@ class _AtValidation:
         return []
 
 
-def _at_validation(construct: IConstruct, acknowledge: Callable[[], None]) -> None:
-    construct.node.add_validation(_AtValidation(acknowledge))
+@jsii.implements(IAspect)
+class _BeforeNagPacks:
+    """Writes cdk-nag 2 suppressions when the app's Aspects run, just before its packs.
+
+    cdk-nag 2.x packs are Aspects (added with the default priority, 500) that read each
+    resource's ``cdk_nag`` metadata as they visit it, before references across stacks are
+    resolved and before validation. This Aspect has the MUTATING priority (200), which
+    aws-cdk-lib runs first on every construct, whatever scope either was added to; by then
+    every export has added its statements, and a policy document resolves exactly as the pack
+    resolves it a moment later (cross-stack references still resolve as in their own stack,
+    ``<Lake.Arn>``, for the pack as for this Aspect).
+
+    The metadata is written only where a cdk-nag 2 pack is among the Aspects of the resource
+    or of a scope above it: elsewhere (cdk-nag 3, or no cdk-nag) templates stay as they were,
+    without the tens of kilobytes of reasons cdk-nag 2 alone reads.
+    """
+
+    def __init__(self, target: IConstruct, suppress: Callable[[], None]) -> None:
+        self._target = target.node.path
+        self._suppress = suppress
+
+    def visit(self, node: IConstruct) -> None:
+        if node.node.path == self._target and _nag2_packs_apply(node):
+            self._suppress()
+
+
+def _nag2_packs_apply(node: IConstruct) -> bool:
+    """Whether a cdk-nag 2.x pack (a ``cdk_nag.NagPack`` Aspect, custom packs included) visits
+    the node. cdk-nag 3's packs are validation plugins, not Aspects."""
+    return any(
+        _is_nag2_pack(aspect) for scope in node.node.scopes for aspect in Aspects.of(scope).all
+    )
+
+
+def _is_nag2_pack(aspect: IAspect) -> bool:
+    return any(
+        cls.__name__ == "NagPack" and cls.__module__.split(".")[0] == "cdk_nag"
+        for cls in type(aspect).__mro__
+    )
+
+
+def _at_validation(construct: IConstruct, acknowledge: Callable[[Writer], None]) -> None:
+    """Acknowledge findings computed from the construct tree as late as each cdk-nag reads
+    them: for cdk-nag 3 at validation, for cdk-nag 2 just before its Aspects."""
+    construct.node.add_validation(_AtValidation(partial(acknowledge, _acknowledge_for_nag3)))
+    _before_nag_packs(construct, partial(acknowledge, _suppress_for_nag2))
+
+
+def _before_nag_packs(construct: IConstruct, suppress: Callable[[], None]) -> None:
+    Aspects.of(construct).add(
+        _BeforeNagPacks(construct, suppress), priority=AspectPriority.MUTATING
+    )
 
 
 def _acknowledge_wildcards(
@@ -199,26 +299,27 @@ def _acknowledge_wildcards(
 ) -> None:
     """Acknowledge a policy's AwsSolutions-IAM5 findings from its final document."""
     _at_validation(
-        policy, lambda: _acknowledge_final_wildcards(policy, reason, everything=everything)
+        policy,
+        lambda write: _acknowledge_final_wildcards(policy, reason, write, everything=everything),
     )
 
 
 def _acknowledge_final_wildcards(
-    policy: CfnElement, reason: str, *, everything: str | None = None
+    policy: CfnElement, reason: str, write: Writer, *, everything: str | None = None
 ) -> None:
     document = Stack.of(policy).resolve(policy.policy_document)  # type: ignore[attr-defined]
     wildcards = _wildcard_findings(document)
     if everything is not None and EVERYTHING in wildcards:
-        _acknowledge(policy, Reason((EVERYTHING,), everything))
+        write(policy, Reason((EVERYTHING,), everything))
         wildcards = tuple(w for w in wildcards if w != EVERYTHING)
-    _acknowledge(policy, Reason(wildcards, reason))
+    write(policy, Reason(wildcards, reason))
 
 
-def _acknowledge_managed_policies(role: iam.CfnRole) -> None:
+def _acknowledge_managed_policies(role: iam.CfnRole, write: Writer) -> None:
     stack = Stack.of(role)
     arns = stack.resolve(role.managed_policy_arns) or []
     findings = {f"AwsSolutions-IAM4[Policy::{_as_nag_text(arn)}]" for arn in arns}
-    _acknowledge(
+    write(
         role,
         Reason(tuple(r for r in FRAMEWORK_ROLE.rules if r in findings), FRAMEWORK_ROLE.reason),
     )
@@ -271,6 +372,12 @@ _FLATTENED: dict[str, Callable[[Any], str]] = {
 
 
 def _acknowledge(construct: IConstruct, reason: Reason) -> None:
+    """Acknowledge findings known when the construct is built, for cdk-nag 3 and 2."""
+    _acknowledge_for_nag3(construct, reason)
+    _before_nag_packs(construct, partial(_suppress_for_nag2, construct, reason))
+
+
+def _acknowledge_for_nag3(construct: IConstruct, reason: Reason) -> None:
     if reason.rules:
         Validations.of(construct).acknowledge(
             *(
@@ -278,6 +385,55 @@ def _acknowledge(construct: IConstruct, reason: Reason) -> None:
                 for rule in reason.rules
             )
         )
+
+
+NAG2_METADATA = "cdk_nag"
+
+
+def _suppress_for_nag2(construct: IConstruct, reason: Reason) -> None:
+    """Add the suppressions to the resource's ``cdk_nag`` metadata as cdk-nag 2.x's
+    ``NagSuppressions.add_resource_suppressions`` does (``NagSuppressionHelper
+    .addRulesToMetadata``): appended to those already there (the user's own survive), each
+    in the CloudFormation format, duplicates dropped."""
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    suppressions = list(nag2_suppressions(reason))
+    if not suppressions or not isinstance(resource, CfnResource):
+        return
+    metadata = resource.get_metadata(NAG2_METADATA)
+    existing = metadata.get("rules_to_suppress") if isinstance(metadata, dict) else None
+    rules = {
+        json.dumps(rule, separators=(",", ":"), ensure_ascii=False): rule
+        for rule in [*(existing or []), *suppressions]
+    }
+    resource.add_metadata(NAG2_METADATA, {"rules_to_suppress": list(rules.values())})
+
+
+def nag2_suppressions(reason: Reason) -> Iterator[dict[str, Any]]:
+    """A Reason as cdk-nag 2.x suppressions, in the format it writes into metadata.
+
+    cdk-nag 2 names a rule ``<pack>-<rule>`` (``AwsSolutions-IAM5``,
+    ``HIPAA.Security-LambdaDLQ``), the id of a cdk-nag 3 acknowledgment without its
+    ``<pack>::`` namespace; a granular finding (``AwsSolutions-IAM5[Resource::...]``) is
+    suppressed by the rule id with the finding in ``applies_to``, one suppression a rule.
+    A reason with characters beyond Latin-1 is stored base64-encoded, as cdk-nag 2 does.
+    """
+    findings: dict[str, list[str] | None] = {}
+    for rule in reason.rules:
+        rule_id, bracket, finding = rule.partition("[")
+        listed = findings.setdefault(rule_id, [])
+        if not bracket:
+            findings[rule_id] = None  # the whole rule
+        elif listed is not None:
+            listed.append(finding.removesuffix("]"))
+    encoded = any(ord(c) > 255 for c in reason.reason)
+    text = base64.b64encode(reason.reason.encode()).decode() if encoded else reason.reason
+    for rule_id, applies_to in findings.items():
+        suppression: dict[str, Any] = {"reason": text, "id": rule_id}
+        if applies_to is not None:
+            suppression["applies_to"] = applies_to
+        if encoded:
+            suppression["is_reason_encoded"] = True
+        yield suppression
 
 
 def _pack(rule: str) -> str:
