@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import tempfile
@@ -10,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, CustomResource, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, CustomResource, Duration, Fn, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -403,7 +402,18 @@ class ReadSetExport(Construct):
             return {"ReadSetIds": read_set_ids}, None
         # More ids than an event should carry: an S3 asset whose key is the hash of the
         # sorted ids, so the same ids in another order are the same property (no new run).
-        asset = s3_assets.Asset(self, "ReadSetList", path=str(_read_set_list_file(read_set_ids)))
+        # Written into the cloud assembly (cdk.out), which synthesis writes anyway: nothing
+        # is left in the temp directory.
+        stage = Stage.of(self)
+        if stage is None:
+            raise ValueError(
+                f"ReadSetExport {self.node.path}: more than {rules.INLINE_READ_SET_LIMIT} "
+                "read_set_ids travel as an asset, which needs the construct in an App"
+            )
+        folder = Path(stage.outdir) / "cdk-omics-export"
+        asset = s3_assets.Asset(
+            self, "ReadSetList", path=str(_read_set_list_file(read_set_ids, folder))
+        )
         return {"ReadSetList": asset.s3_object_url}, asset
 
     def _create_resource(
@@ -471,15 +481,13 @@ class ReadSetExport(Construct):
             CfnOutput(self, name, value=value, description=description)
 
 
-def _read_set_list_file(read_set_ids: list[str]) -> Path:
-    """The sorted ids in a file named by its content, one per content and user in the temp
-    directory (synthesis copies it into cdk.out): no new folder per synth. Written to a temp
-    name and renamed, and rewritten unless it holds exactly these ids, so a file that a killed
-    or parallel synth left half-written is never shipped."""
+def _read_set_list_file(read_set_ids: list[str], folder: Path) -> Path:
+    """The sorted ids in a file named by its content (synthesis stages it as the asset).
+    Written to a temporary name and renamed, and rewritten unless it holds exactly these ids,
+    so a file that a killed or parallel synth left half-written is never shipped."""
     content = json.dumps(sorted(read_set_ids)).encode()
     digest = hashlib.sha256(content).hexdigest()
-    folder = Path(tempfile.gettempdir()) / f"cdk-omics-export-{getpass.getuser()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"read-set-ids-{digest}.json"
     if not path.exists() or path.read_bytes() != content:
         with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".part") as part:
