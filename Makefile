@@ -54,7 +54,10 @@ lint: $(VENV)/.installed
 
 # Two workers, one per core; each test file stays on one worker so its synthesized
 # fixtures are built once.
-test: install lint $(NAG2)/.installed
+# mypy (one core, a cold cache reads all of aws-cdk-lib's stubs) and the cdk-nag 2
+# environment's install (mostly downloads) run side by side.
+test: install
+	$(MAKE) -j2 --no-print-directory lint $(NAG2)/.installed
 	$(PYTHON) -m pytest -n 2 --dist loadfile
 	$(MAKE) --no-print-directory integ
 	$(NAG2)/bin/python -m pytest -q tests/nag2
