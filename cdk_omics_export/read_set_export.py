@@ -26,7 +26,7 @@ from . import compliance
 from .handler import rules
 from .handler.export import MANIFEST_FOLDER
 from .read_set_filter import ReadSetFilter
-from .service import ReadSetExportService
+from .service import ReadSetExportService, secure_bucket
 from .validation import is_list_token, validate_export
 
 RESOURCE_TYPE = "Custom::OmicsReadSetExport"
@@ -273,14 +273,9 @@ class ReadSetExport(Construct):
             if self.encryption_key is not None
             else {"encryption": s3.BucketEncryption.KMS_MANAGED}
         )
-        return s3.Bucket(
+        return secure_bucket(
             self,
             "Bucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            bucket_key_enabled=True,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.service.access_logs_bucket(),
             server_access_logs_prefix=f"{self.node.addr}/",
             removal_policy=removal_policy or RemovalPolicy.RETAIN,

@@ -343,14 +343,9 @@ class ReadSetExportService(Construct):
         """The bucket that receives the access logs of every destination bucket created by
         the service's exports; created with the first of them."""
         if self._access_logs is None:
-            self._access_logs = s3.Bucket(
+            self._access_logs = secure_bucket(
                 self,
                 "AccessLogs",
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                bucket_key_enabled=True,
-                enforce_ssl=True,
-                versioned=True,
-                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
                 encryption=s3.BucketEncryption.KMS,
                 encryption_key=self.key,
                 removal_policy=self._removal,
@@ -527,6 +522,21 @@ class ReadSetExportService(Construct):
             description="cdk-omics-export: HealthOmics read set exports of this stack",
             **network,
         )
+
+
+def secure_bucket(scope: Construct, id: str, **settings: Any) -> s3.Bucket:
+    """A bucket with every public access blocked, TLS only, a bucket key, versioning and
+    bucket-owner-enforced ownership (no ACLs): the destination's and the access logs'."""
+    return s3.Bucket(
+        scope,
+        id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        bucket_key_enabled=True,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        **settings,
+    )
 
 
 @jsii.implements(IAspect)

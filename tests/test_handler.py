@@ -23,6 +23,8 @@ from cdk_omics_export.handler import index
 from cdk_omics_export.handler import state as st
 from cdk_omics_export.handler.index import CloudFormationEvent, ExportError
 
+from .test_state import create_state_table
+
 STORE = "1234567890"
 JOB = "5555555555"
 READ_SETS = ["1111111111", "2222222222"]
@@ -156,19 +158,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         boto3.DEFAULT_SESSION = None
         for make in (index.s3_client, index.dynamodb_client, index.omics_client):
             make.cache_clear()
-        dynamodb = boto3.client("dynamodb")
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_state_table(boto3.client("dynamodb"), TABLE)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         yield
         for make in (index.s3_client, index.dynamodb_client, index.omics_client):

@@ -16,6 +16,24 @@ from moto import mock_aws
 from cdk_omics_export.handler import state as st
 
 TABLE = "state"
+
+
+def create_state_table(client: Any, name: str) -> None:
+    """The service's table as its template declares it: pk and sk strings, on demand."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 EXPORT = "rse-0123456789abcdef0123456789ab"
 
 
@@ -26,18 +44,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[st.StateStore]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_state_table(client, TABLE)
         yield st.StateStore(client, TABLE)
 
 
