@@ -46,9 +46,10 @@ from cdk_omics_export import ReadSetExport  # noqa: E402
 from cdk_omics_export.handler import index, pacing  # noqa: E402
 from cdk_omics_export.handler import state as handler_state  # noqa: E402
 from tests import support  # noqa: E402
-from tests.omics_endpoint import OmicsEndpoint  # noqa: E402
+from tests.omics_endpoint import OmicsEndpoint, peak_per_second  # noqa: E402
 from tests.provider_rehearsal import Response, StackRehearsal  # noqa: E402
 from tests.standins.gateway import Gateway  # noqa: E402
+from tests.test_rehearsal import listed_exports  # noqa: E402
 
 STORE = "1234567890"
 SYNTH_SIZES = (1, 100, 1_000, 10_000)
@@ -663,17 +664,6 @@ def omics_requests(endpoint: OmicsEndpoint) -> list[tuple[float, str, int]]:
     return [r for r in endpoint.requests if not r[1].startswith("s3:")]
 
 
-def peak_per_second(times: list[float]) -> int:
-    """The most of these instants in any one-second window."""
-    ordered = sorted(times)
-    peak, start = 0, 0
-    for end, instant in enumerate(ordered):
-        while instant - ordered[start] >= 1.0:
-            start += 1
-        peak = max(peak, end - start + 1)
-    return peak
-
-
 def shortest_span(times: list[float], count: int) -> float:
     """The shortest time in which ``count`` consecutive instants happened."""
     ordered = sorted(times)
@@ -873,13 +863,7 @@ def bench_cohort_deploy(gateway: Gateway, template: dict[str, Any]) -> None:
 
 
 def three_exports(stack: Stack) -> None:
-    for n in range(3):
-        ReadSetExport(
-            stack,
-            f"Export{n}",
-            sequence_store_id=STORE,
-            read_set_ids=cohort(50, 4100000000 + n * 100),
-        )
+    listed_exports(stack, count=3, read_sets=50)
 
 
 def bench_shared_budget(gateway: Gateway) -> None:

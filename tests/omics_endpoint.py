@@ -148,13 +148,9 @@ class OmicsEndpoint:
 
     def peak_requests_per_second(self, *, omics_only: bool = False) -> int:
         """The most requests in any one-second window."""
-        times = sorted(t for t, op, _ in self.requests if not (omics_only and op.startswith("s3:")))
-        peak, start = 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            peak = max(peak, end - start + 1)
-        return peak
+        return peak_per_second(
+            [t for t, op, _ in self.requests if not (omics_only and op.startswith("s3:"))]
+        )
 
     # Operations
 
@@ -433,6 +429,17 @@ class OmicsEndpoint:
         finally:
             server.shutdown()
             server.server_close()
+
+
+def peak_per_second(times: list[float]) -> int:
+    """The most of these instants in any one-second window."""
+    ordered = sorted(times)
+    peak, start = 0, 0
+    for end, instant in enumerate(ordered):
+        while instant - ordered[start] >= 1.0:
+            start += 1
+        peak = max(peak, end - start + 1)
+    return peak
 
 
 def _page(params: dict[str, Any], key: str, items: list[dict[str, Any]]) -> dict[str, Any]:

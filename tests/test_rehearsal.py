@@ -51,14 +51,19 @@ def listed(ids: list[str]) -> Callable[[Stack], None]:
     return build
 
 
-def three_exports(stack: Stack) -> None:
-    for n in range(3):
+def listed_exports(stack: Stack, *, count: int, read_sets: int) -> None:
+    """``count`` exports of their own ``read_sets`` listed ids each, in one stack."""
+    for n in range(count):
         ReadSetExport(
             stack,
             f"Export{n}",
             sequence_store_id=STORE,
-            read_set_ids=cohort(3, 4100000000 + n * 100),
+            read_set_ids=cohort(read_sets, 4100000000 + n * 100),
         )
+
+
+def three_exports(stack: Stack) -> None:
+    listed_exports(stack, count=3, read_sets=3)
 
 
 def by_filter(stack: Stack) -> None:

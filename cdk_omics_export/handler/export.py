@@ -515,7 +515,7 @@ class Export:
                     for item in detail.get("readSets", [])
                 ]
                 if "completionTime" in detail:
-                    batch["completionTime"] = _iso(detail["completionTime"])
+                    batch["completionTime"] = iso_time(detail["completionTime"])
             self._save_batch_or_reload(batch)
 
     def _start(self, budget: Budget) -> None:
@@ -571,7 +571,7 @@ class Export:
             self.run.pop("accessDeniedSince", None)
             batch["jobId"] = started["id"]
             batch["status"] = started["status"]
-            batch["creationTime"] = _iso(started["creationTime"])
+            batch["creationTime"] = iso_time(started["creationTime"])
             if started["id"] not in self.run["jobIds"]:
                 self.run["jobIds"].append(started["id"])
             self._save_batch_or_reload(batch)
@@ -796,12 +796,12 @@ class Export:
             "status": record["status"],
             "statusReason": record.get("statusReason", ""),
             "cancelled": record["cancelled"],
-            "createdAt": _iso(record["createdAt"]),
-            "updatedAt": _iso(self._clock()),
+            "createdAt": iso_time(record["createdAt"]),
+            "updatedAt": iso_time(self._clock()),
             "run": {
                 "number": run["number"],
                 "requestType": run["requestType"],
-                "startedAt": _iso(run["startedAt"]),
+                "startedAt": iso_time(run["startedAt"]),
                 "jobIds": run["jobIds"],
             },
             "counts": {
@@ -963,7 +963,8 @@ def error_code(error: Exception) -> str | None:
     return None
 
 
-def _iso(value: Any) -> str:
+def iso_time(value: Any) -> str:
+    """A time as ISO 8601: epoch seconds, a datetime from botocore, or text as it is."""
     if isinstance(value, int | float):
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
     return value.isoformat() if hasattr(value, "isoformat") else str(value)

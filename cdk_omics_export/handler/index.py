@@ -10,13 +10,15 @@ answers CloudFormation. Imports only the standard library and boto3.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
 import logging
 import os
-import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 import boto3
@@ -119,8 +121,26 @@ def _config() -> Config:
 
 @functools.cache
 def omics_client() -> OmicsClient:
-    """One client per Lambda container, created on first use: Delete never needs one."""
-    return boto3.client("omics", config=_config())
+    """One client per Lambda container, created on first use: Delete never needs one.
+
+    Every HTTP attempt it makes, botocore's retries included, first waits for the current
+    invocation's pacer (see ``_paced``).
+    """
+    client = boto3.client("omics", config=_config())
+    client.meta.events.register("before-send.omics", _wait_for_the_pacer)
+    return client
+
+
+# The pacer of the invocation running in this context (thread); None outside one.
+_PACER: contextvars.ContextVar[pacing.Pacer | None] = contextvars.ContextVar(
+    "cdk_omics_export_pacer", default=None
+)
+
+
+def _wait_for_the_pacer(**kwargs: Any) -> None:
+    pacer = _PACER.get()
+    if pacer is not None:
+        pacer.wait(**kwargs)
 
 
 @functools.cache
@@ -157,9 +177,9 @@ def on_event(event: CloudFormationEvent, context: Any = None) -> OnEventResult:
         export.begin(event["RequestId"], event["RequestType"], entered)
         owner = _owner(context)
         store = export.store
-        store.acquire_lease(export.export_id, owner, _lease_seconds(context), force=True)
+        store.acquire_lease(export.export_id, owner, _remaining_seconds(context), force=True)
         try:
-            with _paced(context, store, export.omics):
+            with _paced(context, store):
                 export.advance(_budget(context))
             export.conclude()
         finally:
@@ -194,12 +214,12 @@ def _poll(event: CloudFormationEvent, export: exports.Export, context: Any) -> I
         )
     owner = _owner(context)
     store = export.store
-    if not store.acquire_lease(export.export_id, owner, _lease_seconds(context)):
+    if not store.acquire_lease(export.export_id, owner, _remaining_seconds(context)):
         LOG.info("another invocation is advancing export %s; waiting", export.export_id)
         return {"IsComplete": False}
     try:
         export.load()  # what the previous lease holder saved
-        with _paced(context, store, export.omics):
+        with _paced(context, store):
             export.advance(_budget(context))
         if export.record["cancelled"]:
             return _cancelled(export)
@@ -252,34 +272,22 @@ def _export(request: exports.ExportRequest) -> exports.Export:
 # The invocation's time
 
 
-class _paced:
-    """Attach the service's shared pacer to the omics client for one invocation."""
-
-    def __init__(self, context: Any, store: st.StateStore, client: OmicsClient) -> None:
-        self.client = client
-        rate = int(os.environ.get(RATE_ENV, rules.DEFAULT_MAX_REQUESTS_PER_SECOND))
-        self.pacer = pacing.Pacer(
-            rate,
-            store,
-            time_left=lambda: _remaining_seconds(context),
-            attempt_seconds=ATTEMPT_SECONDS + FINISH_SECONDS,
-            out_of_time=exports.OutOfTime,
-        )
-        self.unique_id = f"cdk-omics-export-pacer-{uuid.uuid4()}"
-        self.thread = threading.get_ident()
-
-    def wait(self, **kwargs: Any) -> None:
-        # Only this invocation's requests: a client shared by threads (a test running
-        # several invocations in one process) would otherwise pay every pacer's slot.
-        if threading.get_ident() == self.thread:
-            self.pacer.wait(**kwargs)
-
-    def __enter__(self) -> None:
-        events = self.client.meta.events
-        events.register("before-send.omics", self.wait, unique_id=self.unique_id)
-
-    def __exit__(self, *_: object) -> None:
-        self.client.meta.events.unregister("before-send.omics", unique_id=self.unique_id)
+@contextlib.contextmanager
+def _paced(context: Any, store: st.StateStore) -> Iterator[None]:
+    """The service's shared pacer, for the HealthOmics requests of one invocation."""
+    rate = int(os.environ.get(RATE_ENV, rules.DEFAULT_MAX_REQUESTS_PER_SECOND))
+    pacer = pacing.Pacer(
+        rate,
+        store,
+        time_left=lambda: _remaining_seconds(context),
+        attempt_seconds=ATTEMPT_SECONDS + FINISH_SECONDS,
+        out_of_time=exports.OutOfTime,
+    )
+    token = _PACER.set(pacer)
+    try:
+        yield
+    finally:
+        _PACER.reset(token)
 
 
 def _remaining_seconds(context: Any) -> float:
@@ -289,10 +297,6 @@ def _remaining_seconds(context: Any) -> float:
 
 def _budget(context: Any) -> exports.Budget:
     return exports.Budget(min(WORK_SECONDS, _remaining_seconds(context) - FINISH_SECONDS))
-
-
-def _lease_seconds(context: Any) -> float:
-    return _remaining_seconds(context)
 
 
 def _owner(context: Any) -> str:
@@ -365,7 +369,7 @@ def _data(event: CloudFormationEvent, export: exports.Export) -> dict[str, str]:
         "Status": export.record["status"],
         "Destination": export.request.destination,
         "SequenceStoreId": export.request.sequence_store_id,
-        "CreationTime": exports._iso(run["startedAt"]),
+        "CreationTime": exports.iso_time(run["startedAt"]),
         "JobCount": str(len(job_ids)),
         "ReadSetCount": str(counts.selected),
         "ExportedReadSetCount": str(counts.exported),

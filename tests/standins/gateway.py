@@ -142,10 +142,7 @@ class _Request:
     arrived: float | None = None
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        return None
+        return _header(self.headers, name)
 
 
 @dataclass
@@ -155,10 +152,12 @@ class _Reply:
     body: bytes
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        return None
+        return _header(self.headers, name)
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    """A header's value, its name compared without case, as HTTP does."""
+    return next((value for key, value in headers if key.lower() == name.lower()), None)
 
 
 @dataclass
