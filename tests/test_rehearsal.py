@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Stack
+from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 
 from cdk_omics_export import ReadSetExport, ReadSetFilter
@@ -75,7 +76,18 @@ def by_filter(stack: Stack) -> None:
     )
 
 
+def own_key(stack: Stack) -> None:
+    ReadSetExport(
+        stack,
+        "Export",
+        sequence_store_id=STORE,
+        read_set_ids=READ_SETS,
+        encryption_key=kms.Key(stack, "DataKey", enable_key_rotation=True),
+    )
+
+
 TEMPLATES: dict[str, Callable[[Stack], None]] = {
+    "own-key": own_key,
     "three-ids": three_ids,
     "150-ids": listed(cohort(150)),
     "151-ids": listed(cohort(151)),
@@ -430,3 +442,20 @@ def test_a_filter_selects_at_deploy_time_and_picks_up_new_read_sets(
     assert sorted(omics.exported()) == sorted(cohort(5, 4200000000) + cohort(2, 4300000000))
     assert updated.data["ReadSetCount"] == "7"
     assert updated.data["JobCount"] == "1"  # the two new read sets, nothing again
+
+
+def test_a_destination_with_a_key_of_yours_is_written_with_it(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    """The export role's files and the handler's manifest both go through the key rule of
+    the stand-in S3: each writer needs kms:GenerateDataKey on the bucket's key."""
+    cfn = deploy("own-key")
+    props = cfn.properties()
+    assert props["Encryption"] == "aws:kms" and props["KmsKeyArn"].startswith("arn:aws:kms:")
+    created = cfn.request("Create", props)
+    assert created.status == "SUCCESS", created.reason
+    assert gateway.denied() == []
+    bucket, _, key = created.data["ManifestUri"].removeprefix("s3://").partition("/")
+    head = gateway.client("s3").head_object(Bucket=bucket, Key=key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"] == props["KmsKeyArn"]
