@@ -114,6 +114,23 @@ VPC_NETWORKING = (
     "support no resource-level permissions; creating, deleting and addressing interfaces is "
     "scoped to this stack's Region and account."
 )
+RUNNER_LOG_DELIVERY = (
+    "Step Functions delivers the runner's execution logs through CloudWatch Logs' log delivery "
+    "actions, which support no resource-level permissions (the Step Functions developer "
+    "guide's policy for logging grants them on '*'); the logs go to the service's encrypted "
+    "log group."
+)
+RUNNER_EXECUTIONS = (
+    "The handler reads the status of the runner's executions, one per export run and segment, "
+    "named when they start: the statement covers the executions of the stack's one runner "
+    "state machine, nothing else."
+)
+RUNNER_TRACING = Reason(
+    ("AwsSolutions-SF2",),
+    "The runner's only Task is one Lambda call per step; its execution history and ALL-level "
+    "logs in the service's encrypted log group record every step, and X-Ray would bill a "
+    "trace per step for no more insight. Enable tracing on `service.runner` if you need it.",
+)
 # The finding of a statement on every resource (only the VPC's EC2 describe actions).
 EVERYTHING = "AwsSolutions-IAM5[Resource::*]"
 STATE_TABLE_BACKUP = Reason(
@@ -144,10 +161,19 @@ def acknowledge_service(service: Construct, provider: Construct, *, in_vpc: bool
             _acknowledge_wildcards(construct, FRAMEWORK_INVOKE)
         elif isinstance(construct, sfn.CfnStateMachine):
             _acknowledge(construct, FRAMEWORK_STATE_MACHINE)
-    for child in ("OnEventHandler", "IsCompleteHandler"):
+    for child in ("OnEventHandler", "IsCompleteHandler", "RunnerHandler"):
         function = _resource(service, child)
         if function is not None and not in_vpc:
             _acknowledge(function, HANDLER_OUTSIDE_VPC)
+    runner = _resource(service, "Runner")
+    if runner is not None:
+        _acknowledge(runner, RUNNER_TRACING)
+    runner_policy = _resource(service, "RunnerRolePolicy")
+    if runner_policy is not None:
+        _acknowledge(runner_policy, Reason((EVERYTHING,), RUNNER_LOG_DELIVERY))
+    control = _resource(service, "RunnerControlPolicy")
+    if control is not None:
+        _acknowledge_wildcards(control, RUNNER_EXECUTIONS)
     table = _resource(service, "State")
     if table is not None:
         _acknowledge(table, STATE_TABLE_BACKUP)

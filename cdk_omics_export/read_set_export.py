@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, CustomResource, Duration, Fn, RemovalPolicy, Stack, Stage
+from aws_cdk import Aws, CfnOutput, CustomResource, Duration, Fn, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -31,7 +31,8 @@ from .validation import is_list_token, validate_export
 
 RESOURCE_TYPE = "Custom::OmicsReadSetExport"
 OMICS_SERVICE_PRINCIPAL = "omics.amazonaws.com"
-STATUS_CHANGE_DETAIL_TYPE = "Read Set Export Job Status Change"
+# HealthOmics' own events, per job (best effort).
+JOB_STATUS_CHANGE_DETAIL_TYPE = "Read Set Export Job Status Change"
 
 
 class ReadSetExport(Construct):
@@ -39,8 +40,10 @@ class ReadSetExport(Construct):
 
     Provisions a destination bucket (or uses yours), the export service role that HealthOmics
     assumes (the ``roleArn`` of StartReadSetExportJob) and a custom resource served by the
-    stack's ``ReadSetExportService``, which selects the read sets, starts the export jobs,
-    follows them and reports them. The export is incremental: each deploy exports only the
+    stack's ``ReadSetExportService``. Its runner selects the read sets, starts the export jobs
+    as the concurrent-job quota allows, follows them to their end (after the deploy, if the
+    deploy does not wait) and reports them: a manifest in the destination and an EventBridge
+    event at every status change. The export is incremental: each deploy exports only the
     selected read sets that are neither exported nor in flight.
 
     :param sequence_store_id: the HealthOmics sequence store holding the read sets
@@ -74,7 +77,9 @@ class ReadSetExport(Construct):
         neither exported nor in flight. Default: none.
     :param wait_for_completion: whether the deploy waits until every job ends and fails
         unless all complete. Default: ``True``. With ``False`` the resource is complete as
-        soon as every job is submitted and the status output says ``SUBMITTED``.
+        soon as the runner has selected and checked the read sets (a missing or archived one
+        still fails the deploy); the status output says ``RUNNING`` and the runner carries the
+        export to its end after the deploy, for as long as it takes.
     :param allow_partial_failure: whether read sets that fail (jobs ending
         ``COMPLETED_WITH_FAILURES``) complete the deploy (status ``COMPLETED_WITH_FAILURES``)
         instead of failing it. Default: ``False``.
@@ -86,8 +91,10 @@ class ReadSetExport(Construct):
         service's (30 seconds).
     :param max_requests_per_second: forwarded to the service: the most HealthOmics requests
         per second that all exports of the stack send together. Default: the service's (5).
-    :param notification_topic: an SNS topic told of every status change of this
-        construct's jobs (an EventBridge rule on ``aws.omics``). Default: no notification.
+    :param notification_topic: an SNS topic told of every status change of this export and
+        its jobs, from ``SUBMITTED`` to its end, after the deploy too (an EventBridge rule on
+        the service's ``cdk-omics-export`` events, created before the export starts).
+        Default: no notification.
     :param vpc: forwarded to the service. Default: the service's (outside any VPC).
     :param vpc_subnets: forwarded to the service. Default: the service's.
     :param security_groups: forwarded to the service. Default: the service's.
@@ -212,7 +219,7 @@ class ReadSetExport(Construct):
             self.on_status_change(
                 "StatusChange",
                 targets.SnsTopic(notification_topic),
-                description="Tells the notification topic of cdk-omics-export job status changes",
+                description="Tells the notification topic of cdk-omics-export status changes",
             )
 
     # Public methods
@@ -220,20 +227,48 @@ class ReadSetExport(Construct):
     def on_status_change(
         self, id: str, target: events.IRuleTarget | None = None, *, description: str | None = None
     ) -> events.Rule:
-        """An EventBridge rule on the status changes of the jobs this deploy started.
+        """An EventBridge rule on every status change of this export and of its jobs.
+
+        Matches the events the stack's ``ReadSetExportService`` publishes to the default bus
+        (source ``cdk-omics-export``, detail-type ``Read Set Export Status Change``) for this
+        stack and construct, both known at synth time. The export resource depends on the
+        rule, so the rule exists before the export starts: it hears ``SUBMITTED``,
+        ``RUNNING`` and the final status, and every job's change, during the deploy and after
+        it. Each event's ``detail`` carries ``stackId``, ``constructPath``, ``exportId``,
+        ``status``, ``counts``, ``jobIds``, ``jobs``, ``manifestUri`` and ``runner``.
+        """
+        rule = events.Rule(
+            self,
+            id,
+            description=description or "Status changes of a cdk-omics-export read set export",
+            event_pattern=events.EventPattern(
+                source=[rules.EVENT_SOURCE],
+                detail_type=[rules.EVENT_DETAIL_TYPE],
+                detail={"stackId": [Aws.STACK_ID], "constructPath": [self.node.path]},
+            ),
+            targets=[target] if target is not None else None,
+        )
+        self.resource.node.add_dependency(rule)
+        return rule
+
+    def on_job_status_change(
+        self, id: str, target: events.IRuleTarget | None = None, *, description: str | None = None
+    ) -> events.Rule:
+        """An EventBridge rule on HealthOmics' own events for the jobs this deploy started.
 
         Matches ``aws.omics`` events of detail-type ``Read Set Export Job Status Change`` for
-        this sequence store and the jobs of this deploy (``JobIds``). The rule exists once the
-        export resource completes, so it hears the jobs' later changes; EventBridge delivers
-        them on a best-effort basis.
+        this sequence store and the jobs of this deploy (``JobIds``). The rule refers to the
+        export resource's attributes, so CloudFormation creates it only once the export
+        resource completes; EventBridge delivers these events on a best-effort basis. Prefer
+        ``on_status_change``, which hears the export from its start.
         """
         return events.Rule(
             self,
             id,
-            description=description or "Status changes of cdk-omics-export read set export jobs",
+            description=description or "HealthOmics events of cdk-omics-export export jobs",
             event_pattern=events.EventPattern(
                 source=["aws.omics"],
-                detail_type=[STATUS_CHANGE_DETAIL_TYPE],
+                detail_type=[JOB_STATUS_CHANGE_DETAIL_TYPE],
                 detail={
                     "sequenceStoreId": [self.sequence_store_id],
                     "id": Fn.split(",", self.job_ids),
@@ -470,7 +505,7 @@ class ReadSetExport(Construct):
         # Three outputs per export: a stack holds at most 200, and 50 exports fit.
         for name, value, description in (
             ("JobId", self.job_id, "First HealthOmics export job this deploy started, if any"),
-            ("JobStatus", self.job_status, "Export status when the deploy finished waiting"),
+            ("JobStatus", self.job_status, "Export status when the deploy stopped waiting"),
             ("ManifestUri", self.manifest_uri, "S3 URI of the manifest: every job and read set"),
         ):
             CfnOutput(self, name, value=value, description=description)

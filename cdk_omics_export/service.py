@@ -1,11 +1,12 @@
 """ReadSetExportService: what every ReadSetExport of a stack shares.
 
 One per stack, found by ``ReadSetExportService.of(scope)`` the way CDK's singleton functions
-are: the handler functions and the Provider, one log group and its key, the dead-letter queue,
-the state table, the shared request budget, and the access log bucket of the destination
-buckets the exports create. Each export adds only what is its own: its custom resource, its
-export role, its bucket, and statements scoped to its store, bucket, prefix and role on the
-shared handler role.
+are: the handler functions and the Provider, the runner (a Step Functions state machine that
+carries each export to its end, after the deploy if need be), one log group and its key, the
+dead-letter queue, the state table, the shared request budget, and the access log bucket of
+the destination buckets the exports create. Each export adds only what is its own: its custom
+resource, its export role, its bucket, and statements scoped to its store, bucket, prefix and
+role on the shared handler role.
 
 Options that configure shared parts can be given here or on any export; they are settled when
 the app is synthesized (or when a built part is first used), so an export that leaves one unset
@@ -39,6 +40,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
@@ -55,6 +58,12 @@ HANDLER_TIMEOUT = Duration.minutes(5)
 # Per function, for the whole stack: the waiter polls each running export, and overlapping
 # polls of one export wait for its lease, so a few at a time are plenty.
 HANDLER_RESERVED_CONCURRENCY = 4
+# The runner's step retries anything that failed its Lambda call: after these attempts
+# (about two hours in all) the execution fails, and the waiter or the next deploy starts a
+# new one.
+RUNNER_RETRY_ATTEMPTS = 12
+RUNNER_RETRY_MAX_DELAY = Duration.minutes(15)
+STATES_PRINCIPAL = "states.amazonaws.com"
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 # IAM's limit for one managed policy is 6,144 characters without whitespace; chunks are
@@ -99,8 +108,9 @@ class ReadSetExportService(Construct):
     :param max_requests_per_second: the most HealthOmics requests per second that all
         exports of this service send together, retries included. Default: 5, HealthOmics'
         default quota, which every stack of the account and Region shares.
-    :param poll_interval: how often the waiter follows the exports; at least 10 seconds.
-        Default: 30 seconds.
+    :param poll_interval: how often the runner follows each export's jobs (and the deploy's
+        waiter reads its state); at least 10 seconds. Each poll costs 3 Step Functions state
+        transitions. Default: 30 seconds.
     :param runtime: the Python runtime of the two handler functions, python3.11 or newer
         (for a partition or Region that lacks the newest). Default: the newest Python that
         aws-cdk-lib offers (``HANDLER_RUNTIME``).
@@ -335,6 +345,19 @@ class ReadSetExportService(Construct):
         return self._is_complete
 
     @property
+    def runner_function(self) -> lambda_.Function:
+        """The runner's step: advances one export each time the state machine calls it."""
+        self.build()
+        return self._runner_step
+
+    @property
+    def runner(self) -> sfn.StateMachine:
+        """The Step Functions state machine that carries every export of the stack to its end:
+        one execution per export at a time, named ``<export id>-<run>-<segment>``."""
+        self.build()
+        return self._runner
+
+    @property
     def log_group(self) -> logs.LogGroup:
         self.build()
         return self._log_group
@@ -407,7 +430,22 @@ class ReadSetExportService(Construct):
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[self._log_group.log_group_arn],
-            )
+            ),
+            # Status-change events, with this service's source only.
+            iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="events", resource="event-bus", resource_name="default"
+                    )
+                ],
+                conditions={
+                    "StringEquals": {
+                        "events:source": rules.EVENT_SOURCE,
+                        "events:detail-type": rules.EVENT_DETAIL_TYPE,
+                    }
+                },
+            ),
         )
         vpc: ec2.IVpc | None = self.setting("vpc")
         security_groups = self.setting("security_groups")
@@ -427,12 +465,22 @@ class ReadSetExportService(Construct):
             rules.RATE_ENV: str(self.max_requests_per_second),
             rules.POLL_ENV: str(int(self.poll_interval.to_seconds())),
         }
+        # The runner calls this one; it learns the state machine from its context object, so
+        # the state machine and the function do not refer to each other.
+        self._runner_step = self._create_function(
+            "RunnerHandler", "index.run_step", code, environment, network
+        )
+        self._runner = self._create_runner(stack)
+        control = self._create_runner_control(stack)
+        environment = {**environment, rules.RUNNER_ENV: self._runner.state_machine_arn}
         self._on_event = self._create_function(
             "OnEventHandler", "index.on_event", code, environment, network
         )
         self._is_complete = self._create_function(
             "IsCompleteHandler", "index.is_complete", code, environment, network
         )
+        for function in (self._on_event, self._is_complete):
+            function.node.add_dependency(control)
         interval = self.poll_interval
         attempts = max(1, rules.MAX_TIMEOUT_SECONDS // int(interval.to_seconds()))
         self._provider = cr.Provider(
@@ -447,6 +495,137 @@ class ReadSetExportService(Construct):
             **network,
         )
         compliance.acknowledge_service(self, self._provider, in_vpc=vpc is not None)
+
+    def _create_runner(self, stack: Stack) -> sfn.StateMachine:
+        """Step → carry on? → Wait (the poll interval) → Step ..., until the export ends.
+
+        Waiting is Step Functions' own Wait state, which costs nothing while it waits; the
+        step is one short Lambda call that is safe to retry (every write is conditional, every
+        start carries its batch's client token).
+        """
+        step = tasks.LambdaInvoke(
+            self,
+            "Step",
+            lambda_function=self._runner_step,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "exportId": sfn.JsonPath.string_at("$.exportId"),
+                    "steps": sfn.JsonPath.number_at("$.steps"),
+                    "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+                    "stateMachine": sfn.JsonPath.string_at("$$.StateMachine.Id"),
+                }
+            ),
+            payload_response_only=True,
+            retry_on_service_exceptions=True,
+        )
+        step.add_retry(
+            errors=["Lambda.TooManyRequestsException"],
+            interval=Duration.seconds(5),
+            max_attempts=RUNNER_RETRY_ATTEMPTS,
+            backoff_rate=2,
+            max_delay=Duration.minutes(1),
+        )
+        step.add_retry(
+            errors=["States.ALL"],
+            interval=self.poll_interval,
+            max_attempts=RUNNER_RETRY_ATTEMPTS,
+            backoff_rate=2,
+            max_delay=RUNNER_RETRY_MAX_DELAY,
+        )
+        wait = sfn.Wait(self, "Wait", time=sfn.WaitTime.seconds_path("$.waitSeconds"))
+        ended = sfn.Succeed(self, "Ended")
+        carry_on = (
+            sfn.Choice(self, "CarryOn")
+            .when(sfn.Condition.string_equals("$.action", "END"), ended)
+            .otherwise(wait)
+        )
+        wait.next(step)
+        role = iam.Role(
+            self,
+            "RunnerRole",
+            assumed_by=iam.ServicePrincipal(
+                STATES_PRINCIPAL,
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="states",
+                            resource="stateMachine",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            ),
+            description="Runs the cdk-omics-export runner: calls its step and logs",
+        )
+        policy = iam.ManagedPolicy(
+            self,
+            "RunnerRolePolicy",
+            description="cdk-omics-export: what the runner state machine may do",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"],
+                    resources=[self._runner_step.function_arn],
+                ),
+                # What Step Functions needs to deliver its logs; these actions support no
+                # resource-level permissions.
+                iam.PolicyStatement(
+                    actions=[
+                        "logs:CreateLogDelivery",
+                        "logs:GetLogDelivery",
+                        "logs:UpdateLogDelivery",
+                        "logs:DeleteLogDelivery",
+                        "logs:ListLogDeliveries",
+                        "logs:PutResourcePolicy",
+                        "logs:DescribeResourcePolicies",
+                        "logs:DescribeLogGroups",
+                    ],
+                    resources=["*"],
+                ),
+            ],
+        )
+        role.add_managed_policy(policy)
+        return sfn.StateMachine(
+            self,
+            "Runner",
+            comment="cdk-omics-export: carries each export of the stack to its end",
+            definition_body=sfn.DefinitionBody.from_chainable(step.next(carry_on)),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            # Every permission is in the managed policy above (none inline).
+            role=role.without_policy_updates(),
+            logs=sfn.LogOptions(
+                destination=self._log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _create_runner_control(self, stack: Stack) -> iam.ManagedPolicy:
+        """The handler's use of the runner: start executions and read their status.
+
+        Attached through the policy's Roles, not the role's ManagedPolicyArns: the state
+        machine refers to the runner function, whose role this is, so the role cannot refer
+        to a policy that refers to the state machine. The functions that use it depend on it.
+        """
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self._runner.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        return iam.ManagedPolicy(
+            self,
+            "RunnerControlPolicy",
+            description="cdk-omics-export: the handler starts and follows runner executions",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"],
+                    resources=[self._runner.state_machine_arn],
+                ),
+                iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]),
+            ],
+            roles=[self.handler_role],
+        )
 
     def _create_key(self, stack: Stack) -> kms.Key:
         key = kms.Key(

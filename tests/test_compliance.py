@@ -299,6 +299,13 @@ REPLICATION = {
 OWN_ACKNOWLEDGED = {
     f"{SERVICE_ID}/OnEventHandler/Resource": INSIDE_VPC,
     f"{SERVICE_ID}/IsCompleteHandler/Resource": INSIDE_VPC,
+    f"{SERVICE_ID}/RunnerHandler/Resource": INSIDE_VPC,
+    # Tracing: the runner's execution history and logs record each step.
+    f"{SERVICE_ID}/Runner/Resource": {"AwsSolutions-SF2"},
+    # Log delivery supports no resource-level permissions.
+    f"{SERVICE_ID}/RunnerRolePolicy/Resource": {"AwsSolutions-IAM5"},
+    # The executions of the one runner state machine.
+    f"{SERVICE_ID}/RunnerControlPolicy/Resource": {"AwsSolutions-IAM5"},
     f"{SERVICE_ID}/AccessLogs/Resource": REPLICATION,
     f"{SERVICE_ID}/State/Resource": {
         "HIPAA.Security-DynamoDBInBackupPlan",

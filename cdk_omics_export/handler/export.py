@@ -1,14 +1,14 @@
-"""One export, carried forward one invocation at a time.
+"""One export, carried forward one runner step at a time.
 
 An export is a record in the service's state table (see ``state.py``), not work done inside
 one request. Each Create or Update of the custom resource starts a *run* of the export: it
 selects read sets, plans batches of at most 100 for those that are neither exported nor in
 flight, checks them (the pre-flight), then starts them as the concurrent-job quota allows
-and follows them. Every invocation (on_event, then each of the waiter's polls) loads the
-state, advances as far as its time allows, and saves what changed, conditional on what it
-read. So a rollback to an earlier selection starts nothing, adding one id exports one read
-set, reordering ids changes nothing, and a failed or cancelled export is resumed by the next
-deploy, which skips what completed.
+and follows them to their end. The service's runner (a Step Functions execution) does that
+work, one step at a time: each step loads the state, advances as far as its time allows,
+and saves what changed, conditional on what it read. So a rollback to an earlier selection
+starts nothing, adding one id exports one read set, reordering ids changes nothing, and a
+failed or cancelled export is resumed by the next deploy, which skips what completed.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ except ImportError:  # Lambda: the asset's root is on sys.path
     import state as st  # type: ignore[import-not-found,no-redef]
 
 if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
     from mypy_boto3_omics import OmicsClient
     from mypy_boto3_s3 import S3Client
 
@@ -89,6 +91,27 @@ class ExportRequest:
     def export_id(self) -> str:
         return export_id_of(self.stack_id, self.construct_path, self.destination, self.generation)
 
+    @classmethod
+    def of_record(cls, record: st.ExportRecord, poll_interval_seconds: int) -> ExportRequest:
+        """What the export's current run asks for, as its record keeps it (the runner works
+        from the state, not from CloudFormation's request)."""
+        run = record["run"]
+        timeout = run.get("deadline", run["startedAt"]) - run["startedAt"]
+        return cls(
+            stack_id=record["stackId"],
+            construct_path=record["constructPath"],
+            destination=record["destination"],
+            generation=record["generation"],
+            sequence_store_id=record["sequenceStoreId"],
+            role_arn=record["roleArn"],
+            selection=run["selection"],
+            encryption=record["encryption"],
+            wait=run["wait"],
+            allow_partial_failure=run["allowPartialFailure"],
+            timeout_seconds=int(timeout) or rules.DEFAULT_TIMEOUT_SECONDS,
+            poll_interval_seconds=poll_interval_seconds,
+        )
+
 
 def export_id_of(stack_id: str, construct_path: str, destination: str, generation: int) -> str:
     """The export's id, and the resource's physical id: from these four and nothing else, so
@@ -120,6 +143,12 @@ def manifest_location(destination: str, export_id: str) -> tuple[str, str]:
 def manifest_uri(destination: str, export_id: str) -> str:
     bucket, key = manifest_location(destination, export_id)
     return f"s3://{bucket}/{key}"
+
+
+def runner_name(export_id: str, run: int, segment: int) -> str:
+    """The runner execution's name: the export and the work it carries. Starting the same
+    one twice (a redelivered request) is harmless; a closed one's name is never reused."""
+    return f"{export_id}-{run}-{segment}"
 
 
 def batch_client_token(export_id: str, run: int, number: int) -> str:
@@ -156,6 +185,11 @@ class Export:
         self._load_list = load_list
         self._clock = clock
         self.snapshot = st.Snapshot(None, {}, {})
+        # The runner execution this step belongs to (None outside the runner): a save that
+        # finds another execution has taken the export over stops this one.
+        self.runner_name: str | None = None
+        # Export statuses this invocation moved through, for the status-change events.
+        self.passed_statuses: list[str] = []
 
     # The record
 
@@ -221,8 +255,8 @@ class Export:
             "followed": [],
             "jobIds": [],
         }
-        # The deploy waits at most this long, for the jobs' end or, without waiting, for
-        # their starts (which the concurrent-job quota may hold back).
+        # The deploy waits at most this long: for the jobs' end or, without waiting, for the
+        # runner to have selected and checked the read sets.
         run["deadline"] = started_at + request.timeout_seconds
         fresh: st.ExportRecord = {
             "schema": st.SCHEMA_VERSION,
@@ -234,7 +268,7 @@ class Export:
             "sequenceStoreId": request.sequence_store_id,
             "roleArn": request.role_arn,
             "encryption": request.encryption,
-            "status": "SELECTING",
+            "status": st.SUBMITTED,
             "cancelled": False,
             "createdAt": record["createdAt"] if record is not None else started_at,
             "updatedAt": started_at,
@@ -242,8 +276,10 @@ class Export:
             "run": run,
             "version": record["version"] if record is not None else 0,
         }
-        if record is not None and "manifestDigest" in record:
-            fresh["manifestDigest"] = record["manifestDigest"]
+        for kept in ("manifestDigest", "eventDigest"):
+            if record is not None and kept in record:
+                fresh[kept] = record[kept]
+        self.passed_statuses.append(st.SUBMITTED)
         return fresh
 
     def is_current_run(self, request_id: str) -> bool:
@@ -423,7 +459,7 @@ class Export:
                 )
             )
         self.run["phase"] = "EXPORTING"
-        self.record["status"] = "IN_PROGRESS"
+        self._set_status(st.RUNNING)
         self._save_record()
 
     def _check_each(self, todo: list[str], budget: Budget) -> None:
@@ -596,45 +632,50 @@ class Export:
 
     # Ending
 
-    def conclude(self) -> bool:
-        """True when this run has ended; raises when it failed. Saves the record."""
+    def settle(self) -> bool:
+        """End the run once nothing is left to start or follow, and save. True when the
+        runner's work is over: the run ended and no job of the export is running (a cancelled
+        or failed run still records its running jobs' outcomes)."""
         run = self.run
-        if self.record["cancelled"]:
-            self.record["status"] = "CANCELLED"
-        elif run["phase"] == "EXPORTING" and self._nothing_left_to_start():
-            return self._conclude_exporting()
-        self._save_record()
-        if run["phase"] == "ENDED" and self.record.get("statusReason"):
-            # Another invocation ended this run with a failure: say so again, never SUCCESS.
-            raise ExportError(self.record["statusReason"])
-        return run["phase"] == "ENDED" and not self.record["cancelled"]
+        if self.record["cancelled"] and run["phase"] != "ENDED":
+            self._end("CANCELLED")
+        elif (
+            run["phase"] == "EXPORTING"
+            and self._nothing_left_to_start()
+            and not any(b["status"] in st.RUNNING_JOB_STATUSES for b in self._watched())
+        ):
+            self._conclude_exporting()
+        else:
+            self._save_record()
+        return self.runner_done()
+
+    def runner_done(self) -> bool:
+        return self.run["phase"] == "ENDED" and not any(
+            b["status"] in st.RUNNING_JOB_STATUSES for b in self.snapshot.batches.values()
+        )
 
     def _nothing_left_to_start(self) -> bool:
         return not any(b["status"] in (st.PENDING, st.STARTING) for b in self.run_batches())
 
-    def _conclude_exporting(self) -> bool:
-        run = self.run
-        watched = self.run_batches() + [
-            self.snapshot.batches[key] for key in run["followed"] if key in self.snapshot.batches
+    def _watched(self) -> list[st.BatchRecord]:
+        """This run's batches and the earlier runs' in-flight batches it counts on."""
+        return self.run_batches() + [
+            self.snapshot.batches[key]
+            for key in self.run["followed"]
+            if key in self.snapshot.batches
         ]
-        running = any(b["status"] in st.RUNNING_JOB_STATUSES for b in watched)
-        if not run["wait"]:
-            self._end("SUBMITTED" if running else self._outcome_status() or "COMPLETED")
-            return True
-        if running:
-            self._save_record()
-            return False
+
+    def _conclude_exporting(self) -> None:
         status = self._outcome_status()
         if status is None:
             self._end("COMPLETED")
-            return True
+            return
         message = self.failure_message()
-        if status == "COMPLETED_WITH_FAILURES" and run["allowPartialFailure"]:
+        if status == "COMPLETED_WITH_FAILURES" and self.run["allowPartialFailure"]:
             LOG.warning("%s", message)
             self._end(status)
-            return True
+            return
         self._end(status, message)
-        raise ExportError(message)
 
     def _outcome_status(self) -> str | None:
         """None when every selected read set is exported; otherwise how it went."""
@@ -643,9 +684,14 @@ class Export:
             return None
         return "FAILED" if counts.exported == 0 else "COMPLETED_WITH_FAILURES"
 
+    def _set_status(self, status: str) -> None:
+        if self.record["status"] != status:
+            self.record["status"] = status
+            self.passed_statuses.append(status)
+
     def _end(self, status: str, reason: str | None = None) -> None:
         self.run["phase"] = "ENDED"
-        self.record["status"] = status
+        self._set_status(status)
         if reason:
             self.record["statusReason"] = reason
         else:
@@ -687,9 +733,7 @@ class Export:
         return counts
 
     def failure_message(self) -> str:
-        watched = self.run_batches() + [
-            self.snapshot.batches[k] for k in self.run["followed"] if k in self.snapshot.batches
-        ]
+        watched = self._watched()
         failed_jobs = [b for b in watched if b["status"] not in ("COMPLETED", st.SUPERSEDED)]
         counts = self.counts()
         store = self.request.sequence_store_id
@@ -744,7 +788,8 @@ class Export:
                 f"{job['status']} after the {timeout} s the deploy waits (timeout). The job "
                 "keeps running and cannot be cancelled; its files will still arrive at "
                 f"{self.request.destination}, and the next deploy resumes the export without "
-                "exporting them again. Use a longer timeout, or wait_for_completion=False."
+                "exporting them again. Use a longer timeout, or wait_for_completion=False "
+                "(the export then carries on after the deploy)."
             )
         ids = rules.first_of([b["jobId"] for b in running], MAX_NAMED)
         phase = (
@@ -757,12 +802,9 @@ class Export:
             f"The export from sequence store {store} {phase} after the {timeout} s the deploy "
             f"waits (timeout). Started jobs keep running and cannot be cancelled; the next "
             f"deploy resumes the export and skips what completed. Every job so far: "
-            f"{self.manifest_uri()}. Use a longer timeout, or wait_for_completion=False."
+            f"{self.manifest_uri()}. Use a longer timeout, or wait_for_completion=False (the "
+            "export then carries on after the deploy)."
         )
-
-    def fail(self, message: str) -> None:
-        """End the run as FAILED with this reason (the waiter gives up after this)."""
-        self._end("FAILED", message)
 
     def manifest_uri(self) -> str:
         return manifest_uri(self.request.destination, self.export_id)
@@ -810,6 +852,10 @@ class Export:
                 "failed": counts.failed,
                 "inFlight": counts.in_flight,
             },
+            "runner": {
+                "execution": record.get("runner", {}).get("name", ""),
+                "active": not self.runner_done(),
+            },
             "jobs": jobs,
         }
 
@@ -820,7 +866,7 @@ class Export:
         ended the export or fail a deploy that exported everything.
         """
         try:
-            digest = self._manifest_digest()
+            digest = self._status_digest()
             if self.record.get("manifestDigest") == digest:
                 return
             bucket, key = manifest_location(self.request.destination, self.export_id)
@@ -842,11 +888,105 @@ class Export:
         except Exception:  # noqa: BLE001
             LOG.exception("could not write the manifest of export %s", self.export_id)
 
-    def _manifest_digest(self) -> str:
-        seen = [self.record["status"], str(self.record["cancelled"])] + [
-            f"{b['key']}={b['status']}" for b in self.snapshot.ordered_batches()
-        ]
+    def _status_digest(self) -> str:
+        """The statuses of the export, its runner and its jobs: the manifest is written and an
+        event published whenever one of them changed."""
+        seen = [
+            self.record["status"],
+            str(self.record["cancelled"]),
+            str(self.run["number"]),
+            str(self.runner_done()),
+        ] + [f"{b['key']}={b['status']}" for b in self.snapshot.ordered_batches()]
         return hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16]
+
+    def publish(self, events: EventBridgeClient) -> None:
+        """Tell EventBridge's default bus of the statuses this invocation moved through.
+
+        One ``Read Set Export Status Change`` event per export status passed (the last one
+        also whenever a job's status changed), after the state that they describe was saved.
+        Best effort, like the manifest: a failure is logged, and the next step publishes the
+        status then current. EventBridge delivers at least once.
+        """
+        try:
+            digest = self._status_digest()
+            if self.record.get("eventDigest") == digest:
+                self.passed_statuses.clear()
+                return
+            current = self.record["status"]
+            statuses = [s for s in self.passed_statuses if s != current] + [current]
+            entries: list[PutEventsRequestEntryTypeDef] = [
+                {
+                    "Source": rules.EVENT_SOURCE,
+                    "DetailType": rules.EVENT_DETAIL_TYPE,
+                    "Detail": json.dumps(self.event_detail(status), separators=(",", ":")),
+                }
+                for status in statuses
+            ]
+            for start in range(0, len(entries), 10):
+                answer = events.put_events(Entries=entries[start : start + 10])
+                if answer.get("FailedEntryCount"):
+                    failed = [e for e in answer["Entries"] if "ErrorCode" in e]
+                    raise ExportError(f"PutEvents refused {len(failed)} event(s): {failed}")
+            self.passed_statuses.clear()
+            self.record["eventDigest"] = digest
+            self._save_record()
+        except Exception:  # noqa: BLE001
+            LOG.exception("could not publish the status of export %s", self.export_id)
+
+    def event_detail(self, status: str) -> dict[str, Any]:
+        """What a status-change event says: enough to act on without reading the state."""
+        record, counts = self.record, self.counts()
+        jobs = [
+            {"id": b["jobId"], "status": b["status"]}
+            for b in self.snapshot.ordered_batches()
+            if "jobId" in b and b["status"] != st.SUPERSEDED
+        ]
+        detail: dict[str, Any] = {
+            "stackId": record["stackId"],
+            "constructPath": record["constructPath"],
+            "exportId": self.export_id,
+            "status": status,
+            "counts": {
+                "selected": counts.selected,
+                "exported": counts.exported,
+                "failed": counts.failed,
+                "inFlight": counts.in_flight,
+            },
+            "jobIds": [job["id"] for job in jobs],
+            "jobs": jobs,
+            "manifestUri": self.manifest_uri(),
+            "runner": {
+                "execution": record.get("runner", {}).get("name", ""),
+                "active": not self.runner_done(),
+            },
+            "sequenceStoreId": record["sequenceStoreId"],
+            "destination": record["destination"],
+        }
+        if status == record["status"] and record.get("statusReason"):
+            detail["statusReason"] = record["statusReason"]
+        return detail
+
+    def claim_runner(self, segment: int) -> st.Runner:
+        """Record that execution ``segment`` of this run's runner carries the export now."""
+        for _ in range(5):
+            runner: st.Runner = {
+                "name": runner_name(self.export_id, self.run["number"], segment),
+                "segment": segment,
+                "startedAt": self._clock(),
+            }
+            self.record["runner"] = runner
+            self.record["updatedAt"] = self._clock()
+            try:
+                self.store.save_record(self.record)
+                return runner
+            except st.Conflict:
+                fresh = self.store.load_record(self.export_id)
+                if fresh is None or fresh["run"]["number"] != self.run["number"]:
+                    raise st.Cancelled(
+                        f"export {self.export_id} was taken over by a newer request"
+                    ) from None
+                self.snapshot.record = fresh
+        raise st.StateError(f"export {self.export_id}: the record kept changing; try again")
 
     # State
 
@@ -866,9 +1006,19 @@ class Export:
                         f"export {self.export_id} was taken over by a newer request"
                     ) from None
                 mine["version"] = theirs["version"]
+                # Only claim_runner changes the runner: a takeover by the waiter stands, and
+                # a step of the execution it replaced stops here.
+                runner = theirs.get("runner")
+                if runner is not None:
+                    if self.runner_name not in (None, runner["name"]):
+                        raise st.Cancelled(
+                            f"export {self.export_id} is carried by runner execution "
+                            f"{runner['name']} now"
+                        ) from None
+                    mine["runner"] = runner
                 if theirs["cancelled"]:
                     mine["cancelled"] = True
-                    if mine["status"] in ("SELECTING", "IN_PROGRESS", "SUBMITTED"):
+                    if mine["status"] not in st.FINAL_STATUSES:
                         mine["status"] = "CANCELLED"
         raise st.StateError(f"export {self.export_id}: the record kept changing; try again")
 

@@ -1,10 +1,13 @@
-"""Deploy-time handler of the ``Custom::OmicsReadSetExport`` resource.
+"""The handler of the ``Custom::OmicsReadSetExport`` resource and of the export runner.
 
-Runs in Lambda behind CDK's Provider framework, one pair of functions per stack
-(``ReadSetExportService``) shared by every export in it. ``on_event`` makes the request the
-export's current run and starts it; ``is_complete`` is polled by the framework's waiter and
-carries it on until it ends. The export itself is a record in the service's state table
-(``state.py``), advanced by ``export.py``. Both entry points return or raise; the framework
+Runs in Lambda, three functions per stack (``ReadSetExportService``) shared by every export
+in it. Behind CDK's Provider framework, ``on_event`` makes the request the export's current
+run and starts the service's runner for it (a Step Functions execution), and ``is_complete``,
+polled by the framework's waiter, watches the export's state until the deploy may go on; it
+also starts a new runner execution if the one carrying the export has stopped. ``run_step``
+is the runner's Task: each call advances the export as far as its time allows (``export.py``)
+and tells the state machine whether to wait and call again. The export itself is a record in
+the service's state table (``state.py``). The entry points return or raise; the framework
 answers CloudFormation. Imports only the standard library and boto3.
 """
 
@@ -36,10 +39,12 @@ except ImportError:  # Lambda: the asset's root is on sys.path
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_omics import OmicsClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
 
-__all__ = ["ExportError", "is_complete", "on_event"]
+__all__ = ["ExportError", "is_complete", "on_event", "run_step"]
 
 ExportError = exports.ExportError
 
@@ -50,6 +55,7 @@ TABLE_ENV = rules.TABLE_ENV
 LOG_GROUP_ENV = rules.LOG_GROUP_ENV
 RATE_ENV = rules.RATE_ENV
 POLL_ENV = rules.POLL_ENV
+RUNNER_ENV = rules.RUNNER_ENV
 
 # Throttling, 5xx and request timeouts are retried by botocore's standard retry mode, each
 # attempt only while the invocation has time for it (the pacer checks).
@@ -110,6 +116,24 @@ class IsCompleteResult(TypedDict):
     Data: NotRequired[dict[str, str]]
 
 
+class RunnerStep(TypedDict):
+    """The runner's Task input: its state, and the execution's context object fields."""
+
+    exportId: str
+    steps: int  # steps this execution has taken
+    execution: str  # $$.Execution.Name
+    stateMachine: str  # $$.StateMachine.Id
+
+
+class RunnerStepResult(TypedDict):
+    """The runner's next state input: its Choice state reads ``action``."""
+
+    exportId: str
+    steps: int
+    action: Literal["WAIT", "END"]
+    waitSeconds: int
+
+
 def _config() -> Config:
     return Config(
         retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
@@ -153,12 +177,28 @@ def dynamodb_client() -> DynamoDBClient:
     return boto3.client("dynamodb", config=_config())
 
 
+@functools.cache
+def states_client() -> SFNClient:
+    return boto3.client("stepfunctions", config=_config())
+
+
+@functools.cache
+def events_client() -> EventBridgeClient:
+    return boto3.client("events", config=_config())
+
+
 def state_store() -> st.StateStore:
     return st.StateStore(dynamodb_client(), os.environ[TABLE_ENV])
 
 
+# The handler's clock and sleep, looked up at each call: a rehearsal puts them on its
+# simulated clock.
 def now() -> float:
     return time.time()
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 # Entry points
@@ -175,16 +215,15 @@ def on_event(event: CloudFormationEvent, context: Any = None) -> OnEventResult:
     export = _export(request)
     try:
         export.begin(event["RequestId"], event["RequestType"], entered)
-        owner = _owner(context)
-        store = export.store
-        store.acquire_lease(export.export_id, owner, _remaining_seconds(context), force=True)
-        try:
-            with _paced(context, store):
-                export.advance(_budget(context))
-            export.conclude()
-        finally:
-            export.write_manifest(s3_client())
-            store.release_lease(export.export_id, owner)
+        runner = export.record.get("runner")
+        if runner is None or runner["name"] != exports.runner_name(
+            export.export_id, export.run["number"], runner["segment"]
+        ):
+            runner = export.claim_runner(0)
+        # Told before the runner starts, so that nothing it saves is overwritten here.
+        export.write_manifest(s3_client())
+        export.publish(events_client())
+        _start_execution(runner["name"], export.export_id)
     except (ExportError, st.StateError) as error:
         raise ExportError(_with_logs(str(error))) from error
     return {"PhysicalResourceId": export.export_id, "Data": _data(event, export)}
@@ -197,12 +236,103 @@ def is_complete(event: CloudFormationEvent, context: Any = None) -> IsCompleteRe
     request = _request(event)
     export = _export(request)
     try:
-        return _poll(event, export, context)
+        return _watch(event, export)
     except (ExportError, st.StateError) as error:
         raise ExportError(_with_logs(str(error))) from error
 
 
-def _poll(event: CloudFormationEvent, export: exports.Export, context: Any) -> IsCompleteResult:
+def run_step(event: RunnerStep, context: Any = None) -> RunnerStepResult:
+    """One step of the runner: advance the export, then wait and step again, or end."""
+    LOG.info("run_step %s", json.dumps(event, sort_keys=True))
+    poll = int(os.environ.get(POLL_ENV, rules.DEFAULT_POLL_INTERVAL_SECONDS))
+    steps = int(event.get("steps", 0)) + 1
+    action = _step(event, context, poll)
+    if action == "CONTINUE" and steps < rules.RUNNER_STEPS_PER_EXECUTION:
+        action = "WAIT"
+    elif action == "CONTINUE":
+        # Well before the execution's 25,000 history events: go on in a new execution.
+        export = _export_of_state(event["exportId"], poll)
+        if export is not None and _carries(export.record, event["execution"], event):
+            successor = export.claim_runner(export.record["runner"]["segment"] + 1)
+            _start_execution(successor["name"], export.export_id, event["stateMachine"])
+            LOG.info("runner %s continues as %s", event["execution"], successor["name"])
+        action = "END"
+    return {
+        "exportId": event["exportId"],
+        "steps": steps,
+        "action": "END" if action == "END" else "WAIT",
+        "waitSeconds": poll,
+    }
+
+
+def _step(event: RunnerStep, context: Any, poll: int) -> Literal["WAIT", "END", "CONTINUE"]:
+    """WAIT: another invocation holds the export; CONTINUE: it has work left; END: the
+    export's work is over, or another execution carries it."""
+    export_id, name = event["exportId"], event["execution"]
+    export = _export_of_state(export_id, poll)
+    if export is None or not _carries(export.record, name, event):
+        return "END"
+    export.runner_name = name
+    store, owner = export.store, _owner(context)
+    if not store.acquire_lease(export_id, owner, _remaining_seconds(context)):
+        LOG.info("another invocation is advancing export %s; waiting", export_id)
+        return "WAIT"
+    try:
+        export.load()  # what the previous lease holder saved
+        if not _carries(export.record, name, event):
+            return "END"
+        try:
+            with _paced(context, store):
+                export.advance(_budget(context))
+        except ExportError as error:
+            LOG.warning("export %s failed: %s", export_id, error)  # recorded as its status
+        if export.settle():
+            LOG.info("export %s ended %s; runner %s ends", export_id, export.record["status"], name)
+            return "END"
+        return "CONTINUE"
+    except st.Cancelled as stopped:
+        LOG.info("runner %s ends: %s", name, stopped)
+        return "END"
+    finally:
+        export.write_manifest(s3_client())
+        export.publish(events_client())
+        store.release_lease(export_id, owner)
+
+
+def _export_of_state(export_id: str, poll: int) -> exports.Export | None:
+    """The export as its state describes it, or None when it has no state any more."""
+    store = state_store()
+    record = store.load_record(export_id)
+    if record is None:
+        LOG.warning("export %s has no state any more; its runner ends", export_id)
+        return None
+    export = _export(exports.ExportRequest.of_record(record, poll))
+    export.snapshot.record = record
+    return export
+
+
+def _carries(record: st.ExportRecord, name: str, event: RunnerStep) -> bool:
+    """Whether execution ``name`` carries the export now. An execution whose successor is
+    recorded but may not have started (its handover failed and the step is retried) starts
+    it again: the start is idempotent."""
+    runner = record.get("runner")
+    if runner is not None and runner["name"] == name:
+        return True
+    if runner is not None and runner["segment"] > 0:
+        run, segment = record["run"]["number"], runner["segment"]
+        if name == exports.runner_name(record["exportId"], run, segment - 1):
+            _start_execution(runner["name"], record["exportId"], event["stateMachine"])
+    LOG.info(
+        "export %s is carried by %s, not %s; this runner ends",
+        record["exportId"],
+        runner["name"] if runner is not None else "no runner",
+        name,
+    )
+    return False
+
+
+def _watch(event: CloudFormationEvent, export: exports.Export) -> IsCompleteResult:
+    """The waiter's poll: read the state, keep a runner going, answer."""
     export.load()
     record = export.record  # raises a clear error when the state is gone
     if not export.is_current_run(event["RequestId"]):
@@ -212,38 +342,71 @@ def _poll(event: CloudFormationEvent, export: exports.Export, context: Any) -> I
             f"Request {event['RequestId']} of export {export.export_id} was superseded by "
             f"request {record['run']['requestId']}; this waiter stops."
         )
-    owner = _owner(context)
-    store = export.store
-    if not store.acquire_lease(export.export_id, owner, _remaining_seconds(context)):
-        LOG.info("another invocation is advancing export %s; waiting", export.export_id)
-        return {"IsComplete": False}
+    if record["cancelled"]:
+        raise ExportError(f"Export {export.export_id} was cancelled (its resource was deleted).")
+    run = export.run
+    if run["phase"] == "ENDED":
+        if record.get("statusReason"):
+            raise ExportError(record["statusReason"])
+        return {"IsComplete": True, "Data": _data(event, export)}
+    if not run["wait"] and run["phase"] == "EXPORTING":
+        # Selected and checked: the runner carries the rest after the deploy.
+        return {"IsComplete": True, "Data": _data(event, export)}
+    _keep_the_runner_going(export)
+    _fail_before_the_waiter_gives_up(event, export)
+    # The framework forbids Data on an incomplete answer.
+    return {"IsComplete": False}
+
+
+def _keep_the_runner_going(export: exports.Export) -> None:
+    """Start a new runner execution when the one recorded has stopped (by hand, or after its
+    retries ran out) while the export still has work."""
+    runner = export.record.get("runner")
+    if runner is not None:
+        status: str = "NOT_STARTED"
+        with contextlib.suppress(states_client().exceptions.ExecutionDoesNotExist):
+            described = states_client().describe_execution(
+                executionArn=_execution_arn(runner["name"])
+            )
+            status = described["status"]
+        # PENDING_REDRIVE: someone redrives it by hand; it carries on then.
+        if status in ("RUNNING", "PENDING_REDRIVE") or export.runner_done():
+            return
+        LOG.warning(
+            "runner execution %s of export %s is %s; a new one takes the export over",
+            runner["name"],
+            export.export_id,
+            status,
+        )
+    segment = runner["segment"] + 1 if runner is not None else 0
+    successor = export.claim_runner(segment)
+    _start_execution(successor["name"], export.export_id)
+
+
+def _start_execution(name: str, export_id: str, state_machine: str | None = None) -> None:
+    client = states_client()
     try:
-        export.load()  # what the previous lease holder saved
-        with _paced(context, store):
-            export.advance(_budget(context))
-        if export.record["cancelled"]:
-            return _cancelled(export)
-        if export.conclude():
-            return {"IsComplete": True, "Data": _data(event, export)}
-        _fail_before_the_waiter_gives_up(event, export)
-        # The framework forbids Data on an incomplete answer.
-        return {"IsComplete": False}
-    finally:
-        export.write_manifest(s3_client())
-        store.release_lease(export.export_id, owner)
+        client.start_execution(
+            stateMachineArn=state_machine or os.environ[RUNNER_ENV],
+            name=name,
+            # The same for every start of this name: a second start of a running execution
+            # returns it.
+            input=json.dumps({"exportId": export_id, "steps": 0}, sort_keys=True),
+        )
+    except client.exceptions.ExecutionAlreadyExists:
+        LOG.info("runner execution %s was started before", name)
 
 
-def _cancelled(export: exports.Export) -> IsCompleteResult:
-    """A cancelled export starts nothing; its waiter records running jobs until they end."""
-    export.conclude()
-    if any(b["status"] in st.RUNNING_JOB_STATUSES for b in export.snapshot.batches.values()):
-        return {"IsComplete": False}
-    raise ExportError(f"Export {export.export_id} was cancelled (its resource was deleted).")
+def _execution_arn(name: str) -> str:
+    machine = os.environ[RUNNER_ENV]
+    head, _, machine_name = machine.rpartition(":stateMachine:")
+    return f"{head}:execution:{machine_name}:{name}"
 
 
 def _cancel(event: CloudFormationEvent) -> None:
     """Mark the export cancelled. Never fails: a Delete that failed would leave the stack
-    stuck, and the API cannot cancel a job anyway (running jobs end on their own)."""
+    stuck, and the API cannot cancel a job anyway (running jobs end on their own); the
+    runner starts nothing more and records the running jobs' outcomes."""
     try:
         props = event["ResourceProperties"]
         export_id = exports.export_id_of(
@@ -282,6 +445,8 @@ def _paced(context: Any, store: st.StateStore) -> Iterator[None]:
         time_left=lambda: _remaining_seconds(context),
         attempt_seconds=ATTEMPT_SECONDS + FINISH_SECONDS,
         out_of_time=exports.OutOfTime,
+        clock=lambda: now(),  # noqa: PLW0108 (looked up at each call)
+        sleep=lambda seconds: sleep(seconds),  # noqa: PLW0108
     )
     token = _PACER.set(pacer)
     try:
@@ -310,9 +475,9 @@ def _fail_before_the_waiter_gives_up(event: CloudFormationEvent, export: exports
         return
     if now() + export.request.poll_interval_seconds < deadline:
         return
-    message = export.timeout_message()
-    export.fail(message)
-    raise ExportError(message)
+    # The runner goes on: CloudFormation's rollback cancels the export (a Create) or gives it
+    # the earlier properties (an Update), and the run then starts nothing more.
+    raise ExportError(export.timeout_message())
 
 
 # Properties, Data and messages

@@ -17,6 +17,17 @@ TABLE_ENV = "STATE_TABLE_NAME"
 LOG_GROUP_ENV = "LOG_GROUP_NAME"
 RATE_ENV = "MAX_REQUESTS_PER_SECOND"
 POLL_ENV = "POLL_INTERVAL_SECONDS"
+# The runner's state machine, for the functions that start and watch its executions.
+RUNNER_ENV = "RUNNER_STATE_MACHINE_ARN"
+
+# What the service publishes to the account's default EventBridge bus at every status change
+# of an export or of one of its jobs (the handler's policy allows this source only).
+EVENT_SOURCE = "cdk-omics-export"
+EVENT_DETAIL_TYPE = "Read Set Export Status Change"
+# A runner execution continues in a new one after this many steps. Each step (Task, Choice,
+# Wait) adds 9 events to the execution's history, which Step Functions caps at 25,000.
+RUNNER_STEPS_PER_EXECUTION = 1000
+RUNNER_HISTORY_EVENTS_PER_STEP = 9
 
 # StartReadSetExportJob: sequenceStoreId, sources[].readSetId and the job id share one shape.
 ID_MIN_LENGTH = 10

@@ -33,6 +33,12 @@ SCHEMA_VERSION = 1
 EXPORT_SK = "export"
 PACER_KEY = "service#pacer"
 
+# The export's statuses: registered and its runner starting; read sets selected and checked,
+# jobs starting and running; then one of the final ones.
+SUBMITTED = "SUBMITTED"
+RUNNING = "RUNNING"
+FINAL_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"})
+
 # Batch statuses of ours; a started batch carries its job's status instead.
 PENDING = "PENDING"  # planned, not started
 STARTING = "STARTING"  # a start was, or is about to be, sent: in flight
@@ -114,6 +120,14 @@ class Encryption(TypedDict):
     keyArn: NotRequired[str]
 
 
+class Runner(TypedDict):
+    """The Step Functions execution that carries the export: one at a time."""
+
+    name: str  # <export id>-<run>-<segment>: the work it carries, so a second start is harmless
+    segment: int  # 0 for the run's first execution; +1 for each continuation or takeover
+    startedAt: float
+
+
 class ExportRecord(TypedDict):
     """One export: a stack, a construct, a destination and a generation."""
 
@@ -133,7 +147,9 @@ class ExportRecord(TypedDict):
     updatedAt: float
     runs: int
     run: Run
+    runner: NotRequired[Runner]
     manifestDigest: NotRequired[str]  # the statuses the manifest was last written with
+    eventDigest: NotRequired[str]  # the statuses the last status-change event carried
     version: int
 
 
@@ -174,8 +190,18 @@ class ManifestCounts(TypedDict):
     inFlight: int
 
 
+class ManifestRunner(TypedDict):
+    execution: str  # the Step Functions execution carrying the export ("" before one started)
+    active: bool  # False once the runner has ended: nothing about the export changes any more
+
+
 class Manifest(TypedDict):
-    """The export as people and ``cdk-omics-export status`` read it, in the destination."""
+    """The export as people and ``cdk-omics-export status`` read it, in the destination.
+
+    ``status`` is the export's: SUBMITTED (registered, its runner starting), RUNNING (read
+    sets selected and checked, jobs starting and running), then COMPLETED,
+    COMPLETED_WITH_FAILURES, FAILED or CANCELLED.
+    """
 
     schema: int
     exportId: str
@@ -191,6 +217,7 @@ class Manifest(TypedDict):
     updatedAt: str
     run: ManifestRun
     counts: ManifestCounts
+    runner: ManifestRunner
     jobs: list[ManifestJob]
 
 
