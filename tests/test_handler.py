@@ -498,7 +498,13 @@ def test_a_quota_refusal_waits_for_a_later_step(stub: Stubber) -> None:
     stub.add_client_error(
         "start_read_set_export_job", "ServiceQuotaExceededException", "Too many jobs", 402
     )
-    assert step()["action"] == "WAIT"
+    # While a batch waits for the quota, the runner looks every 10 s, not every poll (30 s).
+    assert step() == {
+        "exportId": export_id(),
+        "steps": 1,
+        "action": "WAIT",
+        "waitSeconds": rules.CAPACITY_POLL_SECONDS,
+    }
     (batch,) = stored(export_id()).batches.values()
     assert batch["status"] == st.PENDING
     record = stored(export_id()).record

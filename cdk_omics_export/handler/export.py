@@ -649,6 +649,17 @@ class Export:
             self._save_record()
         return self.runner_done()
 
+    def next_wait_seconds(self, poll_interval: int) -> int:
+        """How long the runner waits before its next step: the poll interval, or less while
+        batches wait for the concurrent-job quota."""
+        if (
+            self.run["phase"] == "EXPORTING"
+            and "quotaWait" in self.run
+            and not self._nothing_left_to_start()
+        ):
+            return min(poll_interval, rules.CAPACITY_POLL_SECONDS)
+        return poll_interval
+
     def runner_done(self) -> bool:
         return self.run["phase"] == "ENDED" and not any(
             b["status"] in st.RUNNING_JOB_STATUSES for b in self.snapshot.batches.values()

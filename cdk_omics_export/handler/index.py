@@ -246,7 +246,7 @@ def run_step(event: RunnerStep, context: Any = None) -> RunnerStepResult:
     LOG.info("run_step %s", json.dumps(event, sort_keys=True))
     poll = int(os.environ.get(POLL_ENV, rules.DEFAULT_POLL_INTERVAL_SECONDS))
     steps = int(event.get("steps", 0)) + 1
-    action = _step(event, context, poll)
+    action, wait = _step(event, context, poll)
     if action == "CONTINUE" and steps < rules.RUNNER_STEPS_PER_EXECUTION:
         action = "WAIT"
     elif action == "CONTINUE":
@@ -261,26 +261,28 @@ def run_step(event: RunnerStep, context: Any = None) -> RunnerStepResult:
         "exportId": event["exportId"],
         "steps": steps,
         "action": "END" if action == "END" else "WAIT",
-        "waitSeconds": poll,
+        "waitSeconds": wait,
     }
 
 
-def _step(event: RunnerStep, context: Any, poll: int) -> Literal["WAIT", "END", "CONTINUE"]:
+def _step(
+    event: RunnerStep, context: Any, poll: int
+) -> tuple[Literal["WAIT", "END", "CONTINUE"], int]:
     """WAIT: another invocation holds the export; CONTINUE: it has work left; END: the
-    export's work is over, or another execution carries it."""
+    export's work is over, or another execution carries it. And how long to wait."""
     export_id, name = event["exportId"], event["execution"]
     export = _export_of_state(export_id, poll)
     if export is None or not _carries(export.record, name, event):
-        return "END"
+        return "END", poll
     export.runner_name = name
     store, owner = export.store, _owner(context)
     if not store.acquire_lease(export_id, owner, _remaining_seconds(context)):
         LOG.info("another invocation is advancing export %s; waiting", export_id)
-        return "WAIT"
+        return "WAIT", poll
     try:
         export.load()  # what the previous lease holder saved
         if not _carries(export.record, name, event):
-            return "END"
+            return "END", poll
         try:
             with _paced(context, store):
                 export.advance(_budget(context))
@@ -288,11 +290,11 @@ def _step(event: RunnerStep, context: Any, poll: int) -> Literal["WAIT", "END", 
             LOG.warning("export %s failed: %s", export_id, error)  # recorded as its status
         if export.settle():
             LOG.info("export %s ended %s; runner %s ends", export_id, export.record["status"], name)
-            return "END"
-        return "CONTINUE"
+            return "END", poll
+        return "CONTINUE", export.next_wait_seconds(poll)
     except st.Cancelled as stopped:
         LOG.info("runner %s ends: %s", name, stopped)
-        return "END"
+        return "END", poll
     finally:
         export.write_manifest(s3_client())
         export.publish(events_client())
