@@ -1,9 +1,15 @@
-"""`cdk-omics-export status`: watch the export jobs of a stack from a terminal.
+"""`cdk-omics-export status`: follow a stack's exports from a terminal, past the deploy.
 
-Finds the jobs a stack's ReadSetExport constructs started (from the stack's ``ManifestUri``
-outputs and the manifests they point to), or one job given by id, and prints each job's
-status and read set counts; ``--watch`` follows them with a progress bar until every job has
-ended. Installed with the ``cli`` extra: ``pip install 'cdk-omics-export[cli]'``.
+An export of a ``ReadSetExport`` construct is carried to its end by the stack's runner (a
+Step Functions execution), which can keep going for hours after ``cdk deploy`` has returned.
+The runner writes the export's **manifest** (the stack output ``<construct>ManifestUri<hash>``)
+at every status change of the export or of one of its jobs. This command reads those manifests
+and reports each export of a stack: its status, its read set counts, its jobs (running, ended,
+not yet started) and whether its runner is still active; ``--jobs`` adds a row per job, and
+``--watch`` re-reads the manifests until every export's runner has ended. It makes no
+HealthOmics call for a stack (the runner shares the account's request quota): only
+``--job-id`` asks HealthOmics about one job directly. Installed with the ``cli`` extra:
+``pip install 'cdk-omics-export[cli]'``.
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ import boto3
 import boto3.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from .handler.pacing import LocalSlots, Pacer
-from .handler.state import Manifest
+from .handler.state import Manifest, ManifestCounts, ManifestJob
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -42,22 +49,49 @@ EXIT_RUNNING = 10
 EXIT_COMPLETED_WITH_FAILURES = 11
 EXIT_FAILED = 12
 
-EXIT_CODES = f"""exit codes:
-  {EXIT_COMPLETED}   every job COMPLETED
+EXIT_CODES = f"""exit codes (with --stack, judged per export; with --job-id, for the job):
+  {EXIT_COMPLETED}   every export COMPLETED (--job-id: the job COMPLETED)
   {EXIT_USAGE}   usage error
   {EXIT_ACCESS}   no credentials or region, stack not found, no export outputs, access denied
-  {EXIT_RUNNING}  some job still running (SUBMITTED, IN_PROGRESS, CANCELLING)
-  {EXIT_COMPLETED_WITH_FAILURES}  every job ended, some COMPLETED_WITH_FAILURES
-  {EXIT_FAILED}  some job FAILED or CANCELLED
+  {EXIT_RUNNING}  some export still active: its runner has not ended (--job-id: the job is
+      SUBMITTED, IN_PROGRESS or CANCELLING)
+  {EXIT_COMPLETED_WITH_FAILURES}  every export ended, some COMPLETED_WITH_FAILURES
+  {EXIT_FAILED}  some export FAILED or CANCELLED, or its runner ended before it did
+      (--job-id: the job FAILED or was CANCELLED)
 """
+# The status command's --help text (printed as it is: argparse does not re-wrap it).
+STATUS_DESCRIPTION = """\
+Print each export of a stack from its manifest (the <construct>ManifestUri<hash>
+output): its status, read set counts (exported of selected, failed, in flight),
+its jobs (running, ended, not started yet) and whether its runner, which carries
+the export to its end after the deploy, is still active. --watch re-reads the
+manifests until every export's runner has ended; no HealthOmics call is made.
+With --job-id, ask HealthOmics about one export job instead."""
 CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 6})
+# Job statuses: HealthOmics' own, and the batch statuses of the runner's.
 RUNNING = frozenset({"SUBMITTED", "IN_PROGRESS", "CANCELLING"})
+NOT_STARTED = frozenset({"PENDING", "STARTING"})
+SUPERSEDED = "SUPERSEDED"  # never started; not shown
+# An export's final statuses; any other (SUBMITTED, RUNNING, or an older manifest's SELECTING
+# and IN_PROGRESS) means it is still under way.
+FINAL = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"})
+WAITING = "waiting for its first manifest"
+# What S3 answers for a manifest not written yet: NoSuchKey, or AccessDenied to a caller
+# without s3:ListBucket.
+NOT_WRITTEN_YET = frozenset({"NoSuchKey", "AccessDenied", "404", "403"})
+MIN_WATCH_INTERVAL = 1.0  # manifests are S3 reads: no HealthOmics quota to stay under
 MANIFEST_OUTPUT = re.compile(r"^(?P<construct>.*)ManifestUri[0-9A-F]{8}$")
 # The IAM action each call needs, for access-denied messages a user can act on.
 ACTIONS = {
     "DescribeStacks": "cloudformation:DescribeStacks",
     "GetObject": "s3:GetObject",
     "GetReadSetExportJob": "omics:GetReadSetExportJob",
+}
+STATUS_NAMES = {
+    EXIT_COMPLETED: "COMPLETED",
+    EXIT_RUNNING: "RUNNING",
+    EXIT_FAILED: "FAILED",
+    EXIT_COMPLETED_WITH_FAILURES: "COMPLETED_WITH_FAILURES",
 }
 
 
@@ -83,6 +117,8 @@ class _Parser(argparse.ArgumentParser):
 
 @dataclass
 class JobStatus:
+    """One job as HealthOmics reports it (``--job-id``)."""
+
     id: str
     sequence_store_id: str
     status: str
@@ -97,6 +133,138 @@ class JobStatus:
     @property
     def done(self) -> bool:
         return self.status not in RUNNING
+
+
+@dataclass
+class ReadSetCounts:
+    exported: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    total: int = 0
+
+
+def job_read_sets(job: ManifestJob) -> ReadSetCounts:
+    """A job's read sets from the manifest: each one's outcome, else the job's status."""
+    outcomes = {o["id"]: o["status"] for o in job.get("readSets", [])}
+    status = job["status"]
+    counts = ReadSetCounts(total=len(job.get("readSetIds", [])))
+    for read_set_id in job.get("readSetIds", []):
+        outcome = outcomes.get(read_set_id)
+        if outcome == "FINISHED" or (outcome is None and status == "COMPLETED"):
+            counts.exported += 1
+        elif outcome == "FAILED" or (outcome is None and status in FINAL):
+            counts.failed += 1
+        elif status != "PENDING":  # STARTING, or a running job: in flight
+            counts.in_flight += 1
+    return counts
+
+
+@dataclass
+class JobTally:
+    running: int = 0
+    ended: int = 0
+    pending: int = 0  # not started yet (PENDING, STARTING)
+
+    @property
+    def total(self) -> int:
+        return self.running + self.ended + self.pending
+
+
+@dataclass
+class ExportStatus:
+    """One export of a stack, as its manifest says; no manifest while it cannot be read yet."""
+
+    construct: str
+    manifest_uri: str
+    manifest: Manifest | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.manifest is None
+
+    @property
+    def status(self) -> str:
+        return WAITING if self.manifest is None else self.manifest["status"]
+
+    @property
+    def status_reason(self) -> str:
+        return "" if self.manifest is None else self.manifest.get("statusReason", "")
+
+    def jobs(self) -> list[ManifestJob]:
+        if self.manifest is None:
+            return []
+        return [job for job in self.manifest.get("jobs", []) if job["status"] != SUPERSEDED]
+
+    def tally(self) -> JobTally:
+        tally = JobTally()
+        for job in self.jobs():
+            if job["status"] in FINAL:
+                tally.ended += 1
+            elif job["status"] in NOT_STARTED:
+                tally.pending += 1
+            else:  # SUBMITTED, IN_PROGRESS, CANCELLING, or a status this version does not know
+                tally.running += 1
+        return tally
+
+    def counts(self) -> ManifestCounts:
+        if self.manifest is not None and "counts" in self.manifest:
+            return self.manifest["counts"]
+        # An older manifest without counts: what its jobs hold.
+        jobs = [job_read_sets(job) for job in self.jobs()]
+        return {
+            "selected": sum(j.total for j in jobs),
+            "exported": sum(j.exported for j in jobs),
+            "failed": sum(j.failed for j in jobs),
+            "inFlight": sum(j.in_flight for j in jobs),
+        }
+
+    @property
+    def execution(self) -> str:
+        runner = None if self.manifest is None else self.manifest.get("runner")
+        return "" if runner is None else runner.get("execution", "")
+
+    @property
+    def active(self) -> bool:
+        """Whether the export can still change: its runner has not ended."""
+        if self.manifest is None:
+            return True  # not written yet: its runner is starting
+        runner = self.manifest.get("runner")
+        if runner is None:
+            # An older manifest, from before the runner: ended once the export's status is
+            # final and no job runs.
+            statuses = {job["status"] for job in self.jobs()}
+            return self.status not in FINAL or bool(statuses & RUNNING)
+        return bool(runner.get("active", False))
+
+    @property
+    def stopped_early(self) -> bool:
+        """The runner ended, and the export's status is not a final one."""
+        return not self.active and self.status not in FINAL
+
+    def exit_code(self) -> int:
+        if self.active:
+            return EXIT_RUNNING
+        if self.status in ("FAILED", "CANCELLED") or self.stopped_early:
+            return EXIT_FAILED
+        if self.status == "COMPLETED_WITH_FAILURES":
+            return EXIT_COMPLETED_WITH_FAILURES
+        return EXIT_COMPLETED
+
+    def progress(self) -> tuple[int, int]:
+        """Read sets ended (exported or failed), and selected."""
+        counts = self.counts()
+        return counts["exported"] + counts["failed"], counts["selected"]
+
+    def summary(self) -> str:
+        """One line for the watch log: what changed."""
+        if self.manifest is None:
+            return f"{self.construct}: {WAITING}"
+        counts, tally = self.counts(), self.tally()
+        runner = "runner active" if self.active else "runner ended"
+        return (
+            f"{self.construct}: {self.status}, {counts['exported']}/{counts['selected']} read sets "
+            f"exported, {counts['failed']} failed, {tally.running} job(s) running, {runner}"
+        )
 
 
 @dataclass
@@ -128,11 +296,11 @@ class Clients:
         return self.made[service]
 
 
-# Finding the jobs
+# Finding the exports
 
 
-def jobs_of_stack(clients: Clients, stack: str) -> list[tuple[str, str, str]]:
-    """(construct, sequence store id, job id) for every job the stack's exports started."""
+def exports_of_stack(clients: Clients, stack: str) -> list[ExportStatus]:
+    """Every export of the stack (one per ``ManifestUri`` output), not read yet."""
     stacks = _call(
         "DescribeStacks",
         stack,
@@ -145,24 +313,51 @@ def jobs_of_stack(clients: Clients, stack: str) -> list[tuple[str, str, str]]:
         if (match := MANIFEST_OUTPUT.match(key))
     }
     if not manifests:
+        stack_status = stacks[0].get("StackStatus", "")
+        hint = (
+            f" It is {stack_status}: outputs appear when the deploy has finished."
+            if stack_status.endswith("_IN_PROGRESS")
+            else ""
+        )
         raise StatusError(
             f"Stack {stack} has no ReadSetExport outputs (no output named <construct>"
-            "ManifestUri<hash>); is it a stack with a ReadSetExport construct?"
+            f"ManifestUri<hash>); is it a stack with a ReadSetExport construct?{hint}"
         )
-    found: list[tuple[str, str, str]] = []
-    for construct, uri in sorted(manifests.items()):
-        manifest = read_manifest(clients, uri)
-        for job in manifest["jobs"]:
-            if job["id"] is not None:
-                found.append((construct, manifest["sequenceStoreId"], job["id"]))
-    return found
+    return [ExportStatus(construct, uri) for construct, uri in sorted(manifests.items())]
 
 
-def read_manifest(clients: Clients, uri: str) -> Manifest:
+def read_manifest(clients: Clients, uri: str, *, missing_ok: bool = False) -> Manifest | None:
+    """The manifest at ``uri``; None for one not written yet when ``missing_ok``."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    response = _call("GetObject", uri, lambda: clients.s3().get_object(Bucket=bucket, Key=key))
-    manifest: Manifest = json.loads(response["Body"].read())
+
+    def get() -> bytes:  # the body's read is inside the call: its errors are reported too
+        body: bytes = clients.s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    try:
+        body = _call("GetObject", uri, get)
+    except StatusError as error:
+        cause = error.__cause__
+        if missing_ok and isinstance(cause, ClientError) and _code(cause) in NOT_WRITTEN_YET:
+            return None
+        raise
+    try:
+        manifest: Manifest = json.loads(body)
+    except ValueError as error:
+        raise StatusError(f"{uri} is not a manifest (not JSON: {error}).") from error
+    if not isinstance(manifest, dict) or "status" not in manifest:
+        raise StatusError(f"{uri} is not a manifest (no export status in it).")
     return manifest
+
+
+def refresh(clients: Clients, exports: Sequence[ExportStatus], *, watching: bool) -> None:
+    """Read each export's manifest again. While watching, a manifest never read so far may
+    not be written yet: the export waits for it rather than failing."""
+    for export in exports:
+        missing_ok = watching and export.manifest is None
+        manifest = read_manifest(clients, export.manifest_uri, missing_ok=missing_ok)
+        if manifest is not None:
+            export.manifest = manifest
 
 
 def job_status(clients: Clients, store: str, job_id: str, construct: str = "") -> JobStatus:
@@ -189,6 +384,11 @@ def job_status(clients: Clients, store: str, job_id: str, construct: str = "") -
     )
 
 
+def _code(error: ClientError) -> str:
+    code: str = error.response.get("Error", {}).get("Code", "")
+    return code
+
+
 def _call(operation: str, subject: str, call: Callable[[], Any]) -> Any:
     try:
         return call()
@@ -200,11 +400,24 @@ def _call(operation: str, subject: str, call: Callable[[], Any]) -> Any:
     except NoRegionError as error:
         raise StatusError("No AWS Region: pass --region or set AWS_REGION.") from error
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
+        code = _code(error)
         message = error.response.get("Error", {}).get("Message", "")
         if code in ("AccessDenied", "AccessDeniedException"):
             action = ACTIONS.get(operation, operation)
-            raise StatusError(f"Access denied: {operation} on {subject} needs {action}.") from error
+            hint = (
+                " (S3 also answers so for a manifest not written yet when s3:ListBucket is "
+                "not allowed; --watch waits for it.)"
+                if operation == "GetObject"
+                else ""
+            )
+            raise StatusError(
+                f"Access denied: {operation} on {subject} needs {action}.{hint}"
+            ) from error
+        if operation == "GetObject" and code in ("NoSuchKey", "404"):
+            raise StatusError(
+                f"The manifest {subject} does not exist yet: the export has not written it; "
+                "--watch waits for it."
+            ) from error
         if operation == "DescribeStacks" and code == "ValidationError":
             raise StatusError(
                 f"Stack {subject} not found in this Region ({message}); check --region."
@@ -217,18 +430,25 @@ def _call(operation: str, subject: str, call: Callable[[], Any]) -> Any:
 # Reporting
 
 
-def overall(jobs: Sequence[JobStatus]) -> int:
-    statuses = {job.status for job in jobs}
-    if statuses & RUNNING:
+def overall(codes: Sequence[int]) -> int:
+    """The command's exit code from those of the exports (or jobs)."""
+    for code in (EXIT_RUNNING, EXIT_FAILED, EXIT_COMPLETED_WITH_FAILURES):
+        if code in codes:
+            return code
+    return EXIT_COMPLETED
+
+
+def job_code(job: JobStatus) -> int:
+    if job.status in RUNNING:
         return EXIT_RUNNING
-    if statuses & {"FAILED", "CANCELLED"}:
+    if job.status in ("FAILED", "CANCELLED"):
         return EXIT_FAILED
-    if "COMPLETED_WITH_FAILURES" in statuses:
+    if job.status == "COMPLETED_WITH_FAILURES":
         return EXIT_COMPLETED_WITH_FAILURES
     return EXIT_COMPLETED
 
 
-def render_table(jobs: Sequence[JobStatus]) -> Table:
+def render_jobs_table(jobs: Sequence[JobStatus]) -> Table:
     table = Table(title="HealthOmics read set export jobs")
     for column in ("job", "status", "finished", "failed", "in progress", "destination"):
         table.add_column(column, justify="right" if column in ("finished", "failed") else "left")
@@ -244,24 +464,217 @@ def render_table(jobs: Sequence[JobStatus]) -> Table:
     return table
 
 
-def as_json(jobs: Sequence[JobStatus]) -> str:
-    code = overall(jobs)
-    names = {
-        EXIT_COMPLETED: "COMPLETED",
-        EXIT_RUNNING: "RUNNING",
-        EXIT_FAILED: "FAILED",
-        EXIT_COMPLETED_WITH_FAILURES: "COMPLETED_WITH_FAILURES",
+def render_exports_table(stack: str, exports: Sequence[ExportStatus], *, jobs: bool) -> Table:
+    table = Table(
+        title=f"Read set exports of stack {stack}",
+        caption="jobs: running/ended/not started yet",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("export")
+    table.add_column("status", overflow="fold")
+    for column in ("exported", "failed", "in flight"):
+        table.add_column(column, justify="right")
+    table.add_column("jobs", justify="center", no_wrap=True)
+    table.add_column("runner")
+    table.add_column("updated")
+    for number, export in enumerate(exports):
+        if jobs and number:
+            table.add_section()
+        if export.manifest is None:
+            table.add_row(export.construct, WAITING)
+            continue
+        counts, tally = export.counts(), export.tally()
+        table.add_row(
+            export.construct,
+            export.status,
+            f"{counts['exported']}/{counts['selected']}",
+            str(counts["failed"]),
+            str(counts["inFlight"]),
+            f"{tally.running}/{tally.ended}/{tally.pending}",
+            "active" if export.active else "ended",
+            export.manifest.get("updatedAt", "").replace("T", " "),
+        )
+        if jobs:
+            for job in export.jobs():
+                read_sets = job_read_sets(job)
+                table.add_row(
+                    f"  {job['id'] or '(not started)'}",
+                    job["status"],
+                    f"{read_sets.exported}/{read_sets.total}",
+                    str(read_sets.failed),
+                    str(read_sets.in_flight),
+                )
+    return table
+
+
+def reasons(exports: Sequence[ExportStatus], *, jobs: bool) -> list[str]:
+    """Why exports (and, with ``--jobs``, jobs) ended the way they did, one line each."""
+    lines = []
+    for export in exports:
+        if export.status_reason:
+            lines.append(f"{export.construct}: {export.status_reason}")
+        elif export.stopped_early:
+            lines.append(
+                f"{export.construct}: its runner ended while the export was {export.status}; "
+                "the next deploy resumes it."
+            )
+        if jobs:
+            for job in export.jobs():
+                if job.get("statusMessage"):
+                    lines.append(f"{export.construct} job {job['id']}: {job['statusMessage']}")
+    return lines
+
+
+def export_json(export: ExportStatus, *, jobs: bool) -> dict[str, Any]:
+    manifest = export.manifest
+    tally = export.tally()
+    report: dict[str, Any] = {
+        "construct": export.construct,
+        "exportId": None if manifest is None else manifest.get("exportId"),
+        "status": export.status,
+        "statusReason": export.status_reason,
+        "cancelled": False if manifest is None else manifest.get("cancelled", False),
+        "counts": export.counts(),
+        "runner": {"execution": export.execution, "active": export.active},
+        "jobs": {
+            "running": tally.running,
+            "ended": tally.ended,
+            "pending": tally.pending,
+            "total": tally.total,
+        },
+        "manifestUri": export.manifest_uri,
+        "updatedAt": None if manifest is None else manifest.get("updatedAt"),
+        "sequenceStoreId": None if manifest is None else manifest.get("sequenceStoreId"),
+        "destination": None if manifest is None else manifest.get("destination"),
+        "run": None,
+        "exitCode": export.exit_code(),
     }
+    if manifest is not None and "run" in manifest:
+        run = manifest["run"]
+        report["run"] = {
+            "number": run.get("number"),
+            "requestType": run.get("requestType"),
+            "startedAt": run.get("startedAt"),
+        }
+    if jobs:
+        report["jobList"] = [
+            {
+                "batch": job["batch"],
+                "id": job["id"],
+                "status": job["status"],
+                "statusMessage": job.get("statusMessage", ""),
+                "readSets": {
+                    "total": (read_sets := job_read_sets(job)).total,
+                    "exported": read_sets.exported,
+                    "failed": read_sets.failed,
+                    "inFlight": read_sets.in_flight,
+                },
+                "creationTime": job.get("creationTime"),
+                "completionTime": job.get("completionTime"),
+            }
+            for job in export.jobs()
+        ]
+    return report
+
+
+def exports_json(exports: Sequence[ExportStatus], *, jobs: bool) -> str:
+    code = overall([export.exit_code() for export in exports])
     return json.dumps(
-        {"status": names[code], "exitCode": code, "jobs": [asdict(job) for job in jobs]},
+        {
+            "status": STATUS_NAMES[code],
+            "exitCode": code,
+            "exports": [export_json(export, jobs=jobs) for export in exports],
+        },
         indent=2,
     )
 
 
-# The command
+def jobs_json(jobs: Sequence[JobStatus]) -> str:
+    code = overall([job_code(job) for job in jobs])
+    return json.dumps(
+        {"status": STATUS_NAMES[code], "exitCode": code, "jobs": [asdict(job) for job in jobs]},
+        indent=2,
+    )
 
 
-def collect(
+# Watching
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]read sets"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    )
+
+
+def watch_exports(
+    clients: Clients,
+    exports: Sequence[ExportStatus],
+    *,
+    console: Console,
+    interval: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Re-read the manifests until every export's runner has ended, with one progress bar
+    over the read sets of all exports and a line whenever an export's status, its runner's or
+    one of its jobs' changes."""
+    seen: dict[str, tuple[Any, ...]] = {}
+    with _progress(console) as progress:
+        task = progress.add_task("", total=None)
+        while True:
+            refresh(clients, exports, watching=True)
+            for export in exports:
+                state = (export.status, export.active, *asdict(export.tally()).values())
+                if seen.get(export.construct) != state:
+                    seen[export.construct] = state
+                    line = escape(export.summary())
+                    progress.console.print(line, highlight=False, soft_wrap=True)
+            done = sum(export.progress()[0] for export in exports)
+            selected = sum(export.progress()[1] for export in exports)
+            active = [e for e in exports if e.active and not e.waiting]
+            waiting = sum(export.waiting for export in exports)
+            description = (
+                f"{len(active)} export(s) running, "
+                f"{sum(e.tally().running for e in exports)} job(s) running"
+            )
+            if waiting:
+                description += f", {waiting} {WAITING}"
+            progress.update(task, total=selected or None, completed=done, description=description)
+            if not active and not waiting:
+                return
+            sleep(interval)
+
+
+def watch_jobs(
+    clients: Clients,
+    targets: Sequence[tuple[str, str, str]],
+    *,
+    pacer: Pacer,
+    console: Console,
+    interval: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[JobStatus]:
+    """Follow jobs until each has ended, with one progress bar over all read sets."""
+    jobs = collect_jobs(clients, targets, pacer)
+    total = sum(job.read_sets for job in jobs) or len(jobs)
+    with _progress(console) as progress:
+        task = progress.add_task("", total=total)
+        while True:
+            done = sum(job.finished + job.failed for job in jobs) or sum(j.done for j in jobs)
+            running = sum(not job.done for job in jobs)
+            progress.update(task, completed=done, description=f"{running} job(s) running")
+            if running == 0:
+                return jobs
+            sleep(interval)
+            jobs = collect_jobs(clients, targets, pacer)
+
+
+def collect_jobs(
     clients: Clients, targets: Sequence[tuple[str, str, str]], pacer: Pacer
 ) -> list[JobStatus]:
     statuses = []
@@ -271,57 +684,39 @@ def collect(
     return statuses
 
 
-def watch(
-    clients: Clients,
-    targets: Sequence[tuple[str, str, str]],
-    *,
-    pacer: Pacer,
-    console: Console,
-    interval: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[JobStatus]:
-    """Follow every job until it ends, with one progress bar over all read sets."""
-    jobs = collect(clients, targets, pacer)
-    total = sum(job.read_sets for job in jobs) or len(jobs)
-    with Progress(
-        TextColumn("[bold]read sets"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-    ) as progress:
-        task = progress.add_task("", total=total)
-        while True:
-            done = sum(job.finished + job.failed for job in jobs) or sum(j.done for j in jobs)
-            running = sum(not job.done for job in jobs)
-            progress.update(task, completed=done, description=f"{running} job(s) running")
-            if running == 0:
-                return jobs
-            sleep(interval)
-            jobs = collect(clients, targets, pacer)
+# The command
 
 
 def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The command's parser and its ``status`` subcommand's."""
     parser = _Parser(
         prog="cdk-omics-export",
-        description="Follow the HealthOmics read set export jobs of a cdk-omics-export stack.",
+        description="Follow the read set exports of a cdk-omics-export stack, past the deploy.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser(
         "status",
-        help="print (or --watch) the status of export jobs",
-        description="Print the status of a stack's export jobs, or of one job.",
+        help="print (or --watch) the status of a stack's exports",
+        description=STATUS_DESCRIPTION,
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     status.add_argument("--stack", help="the CloudFormation stack with ReadSetExport constructs")
-    status.add_argument("--job-id", help="one export job, without a stack")
+    status.add_argument(
+        "--job-id", help="one export job, without a stack (asks HealthOmics directly)"
+    )
     status.add_argument("--sequence-store-id", help="the sequence store of --job-id")
     status.add_argument("--region", help="the AWS Region (default: AWS_REGION or your profile's)")
-    status.add_argument("--watch", action="store_true", help="follow the jobs until they end")
+    status.add_argument(
+        "--jobs", action="store_true", help="with --stack: a row per job under each export"
+    )
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="re-read until every export's runner has ended (--job-id: until the job ends)",
+    )
     status.add_argument(
         "--json",
         action="store_true",
@@ -331,6 +726,21 @@ def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--interval", type=float, default=30.0, help="seconds between polls with --watch (30)"
     )
     return parser, status
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser, status = parsers()
+    # Arguments the status command does not know are its usage error, not the top level's.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        status.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if bool(args.stack) == bool(args.job_id):
+        status.error("give --stack, or --job-id with --sequence-store-id")
+    if args.job_id and not args.sequence_store_id:
+        status.error("--job-id needs --sequence-store-id")
+    if args.jobs and not args.stack:
+        status.error("--jobs goes with --stack")
+    return args
 
 
 def main(
@@ -359,56 +769,78 @@ def main(
             err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
         return code
 
-    parser, status = parsers()
     try:
-        # Arguments the status command does not know are its usage error, not the top level's.
-        args, unknown = parser.parse_known_args(argv)
-        if unknown:
-            status.error(f"unrecognized arguments: {' '.join(unknown)}")
-        if bool(args.stack) == bool(args.job_id):
-            status.error("give --stack, or --job-id with --sequence-store-id")
-        if args.job_id and not args.sequence_store_id:
-            status.error("--job-id needs --sequence-store-id")
+        args = _parse(argv)
     except UsageError as error:
         return fail(error.message, EXIT_USAGE, usage=error.parser)
     json_output = args.json  # --js, say, is --json too once parsed
+    # With --json, stdout carries only the JSON; the progress bar goes to stderr.
+    progress_console = err if json_output else out
 
     clients = clients or Clients(region=args.region)
-    pacer = Pacer(DEFAULT_MAX_REQUESTS_PER_SECOND, LocalSlots())
+    stopped = (
+        "stopped; the exports keep running"
+        if args.stack
+        else "stopped; the export job keeps running"
+    )
     try:
-        targets = (
-            jobs_of_stack(clients, args.stack)
-            if args.stack
-            else [("", args.sequence_store_id, args.job_id)]
-        )
-        if not targets:
-            raise StatusError(f"Stack {args.stack}'s exports have not started any job yet.")
-        if args.watch:
-            # Each round reads every job once; rounds never come faster than the quota allows.
-            interval = max(args.interval, len(targets) / DEFAULT_MAX_REQUESTS_PER_SECOND)
-            # With --json, stdout carries only the JSON; the progress bar goes to stderr.
-            jobs = watch(
-                clients,
-                targets,
-                pacer=pacer,
-                console=err if json_output else out,
-                interval=interval,
-                sleep=sleep,
-            )
-        else:
-            jobs = collect(clients, targets, pacer)
+        if args.stack:
+            return _stack(clients, args, out, progress_console, sleep)
+        return _job(clients, args, out, progress_console, sleep)
     except StatusError as error:
         return fail(str(error), EXIT_ACCESS)
     except KeyboardInterrupt:
         if json_output:
-            return fail("stopped; the export jobs keep running", EXIT_RUNNING)
-        err.print("stopped; the export jobs keep running")
+            return fail(stopped, EXIT_RUNNING)
+        err.print(stopped)
         return EXIT_RUNNING
-    if json_output:
-        out.print(as_json(jobs), markup=False, highlight=False, soft_wrap=True)
+
+
+def _stack(
+    clients: Clients,
+    args: argparse.Namespace,
+    out: Console,
+    progress_console: Console,
+    sleep: Callable[[float], None],
+) -> int:
+    exports = exports_of_stack(clients, args.stack)
+    if args.watch:
+        interval = max(args.interval, MIN_WATCH_INTERVAL)
+        watch_exports(clients, exports, console=progress_console, interval=interval, sleep=sleep)
     else:
-        out.print(render_table(jobs))
-    return overall(jobs)
+        refresh(clients, exports, watching=False)
+    if args.json:
+        report = exports_json(exports, jobs=args.jobs)
+        out.print(report, markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print(render_exports_table(args.stack, exports, jobs=args.jobs))
+        for line in reasons(exports, jobs=args.jobs):
+            out.print(escape(line), highlight=False)
+    return overall([export.exit_code() for export in exports])
+
+
+def _job(
+    clients: Clients,
+    args: argparse.Namespace,
+    out: Console,
+    progress_console: Console,
+    sleep: Callable[[float], None],
+) -> int:
+    pacer = Pacer(DEFAULT_MAX_REQUESTS_PER_SECOND, LocalSlots())
+    targets = [("", args.sequence_store_id, args.job_id)]
+    if args.watch:
+        # Each round reads every job once; rounds never come faster than the quota allows.
+        interval = max(args.interval, len(targets) / DEFAULT_MAX_REQUESTS_PER_SECOND)
+        jobs = watch_jobs(
+            clients, targets, pacer=pacer, console=progress_console, interval=interval, sleep=sleep
+        )
+    else:
+        jobs = collect_jobs(clients, targets, pacer)
+    if args.json:
+        out.print(jobs_json(jobs), markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print(render_jobs_table(jobs))
+    return overall([job_code(job) for job in jobs])
 
 
 def run() -> None:

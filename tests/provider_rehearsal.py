@@ -1,14 +1,22 @@
 """CloudFormation's custom-resource lifecycle, played the way CDK's Provider framework plays it,
-against a synthesized stack deployed into the IAM-enforcing stand-ins.
+against a synthesized stack deployed into the IAM-enforcing stand-ins, on a simulated clock.
 
 Mirrors `custom-resources/lib/provider-framework/runtime/framework.js` of aws-cdk-lib 2.275:
-on_event, then the waiter calling is_complete every poll until it is complete, raises, or the
-attempts run out; the final Data is on_event's merged with is_complete's; a Create that fails
-answers with a marker physical id whose Delete is ignored; Delete may not change the physical
-id; Data with an incomplete answer is an error. The properties CloudFormation sends are the
-template's own, resolved; the handler runs with its function's environment and the
-credentials of its role, so every request it makes is judged by the policies the template
-grants.
+on_event, then the waiter calling is_complete at once and then every query interval until it
+is complete, raises, or the attempts run out; the final Data is on_event's merged with
+is_complete's; a Create that fails answers with a marker physical id whose Delete is ignored;
+Delete may not change the physical id; Data with an incomplete answer is an error. The
+properties CloudFormation sends are the template's own, resolved; the handler runs with its
+function's environment and the credentials of its role, so every request it makes is judged
+by the policies the template grants.
+
+The service's runner is the template's own state machine, run by the Step Functions stand-in
+(tests/standins/stepfunctions.py): it calls the runner function (``index.run_step``, here in
+process) as its definition says, between the waiter's polls, as time passes. Time is the
+gateway's simulated clock: the handler's ``now`` and ``sleep`` (its pacer's waits included),
+the HealthOmics stand-in's jobs and request counts, and Step Functions' Wait states all run on
+it, so hours of export take seconds. ``simulated=False`` keeps real time, for tests of real
+concurrency that call the runner's steps from threads.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from typing import Any
 
 import boto3
 
-from cdk_omics_export.handler import index
+from cdk_omics_export.handler import index, rules
 
 from .standins.deployed import DeployedStack
 from .standins.gateway import Gateway
@@ -55,30 +63,75 @@ class StackRehearsal:
     """One synthesized stack in the stand-ins, and CloudFormation's requests to its exports."""
 
     def __init__(
-        self, gateway: Gateway, template: dict[str, Any], *, stack_name: str = "Rehearsal"
+        self,
+        gateway: Gateway,
+        template: dict[str, Any],
+        *,
+        stack_name: str = "Rehearsal",
+        simulated: bool = True,
     ) -> None:
         self.gateway = gateway
         self.template = template
+        self.simulated = simulated
+        self.clock = gateway.clock
         self.deployed = DeployedStack(
             template, stack_name=stack_name, account=gateway.account, region=gateway.region
         )
         gateway.add_stack(self.deployed)
+        if simulated:
+            gateway.set_simulated()
         s3 = gateway.client("s3")
         s3.create_bucket(Bucket=ASSETS_BUCKET)
         functions = self.deployed.resources("AWS::Lambda::Function")
-        (self.function,) = [
-            f for f in functions.values() if f["Properties"].get("Handler") == "index.on_event"
-        ]
+        by_handler = {f["Properties"].get("Handler"): k for k, f in functions.items()}
+        self.function = functions[by_handler["index.on_event"]]
         role = self.function["Properties"]["Role"]["Fn::GetAtt"][0]
         self.handler_role = role
         key, secret = gateway.add_role(self.deployed, role)
+        # The three handler functions share the role and this environment (the runner
+        # function's lacks only the state machine's ARN, which its steps take from their
+        # event).
         variables = self.deployed.resolve(self.function["Properties"]["Environment"]["Variables"])
         self.environment = {**gateway.environment(key, secret), **variables}
         # Plain PutObject bodies: the stand-in S3 compares what the SDK signs.
         self.environment["AWS_REQUEST_CHECKSUM_CALCULATION"] = "when_required"
+        self.query_interval = int(self.environment[rules.POLL_ENV])
+        self.runner_function_arn = str(
+            self.deployed.resolve({"Fn::GetAtt": [by_handler["index.run_step"], "Arn"]})
+        )
+        gateway.stepfunctions.register_function(self.runner_function_arn, self._run_step)
         self.responses: list[Response] = []
         self.largest_event = 0
         self.between_polls: Callable[[], None] = lambda: None
+
+    # Time and the runner
+
+    @property
+    def stepfunctions(self) -> Any:
+        return self.gateway.stepfunctions
+
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass: the runner's executions run meanwhile."""
+        until = self.clock.now() + seconds
+        self.stepfunctions.run_due(until=until)
+        self.clock.advance_to(until)
+
+    def run_runner(self) -> None:
+        """Run every state transition of the runner that is due now."""
+        self.stepfunctions.run_due(until=self.clock.now())
+
+    def finish(self, limit_seconds: float = 7 * 24 * 3600) -> bool:
+        """Run the runner's executions until none is left running (False: the limit came)."""
+        idle: bool = self.stepfunctions.run_until_idle(self.clock.now() + limit_seconds)
+        return idle
+
+    def runs(self) -> list[Any]:
+        """The runner's executions, in the order they started."""
+        return sorted(self.stepfunctions.executions, key=lambda e: (e.start, e.name))
+
+    def _run_step(self, event: dict[str, Any], context: Any) -> Any:
+        with self.as_handler():
+            return self.invoke(index.run_step, event, context, between=False)
 
     @property
     def stack_id(self) -> str:
@@ -110,13 +163,23 @@ class StackRehearsal:
         with _ACTIVE_LOCK:
             if _ACTIVE[0] == 0:
                 _ACTIVE.append({k: os.environ.get(k) for k in self.environment})
+                _ACTIVE.append((index.now, index.sleep))
                 os.environ.update(self.environment)
+                if self.simulated:
+                    index.now = self.clock.now
+                    index.sleep = self.clock.sleep
                 if _CLIENTS_FOR[0] != self.environment:
                     # boto3's default session keeps the credentials it first found. A new
                     # session reloads the service models (a second or two), so the clients
                     # are kept for as long as the environment is the same, as in a container.
                     boto3.DEFAULT_SESSION = None
-                    for make in (index.omics_client, index.s3_client, index.dynamodb_client):
+                    for make in (
+                        index.omics_client,
+                        index.s3_client,
+                        index.dynamodb_client,
+                        index.states_client,
+                        index.events_client,
+                    ):
                         make.cache_clear()
                     _CLIENTS_FOR[0] = dict(self.environment)
             _ACTIVE[0] += 1
@@ -126,6 +189,7 @@ class StackRehearsal:
             with _ACTIVE_LOCK:
                 _ACTIVE[0] -= 1
                 if _ACTIVE[0] == 0:
+                    index.now, index.sleep = _ACTIVE.pop()
                     saved = _ACTIVE.pop()
                     for k, v in saved.items():
                         if v is None:
@@ -169,7 +233,8 @@ class StackRehearsal:
         return response
 
     def start(self, request_type: str, properties: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        """on_event alone; returns the event the waiter would then poll with."""
+        """on_event alone (the runner it starts runs when time passes: ``wait``,
+        ``run_runner``, ``finish``); returns the event the waiter would then poll with."""
         event = self.event(request_type, properties, **kw)
         with self.as_handler():
             result = self.invoke(index.on_event, event) or {}
@@ -198,6 +263,12 @@ class StackRehearsal:
             raise AssertionError("DELETE: cannot change the physical resource ID")
         resource_event = {**event, **result, "PhysicalResourceId": physical_id}
         for attempt in range(1, max_polls + 1):
+            # The waiter's first call comes at once, then one each query interval; the
+            # runner's executions run meanwhile.
+            if attempt == 1:
+                self.run_runner()
+            else:
+                self.wait(self.query_interval)
             try:
                 answer = self.invoke(index.is_complete, resource_event)
             except Exception as error:
@@ -214,13 +285,21 @@ class StackRehearsal:
                 raise AssertionError('"Data" is not allowed if "IsComplete" is "False"')
         return Response("FAILED", physical_id, reason="Operation timed out", polls=max_polls)
 
-    def invoke(self, handler: Callable[..., Any], event: dict[str, Any]) -> Any:
+    def invoke(
+        self,
+        handler: Callable[..., Any],
+        event: dict[str, Any],
+        context: Any = None,
+        *,
+        between: bool = True,
+    ) -> Any:
         payload = json.dumps(event)
         self.largest_event = max(self.largest_event, len(payload.encode()))
         try:
-            return handler(json.loads(payload), None)
+            return json.loads(json.dumps(handler(json.loads(payload), context)))
         finally:
-            self.between_polls()
+            if between:
+                self.between_polls()
 
     @staticmethod
     def _failed(event: dict[str, Any], error: Exception) -> Response:

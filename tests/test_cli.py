@@ -1,4 +1,7 @@
-"""`cdk-omics-export status`, with CloudFormation, S3 and HealthOmics stubbed (no network)."""
+"""`cdk-omics-export status`, with CloudFormation, S3 and HealthOmics stubbed (no network).
+
+With ``--stack`` the command reads only DescribeStacks and the manifests: the omics stubber
+is given no response in those tests, so any HealthOmics call would fail them."""
 
 from __future__ import annotations
 
@@ -18,9 +21,77 @@ from cdk_omics_export import cli
 
 STACK = "OmicsReadSetExportExample"
 STORE = "1234567890"
-JOBS = ["5000000001", "5000000002"]
-MANIFEST = "s3://export-bucket/exports/cdk-omics-export/4caa514f962e52cf26decdf9b917a601.json"
+JOBS = ["5000000001", "5000000002", "5000000003"]
+MANIFEST = "s3://export-bucket/exports/cdk-omics-export/rse-4caa514f962e52cf26decdf9b917.json"
+OTHER = "s3://export-bucket/cohort/cdk-omics-export/rse-0d1e2f3a4b5c6d7e8f9a0b1c2d3e.json"
 DESTINATION = "s3://export-bucket/exports/"
+OUTPUTS = {"ExportManifestUriA51BFD51": MANIFEST, "ExportJobId5605F428": JOBS[0]}
+TWO_OUTPUTS = {**OUTPUTS, "CohortManifestUri0B1C2D3E": OTHER}
+EXECUTION = "rse-4caa514f962e52cf26decdf9b917-1-0"  # the runner execution's name
+UPDATED = "2026-11-29T10:42:07Z"
+SHOWN = "2026-11-29 10:42:07Z"  # UPDATED as the table shows it
+
+
+def job(
+    number: int, status: str, outcomes: dict[str, int] | None = None, size: int = 0
+) -> dict[str, Any]:
+    """A manifest job: ``outcomes`` counts read sets by outcome (FINISHED, FAILED, ...)."""
+    outcomes = outcomes or {}
+    read_sets = [state for state, count in outcomes.items() for _ in range(count)]
+    ids = [f"{4000000000 + 1000 * number + n}" for n in range(size or len(read_sets))]
+    started = status not in ("PENDING", "STARTING", "SUPERSEDED")
+    return {
+        "batch": f"batch#0000#{number:04d}",
+        "id": JOBS[number] if started and number < len(JOBS) else None,
+        "status": status,
+        "readSetIds": ids,
+        "readSets": [
+            {"id": read_set_id, "status": state}
+            for read_set_id, state in zip(ids, read_sets, strict=False)
+        ],
+    }
+
+
+def manifest(
+    status: str,
+    *,
+    active: bool | None,
+    jobs: list[dict[str, Any]] | None = None,
+    counts: tuple[int, int, int, int] = (0, 0, 0, 0),
+    reason: str = "",
+) -> dict[str, Any]:
+    """A manifest; ``active=None`` is an older one, written before exports had a runner."""
+    selected, exported, failed, in_flight = counts
+    body: dict[str, Any] = {
+        "schema": 1,
+        "exportId": "rse-4caa514f962e52cf26decdf9b917",
+        "stackId": f"arn:aws:cloudformation:us-east-1:111111111111:stack/{STACK}/1",
+        "constructPath": f"{STACK}/Export",
+        "sequenceStoreId": STORE,
+        "destination": DESTINATION,
+        "generation": 0,
+        "status": status,
+        "statusReason": reason,
+        "cancelled": False,
+        "createdAt": "2026-11-29T09:00:00Z",
+        "updatedAt": UPDATED,
+        "run": {
+            "number": 1,
+            "requestType": "Create",
+            "startedAt": "2026-11-29T09:00:00Z",
+            "jobIds": [],
+        },
+        "counts": {
+            "selected": selected,
+            "exported": exported,
+            "failed": failed,
+            "inFlight": in_flight,
+        },
+        "jobs": jobs or [],
+    }
+    if active is not None:
+        body["runner"] = {"execution": EXECUTION, "active": active}
+    return body
 
 
 class Stubs:
@@ -40,12 +111,8 @@ class Stubs:
         self.s3 = Stubber(self.clients.made["s3"])
         self.omics = Stubber(self.clients.made["omics"])
 
-    def stack(self, outputs: dict[str, str] | None = None) -> None:
-        outputs = (
-            {"ExportManifestUriA51BFD51": MANIFEST, "ExportJobId5605F428": JOBS[0]}
-            if (outputs is None)
-            else outputs
-        )
+    def stack(self, outputs: dict[str, str] | None = None, status: str = "CREATE_COMPLETE") -> None:
+        outputs = OUTPUTS if outputs is None else outputs
         self.cloudformation.add_response(
             "describe_stacks",
             {
@@ -53,7 +120,7 @@ class Stubs:
                     {
                         "StackName": STACK,
                         "CreationTime": datetime(2026, 11, 29, tzinfo=UTC),
-                        "StackStatus": "CREATE_COMPLETE",
+                        "StackStatus": status,
                         "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
                     }
                 ]
@@ -61,18 +128,26 @@ class Stubs:
             {"StackName": STACK},
         )
 
-    def manifest(self, jobs: list[str]) -> None:
-        body = json.dumps(
-            {
-                "sequenceStoreId": STORE,
-                "jobs": [{"batch": n, "id": j, "status": "SUBMITTED"} for n, j in enumerate(jobs)],
-            }
-        ).encode()
+    def manifest(self, body: dict[str, Any], uri: str = MANIFEST) -> None:
+        data = json.dumps(body).encode()
         self.s3.add_response(
             "get_object",
-            {"Body": StreamingBody(io.BytesIO(body), len(body))},
-            {"Bucket": "export-bucket", "Key": MANIFEST.split("export-bucket/")[1]},
+            {"Body": StreamingBody(io.BytesIO(data), len(data))},
+            self._where(uri),
         )
+
+    def manifest_error(self, code: str, status: int, uri: str = MANIFEST) -> None:
+        self.s3.add_client_error(
+            "get_object",
+            service_error_code=code,
+            http_status_code=status,
+            expected_params=self._where(uri),
+        )
+
+    @staticmethod
+    def _where(uri: str) -> dict[str, str]:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return {"Bucket": bucket, "Key": key}
 
     def job(self, job_id: str, status: str, read_sets: dict[str, int]) -> None:
         items = [
@@ -105,8 +180,8 @@ def stubs() -> Iterator[Stubs]:
 
 
 def run(stubs: Stubs, *argv: str, sleep: Any = None) -> tuple[int, str, str]:
-    out = Console(record=True, width=140, force_terminal=False)
-    err = Console(record=True, width=140, force_terminal=False, stderr=True)
+    out = Console(record=True, width=200, force_terminal=False)
+    err = Console(record=True, width=200, force_terminal=False, stderr=True)
     code = cli.main(
         ["status", *argv],
         clients=stubs.clients,
@@ -117,44 +192,340 @@ def run(stubs: Stubs, *argv: str, sleep: Any = None) -> tuple[int, str, str]:
     return code, out.export_text(), err.export_text()
 
 
+def rows(text: str) -> list[str]:
+    """A rich table's lines with the borders gone and the spaces squeezed."""
+    return [
+        " ".join(line.replace("│", " ").replace("┃", " ").split()) for line in text.splitlines()
+    ]
+
+
+# One status
+
+
 @pytest.mark.parametrize(
-    ("statuses", "code"),
+    ("exports", "code"),
     [
-        (("COMPLETED", "COMPLETED"), cli.EXIT_COMPLETED),
-        (("COMPLETED", "COMPLETED_WITH_FAILURES"), cli.EXIT_COMPLETED_WITH_FAILURES),
-        (("FAILED", "COMPLETED"), cli.EXIT_FAILED),
-        (("CANCELLED", "COMPLETED_WITH_FAILURES"), cli.EXIT_FAILED),
-        (("IN_PROGRESS", "FAILED"), cli.EXIT_RUNNING),
+        ([("COMPLETED", False), ("COMPLETED", False)], cli.EXIT_COMPLETED),
+        (
+            [("COMPLETED", False), ("COMPLETED_WITH_FAILURES", False)],
+            cli.EXIT_COMPLETED_WITH_FAILURES,
+        ),
+        ([("FAILED", False), ("COMPLETED", False)], cli.EXIT_FAILED),
+        ([("CANCELLED", False), ("COMPLETED_WITH_FAILURES", False)], cli.EXIT_FAILED),
+        ([("FAILED", False), ("RUNNING", True)], cli.EXIT_RUNNING),
+        ([("SUBMITTED", True), ("COMPLETED", False)], cli.EXIT_RUNNING),
+        # The runner writes its last manifest, still active, before it ends.
+        ([("COMPLETED", True), ("COMPLETED", False)], cli.EXIT_RUNNING),
+        # A runner that ended before its export did: nothing will carry it on before a deploy.
+        ([("RUNNING", False), ("COMPLETED", False)], cli.EXIT_FAILED),
     ],
 )
-def test_stack_status_exit_codes(stubs: Stubs, statuses: tuple[str, str], code: int) -> None:
-    stubs.stack()
-    stubs.manifest(JOBS)
-    for job_id, status in zip(JOBS, statuses, strict=True):
-        stubs.job(job_id, status, {"FINISHED": 2})
+def test_exit_code_is_judged_per_export(
+    stubs: Stubs, exports: list[tuple[str, bool]], code: int
+) -> None:
+    stubs.stack(TWO_OUTPUTS)
+    # Listed by construct: Cohort, then Export.
+    for (status, active), uri in zip(exports, (OTHER, MANIFEST), strict=True):
+        stubs.manifest(manifest(status, active=active), uri)
     assert run(stubs, "--stack", STACK)[0] == code
 
 
-def test_table_shows_each_job(stubs: Stubs) -> None:
-    stubs.stack()
-    stubs.manifest(JOBS)
-    stubs.job(JOBS[0], "COMPLETED", {"FINISHED": 100})
-    stubs.job(JOBS[1], "IN_PROGRESS", {"FINISHED": 40, "FAILED": 2, "IN_PROGRESS": 58})
+def test_table_shows_each_export_with_its_counts_jobs_and_runner(stubs: Stubs) -> None:
+    stubs.stack(TWO_OUTPUTS)
+    running = manifest(
+        "RUNNING",
+        active=True,
+        counts=(500, 140, 2, 58),
+        jobs=[
+            job(0, "COMPLETED", {"FINISHED": 100}),
+            job(1, "IN_PROGRESS", {"FINISHED": 40, "FAILED": 2, "IN_PROGRESS": 58}),
+            job(2, "PENDING", size=100),
+            job(3, "PENDING", size=100),
+            job(4, "STARTING", size=100),
+            job(5, "SUPERSEDED", size=100),
+        ],
+    )
+    failed = manifest(
+        "FAILED",
+        active=False,
+        counts=(10, 0, 0, 0),
+        reason="Read sets 4000000007 (ARCHIVED) cannot be exported.",
+    )
+    stubs.manifest(failed, OTHER)
+    stubs.manifest(running, MANIFEST)
     code, out, _ = run(stubs, "--stack", STACK)
     assert code == cli.EXIT_RUNNING
-    lines = [
-        " ".join(line.replace("│", " ").replace("┃", " ").split()) for line in out.splitlines()
-    ]
-    assert "job status finished failed in progress destination" in lines
-    assert f"{JOBS[0]} COMPLETED 100/100 0 0 {DESTINATION}" in lines
-    assert f"{JOBS[1]} IN_PROGRESS 40/100 2 58 {DESTINATION}" in lines
+    lines = rows(out)
+    assert "export status exported failed in flight jobs runner updated" in lines
+    assert f"Cohort FAILED 0/10 0 0 0/0/0 ended {SHOWN}" in lines
+    assert f"Export RUNNING 140/500 2 58 1/1/3 active {SHOWN}" in lines
+    assert "jobs: running/ended/not started yet" in lines
+    assert "Cohort: Read sets 4000000007 (ARCHIVED) cannot be exported." in lines
+    assert not any(JOBS[0] in line for line in lines)  # no job rows without --jobs
+
+
+def test_jobs_adds_a_row_per_job_under_its_export(stubs: Stubs) -> None:
+    stubs.stack()
+    failing = job(1, "COMPLETED_WITH_FAILURES", {"FINISHED": 98, "FAILED": 2})
+    failing["statusMessage"] = "2 read sets failed"
+    stubs.manifest(
+        manifest(
+            "RUNNING",
+            active=True,
+            counts=(300, 198, 2, 0),
+            jobs=[
+                job(0, "COMPLETED", {"FINISHED": 100}),
+                failing,
+                job(2, "PENDING", size=100),
+                job(3, "SUPERSEDED", size=100),
+            ],
+        )
+    )
+    code, out, _ = run(stubs, "--stack", STACK, "--jobs")
+    assert code == cli.EXIT_RUNNING
+    lines = rows(out)
+    assert f"Export RUNNING 198/300 2 0 0/2/1 active {SHOWN}" in lines
+    assert f"{JOBS[0]} COMPLETED 100/100 0 0" in lines
+    assert f"{JOBS[1]} COMPLETED_WITH_FAILURES 98/100 2 0" in lines
+    assert "(not started) PENDING 0/100 0 0" in lines
+    assert not any("SUPERSEDED" in line for line in lines)
+    assert f"Export job {JOBS[1]}: 2 read sets failed" in lines
+
+
+# Longer than the console is wide: JSON is never wrapped.
+REASON = "1 of 4 read sets failed: " + ", ".join(
+    f"400000000{n} (FAILED: no access)" for n in range(9)
+)
 
 
 def test_json_output_for_scripts(stubs: Stubs) -> None:
     stubs.stack()
-    stubs.manifest(JOBS[:1])
-    stubs.job(JOBS[0], "COMPLETED_WITH_FAILURES", {"FINISHED": 3, "FAILED": 1})
+    stubs.manifest(
+        manifest(
+            "COMPLETED_WITH_FAILURES",
+            active=False,
+            counts=(4, 3, 1, 0),
+            jobs=[job(0, "COMPLETED_WITH_FAILURES", {"FINISHED": 3, "FAILED": 1})],
+            reason=REASON,
+        )
+    )
     code, out, _ = run(stubs, "--stack", STACK, "--json")
+    assert code == cli.EXIT_COMPLETED_WITH_FAILURES
+    assert json.loads(out) == {
+        "status": "COMPLETED_WITH_FAILURES",
+        "exitCode": cli.EXIT_COMPLETED_WITH_FAILURES,
+        "exports": [
+            {
+                "construct": "Export",
+                "exportId": "rse-4caa514f962e52cf26decdf9b917",
+                "status": "COMPLETED_WITH_FAILURES",
+                "statusReason": REASON,
+                "cancelled": False,
+                "counts": {"selected": 4, "exported": 3, "failed": 1, "inFlight": 0},
+                "runner": {"execution": EXECUTION, "active": False},
+                "jobs": {"running": 0, "ended": 1, "pending": 0, "total": 1},
+                "manifestUri": MANIFEST,
+                "updatedAt": UPDATED,
+                "sequenceStoreId": STORE,
+                "destination": DESTINATION,
+                "run": {"number": 1, "requestType": "Create", "startedAt": "2026-11-29T09:00:00Z"},
+                "exitCode": cli.EXIT_COMPLETED_WITH_FAILURES,
+            }
+        ],
+    }
+
+
+def test_json_with_jobs_lists_each_job(stubs: Stubs) -> None:
+    stubs.stack()
+    stubs.manifest(
+        manifest(
+            "RUNNING",
+            active=True,
+            counts=(200, 40, 0, 60),
+            jobs=[
+                job(0, "IN_PROGRESS", {"FINISHED": 40, "IN_PROGRESS": 60}),
+                job(1, "PENDING", size=100),
+            ],
+        )
+    )
+    code, out, _ = run(stubs, "--stack", STACK, "--json", "--jobs")
+    assert code == cli.EXIT_RUNNING
+    report = json.loads(out)
+    assert report["status"] == "RUNNING"
+    assert report["exports"][0]["jobs"] == {"running": 1, "ended": 0, "pending": 1, "total": 2}
+    assert report["exports"][0]["jobList"] == [
+        {
+            "batch": "batch#0000#0000",
+            "id": JOBS[0],
+            "status": "IN_PROGRESS",
+            "statusMessage": "",
+            "readSets": {"total": 100, "exported": 40, "failed": 0, "inFlight": 60},
+            "creationTime": None,
+            "completionTime": None,
+        },
+        {
+            "batch": "batch#0000#0001",
+            "id": None,
+            "status": "PENDING",
+            "statusMessage": "",
+            "readSets": {"total": 100, "exported": 0, "failed": 0, "inFlight": 0},
+            "creationTime": None,
+            "completionTime": None,
+        },
+    ]
+
+
+def test_a_runner_that_ended_before_its_export_is_reported(stubs: Stubs) -> None:
+    stubs.stack()
+    stubs.manifest(manifest("RUNNING", active=False, counts=(200, 100, 0, 0)))
+    code, out, _ = run(stubs, "--stack", STACK)
+    assert code == cli.EXIT_FAILED
+    assert f"Export RUNNING 100/200 0 0 0/0/0 ended {SHOWN}" in rows(out)
+    assert "Export: its runner ended while the export was RUNNING" in out
+
+
+@pytest.mark.parametrize(
+    ("status", "jobs", "code"),
+    [
+        ("COMPLETED", [job(0, "COMPLETED", {"FINISHED": 2})], cli.EXIT_COMPLETED),
+        ("FAILED", [job(0, "FAILED", {"FAILED": 2})], cli.EXIT_FAILED),
+        # Older status names are still under way.
+        ("IN_PROGRESS", [job(0, "COMPLETED", {"FINISHED": 2})], cli.EXIT_RUNNING),
+        ("SELECTING", [], cli.EXIT_RUNNING),
+        # A final status with a job still running: the job can still change.
+        ("COMPLETED", [job(0, "IN_PROGRESS", {"IN_PROGRESS": 2})], cli.EXIT_RUNNING),
+    ],
+)
+def test_older_manifest_without_a_runner(
+    stubs: Stubs, status: str, jobs: list[dict[str, Any]], code: int
+) -> None:
+    stubs.stack()
+    stubs.manifest(manifest(status, active=None, jobs=jobs, counts=(2, 0, 0, 0)))
+    code_seen, out, _ = run(stubs, "--stack", STACK)
+    assert code_seen == code
+    runner = "active" if code == cli.EXIT_RUNNING else "ended"
+    assert any(line.startswith(f"Export {status} ") and runner in line for line in rows(out))
+
+
+# Watching
+
+
+def test_watch_follows_the_runner_not_the_jobs(stubs: Stubs) -> None:
+    """Between waves every started job has ended but batches wait: the export goes on."""
+    stubs.stack()
+    wave = [job(0, "IN_PROGRESS", {"IN_PROGRESS": 100}), job(1, "PENDING", size=100)]
+    between = [job(0, "COMPLETED", {"FINISHED": 100}), job(1, "PENDING", size=100)]
+    second = [job(0, "COMPLETED", {"FINISHED": 100}), job(1, "IN_PROGRESS", {"FINISHED": 50})]
+    done = [job(0, "COMPLETED", {"FINISHED": 100}), job(1, "COMPLETED", {"FINISHED": 100})]
+    stubs.manifest(manifest("RUNNING", active=True, jobs=wave, counts=(200, 0, 0, 100)))
+    stubs.manifest(manifest("RUNNING", active=True, jobs=between, counts=(200, 100, 0, 0)))
+    stubs.manifest(manifest("RUNNING", active=True, jobs=second, counts=(200, 150, 0, 50)))
+    # The export is done but its runner has not ended yet: one more round.
+    stubs.manifest(manifest("COMPLETED", active=True, jobs=done, counts=(200, 200, 0, 0)))
+    stubs.manifest(manifest("COMPLETED", active=False, jobs=done, counts=(200, 200, 0, 0)))
+    slept: list[float] = []
+    code, out, _ = run(stubs, "--stack", STACK, "--watch", "--interval", "30", sleep=slept.append)
+    assert code == cli.EXIT_COMPLETED
+    assert slept == [30.0, 30.0, 30.0, 30.0]
+    assert "200/200" in out
+    assert "0 export(s) running, 0 job(s) running" in out
+    lines = rows(out)
+    assert (
+        "Export: RUNNING, 0/200 read sets exported, 0 failed, 1 job(s) running, runner active"
+        in lines
+    )
+    assert (
+        "Export: COMPLETED, 200/200 read sets exported, 0 failed, 0 job(s) running, runner ended"
+        in lines
+    )
+    # Between the waves: every started job had ended, the runner carried on.
+    assert (
+        "Export: RUNNING, 100/200 read sets exported, 0 failed, 0 job(s) running, runner active"
+        in lines
+    )
+    assert f"Export COMPLETED 200/200 0 0 0/2/0 ended {SHOWN}" in lines
+
+
+def test_watch_waits_for_a_manifest_not_written_yet(stubs: Stubs) -> None:
+    stubs.stack(TWO_OUTPUTS)
+    ended = manifest("COMPLETED", active=False, counts=(10, 10, 0, 0))
+    stubs.manifest(ended, OTHER)
+    stubs.manifest_error("AccessDenied", 403)  # no s3:ListBucket: S3 says 403 for no key
+    stubs.manifest(ended, OTHER)
+    stubs.manifest_error("NoSuchKey", 404)
+    stubs.manifest(ended, OTHER)
+    stubs.manifest(manifest("SUBMITTED", active=True))
+    stubs.manifest(ended, OTHER)
+    stubs.manifest(manifest("COMPLETED", active=False, counts=(5, 5, 0, 0)))
+    slept: list[float] = []
+    code, out, _ = run(stubs, "--stack", STACK, "--watch", sleep=slept.append)
+    assert code == cli.EXIT_COMPLETED
+    assert slept == [30.0, 30.0, 30.0]
+    assert f"Export: {cli.WAITING}" in rows(out)
+    assert (
+        "Export: SUBMITTED, 0/0 read sets exported, 0 failed, 0 job(s) running, runner active"
+        in rows(out)
+    )
+    assert "15/15" in out
+
+
+def test_watch_fails_when_a_manifest_read_before_is_denied(stubs: Stubs) -> None:
+    stubs.stack()
+    stubs.manifest(manifest("RUNNING", active=True))
+    stubs.manifest_error("AccessDenied", 403)
+    code, _, err = run(stubs, "--stack", STACK, "--watch")
+    assert code == cli.EXIT_ACCESS
+    assert "needs s3:GetObject." in err
+
+
+def test_watch_with_json_keeps_stdout_for_the_json(stubs: Stubs) -> None:
+    stubs.stack()
+    stubs.manifest(manifest("RUNNING", active=True, counts=(2, 1, 0, 1)))
+    stubs.manifest(manifest("FAILED", active=False, counts=(2, 1, 1, 0), reason="boom"))
+    code, out, err = run(stubs, "--stack", STACK, "--watch", "--json")
+    assert code == cli.EXIT_FAILED
+    assert json.loads(out)["exports"][0]["statusReason"] == "boom"
+    assert "2/2" in err
+
+
+def test_ctrl_c_leaves_the_exports_running(stubs: Stubs) -> None:
+    stubs.stack()
+    stubs.manifest(manifest("RUNNING", active=True))
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    code, _, err = run(stubs, "--stack", STACK, "--watch", sleep=interrupt)
+    assert code == cli.EXIT_RUNNING
+    assert "stopped; the exports keep running" in err
+
+
+# One job, from HealthOmics
+
+
+def test_one_job_without_a_stack(stubs: Stubs) -> None:
+    stubs.job(JOBS[0], "COMPLETED", {"FINISHED": 1})
+    code, out, _ = run(stubs, "--job-id", JOBS[0], "--sequence-store-id", STORE)
+    assert code == cli.EXIT_COMPLETED
+    assert f"{JOBS[0]} COMPLETED 1/1 0 0 {DESTINATION}" in rows(out)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        ("COMPLETED_WITH_FAILURES", cli.EXIT_COMPLETED_WITH_FAILURES),
+        ("CANCELLED", cli.EXIT_FAILED),
+        ("CANCELLING", cli.EXIT_RUNNING),
+    ],
+)
+def test_one_job_exit_codes(stubs: Stubs, status: str, code: int) -> None:
+    stubs.job(JOBS[0], status, {"FINISHED": 1})
+    assert run(stubs, "--job-id", JOBS[0], "--sequence-store-id", STORE)[0] == code
+
+
+def test_one_job_json(stubs: Stubs) -> None:
+    stubs.job(JOBS[0], "COMPLETED_WITH_FAILURES", {"FINISHED": 3, "FAILED": 1})
+    code, out, _ = run(stubs, "--job-id", JOBS[0], "--sequence-store-id", STORE, "--json")
     assert code == cli.EXIT_COMPLETED_WITH_FAILURES
     assert json.loads(out) == {
         "status": "COMPLETED_WITH_FAILURES",
@@ -170,46 +541,28 @@ def test_json_output_for_scripts(stubs: Stubs) -> None:
                 "failed": 1,
                 "in_progress": 0,
                 "status_message": "",
-                "construct": "Export",
+                "construct": "",
             }
         ],
     }
 
 
-def test_one_job_without_a_stack(stubs: Stubs) -> None:
-    stubs.job(JOBS[0], "COMPLETED", {"FINISHED": 1})
-    code, out, _ = run(stubs, "--job-id", JOBS[0], "--sequence-store-id", STORE)
-    assert code == cli.EXIT_COMPLETED
-    assert JOBS[0] in out
-
-
-def test_watch_ends_when_every_job_has_ended(stubs: Stubs) -> None:
-    stubs.stack()
-    stubs.manifest(JOBS[:1])
+def test_watch_one_job_until_it_ends(stubs: Stubs) -> None:
     stubs.job(JOBS[0], "SUBMITTED", {"NOT_STARTED": 4})
     stubs.job(JOBS[0], "IN_PROGRESS", {"FINISHED": 2, "IN_PROGRESS": 2})
     stubs.job(JOBS[0], "COMPLETED", {"FINISHED": 4})
     slept: list[float] = []
-    code, out, _ = run(stubs, "--stack", STACK, "--watch", "--interval", "30", sleep=slept.append)
+    code, out, _ = run(
+        stubs,
+        *("--job-id", JOBS[0], "--sequence-store-id", STORE, "--watch", "--interval", "30"),
+        sleep=slept.append,
+    )
     assert code == cli.EXIT_COMPLETED
     assert slept == [30.0, 30.0]
     assert "4/4" in out
 
 
-def test_watch_never_polls_faster_than_the_quota(stubs: Stubs) -> None:
-    many = [str(5000000001 + n) for n in range(20)]
-    stubs.stack()
-    stubs.manifest(many)
-    for job_id in many:
-        stubs.job(job_id, "IN_PROGRESS", {"IN_PROGRESS": 1})
-    for job_id in many:
-        stubs.job(job_id, "COMPLETED", {"FINISHED": 1})
-    slept: list[float] = []
-    assert run(stubs, "--stack", STACK, "--watch", "--interval", "1", sleep=slept.append)[0] == 0
-    assert slept == [4.0]  # 20 requests a round at 5 a second
-
-
-def test_ctrl_c_leaves_cleanly(stubs: Stubs) -> None:
+def test_ctrl_c_leaves_the_job_running(stubs: Stubs) -> None:
     stubs.job(JOBS[0], "IN_PROGRESS", {"IN_PROGRESS": 1})
 
     def interrupt(_: float) -> None:
@@ -219,7 +572,10 @@ def test_ctrl_c_leaves_cleanly(stubs: Stubs) -> None:
         stubs, "--job-id", JOBS[0], "--sequence-store-id", STORE, "--watch", sleep=interrupt
     )
     assert code == cli.EXIT_RUNNING
-    assert "stopped; the export jobs keep running" in err
+    assert "stopped; the export job keeps running" in err
+
+
+# Errors
 
 
 def test_stack_not_found(stubs: Stubs) -> None:
@@ -240,28 +596,48 @@ def test_stack_without_export_outputs(stubs: Stubs) -> None:
     code, _, err = run(stubs, "--stack", STACK)
     assert code == cli.EXIT_ACCESS
     assert f"Stack {STACK} has no ReadSetExport outputs" in err
+    assert "outputs appear" not in err
+
+
+def test_stack_being_created_has_no_outputs_yet(stubs: Stubs) -> None:
+    stubs.stack({}, status="CREATE_IN_PROGRESS")
+    code, _, err = run(stubs, "--stack", STACK)
+    assert code == cli.EXIT_ACCESS
+    message = " ".join(err.split())  # the console wraps long lines
+    assert "It is CREATE_IN_PROGRESS: outputs appear when the deploy has finished." in message
+
+
+def test_manifest_not_written_yet_without_watch(stubs: Stubs) -> None:
+    stubs.stack()
+    stubs.manifest_error("NoSuchKey", 404)
+    code, _, err = run(stubs, "--stack", STACK)
+    assert code == cli.EXIT_ACCESS
+    assert f"The manifest {MANIFEST} does not exist yet" in " ".join(err.split())
 
 
 @pytest.mark.parametrize(
-    ("stubber", "operation", "action"),
+    ("stubber", "operation", "action", "argv"),
     [
-        ("cloudformation", "describe_stacks", "cloudformation:DescribeStacks"),
-        ("s3", "get_object", "s3:GetObject"),
-        ("omics", "get_read_set_export_job", "omics:GetReadSetExportJob"),
+        ("cloudformation", "describe_stacks", "cloudformation:DescribeStacks", ["--stack", STACK]),
+        ("s3", "get_object", "s3:GetObject", ["--stack", STACK]),
+        (
+            "omics",
+            "get_read_set_export_job",
+            "omics:GetReadSetExportJob",
+            ["--job-id", JOBS[0], "--sequence-store-id", STORE],
+        ),
     ],
 )
 def test_access_denied_names_the_missing_action(
-    stubs: Stubs, stubber: str, operation: str, action: str
+    stubs: Stubs, stubber: str, operation: str, action: str, argv: list[str]
 ) -> None:
-    if stubber != "cloudformation":
+    if stubber == "s3":
         stubs.stack()
-    if stubber == "omics":
-        stubs.manifest(JOBS[:1])
     code_name = "AccessDeniedException" if stubber == "omics" else "AccessDenied"
     getattr(stubs, stubber).add_client_error(
         operation, service_error_code=code_name, http_status_code=403
     )
-    code, _, err = run(stubs, "--stack", STACK)
+    code, _, err = run(stubs, *argv)
     assert code == cli.EXIT_ACCESS
     assert f"needs {action}." in err
 
@@ -293,6 +669,7 @@ USAGE_ERRORS = [
     ([], "give --stack, or --job-id with --sequence-store-id"),
     (["--stack", STACK, "--job-id", JOBS[0]], "give --stack, or --job-id with --sequence-store-id"),
     (["--job-id", JOBS[0]], "--job-id needs --sequence-store-id"),
+    (["--job-id", JOBS[0], "--sequence-store-id", STORE, "--jobs"], "--jobs goes with --stack"),
     (["--stak", STACK], f"unrecognized arguments: --stak {STACK}"),
     (["--stack", STACK, "--interval", "soon"], "argument --interval: invalid float value: 'soon'"),
 ]
@@ -336,26 +713,25 @@ def test_json_errors_keep_the_exit_code(stubs: Stubs) -> None:
 
 
 def test_json_ctrl_c_is_reported_as_json(stubs: Stubs) -> None:
-    stubs.job(JOBS[0], "IN_PROGRESS", {"IN_PROGRESS": 1})
+    stubs.stack()
+    stubs.manifest(manifest("RUNNING", active=True))
 
     def interrupt(_: float) -> None:
         raise KeyboardInterrupt
 
-    code, out, _ = run(
-        stubs,
-        *("--job-id", JOBS[0], "--sequence-store-id", STORE, "--watch", "--json"),
-        sleep=interrupt,
-    )
+    code, out, _ = run(stubs, "--stack", STACK, "--watch", "--json", sleep=interrupt)
     assert code == cli.EXIT_RUNNING
     assert json.loads(out) == {
-        "error": "stopped; the export jobs keep running",
+        "error": "stopped; the exports keep running",
         "exitCode": cli.EXIT_RUNNING,
     }
 
 
-def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_describes_the_exports_and_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["status", "--help"])
     text = capsys.readouterr().out
     for code in (0, 2, 3, 10, 11, 12):
         assert f"\n  {code} " in text
+    assert "runner" in text
+    assert "--jobs" in text

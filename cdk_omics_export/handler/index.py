@@ -223,7 +223,10 @@ def on_event(event: CloudFormationEvent, context: Any = None) -> OnEventResult:
         # Told before the runner starts, so that nothing it saves is overwritten here.
         export.write_manifest(s3_client())
         export.publish(events_client())
-        _start_execution(runner["name"], export.export_id)
+        if not _start_execution(runner["name"], export.export_id):
+            # A redelivered request's runner, or an execution of that name that has closed
+            # (the export's state was rebuilt): keep one going.
+            _keep_the_runner_going(export)
     except (ExportError, st.StateError) as error:
         raise ExportError(_with_logs(str(error))) from error
     return {"PhysicalResourceId": export.export_id, "Data": _data(event, export)}
@@ -385,7 +388,8 @@ def _keep_the_runner_going(export: exports.Export) -> None:
     _start_execution(successor["name"], export.export_id)
 
 
-def _start_execution(name: str, export_id: str, state_machine: str | None = None) -> None:
+def _start_execution(name: str, export_id: str, state_machine: str | None = None) -> bool:
+    """Start a runner execution; False when one of that name exists and has closed."""
     client = states_client()
     try:
         client.start_execution(
@@ -397,6 +401,8 @@ def _start_execution(name: str, export_id: str, state_machine: str | None = None
         )
     except client.exceptions.ExecutionAlreadyExists:
         LOG.info("runner execution %s was started before", name)
+        return False
+    return True
 
 
 def _execution_arn(name: str) -> str:

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,8 +37,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..omics_endpoint import ROUTES, Job, OmicsEndpoint, _error, _iso8601
+from . import eventbridge, stepfunctions
+from .clock import SimulatedClock
 from .deployed import DeployedStack
+from .eventbridge import EventBridgeStandIn
 from .iam import Caller, ContextValue, Decision, Document, evaluate, trusts
+from .stepfunctions import StepFunctionsStandIn
 
 OMICS_PRINCIPAL = "omics.amazonaws.com"
 # Keys AWS would put in a request that the gateway cannot know; a policy conditioned on one
@@ -208,6 +212,7 @@ class Gateway:
         region: str = "us-east-1",
         account: str = "111122223333",
         partition: str = "aws",
+        clock: SimulatedClock | None = None,
     ) -> None:
         self.region = region
         self.account = account
@@ -231,6 +236,17 @@ class Gateway:
         self.omics = omics or OmicsEndpoint()
         self.omics.writer = self._write_export
         self._register_admin()
+        # Step Functions and EventBridge run on simulated time, shared with the code rehearsed.
+        self.clock = clock or SimulatedClock(time.time())
+        # When a request arrived, as the HealthOmics stand-in counts its rate: real time, or
+        # the simulated clock for a rehearsal that runs on it (set_simulated).
+        self.arrival_clock: Callable[[], float] = time.monotonic
+        self.stepfunctions = StepFunctionsStandIn(
+            self.clock, region=region, account=account, partition=partition, authority=self
+        )
+        self.events = EventBridgeStandIn(
+            self.clock, region=region, account=account, partition=partition
+        )
 
     # Lifecycle
 
@@ -282,6 +298,9 @@ class Gateway:
             self._register_admin()
             self.omics = omics or OmicsEndpoint()
             self.omics.writer = self._write_export
+            self.stepfunctions.reset()
+            self.events.reset()
+            self.arrival_clock = time.monotonic
         connection = http.client.HTTPConnection(*self._moto_address, timeout=30)
         try:
             connection.request("POST", "/moto-api/reset")
@@ -363,6 +382,16 @@ class Gateway:
         for logical, resource in deployed.resources("AWS::DynamoDB::Table").items():
             with _ignoring("ResourceInUseException"):
                 dynamodb.create_table(**_table_arguments(deployed, logical, resource))
+        # Lambda functions' timeouts and the state machines (their roles are registered above),
+        # and the event rules.
+        self.stepfunctions.register_stack(deployed)
+        self.events.register_stack(deployed)
+
+    def set_simulated(self) -> None:
+        """Count HealthOmics' requests and run its jobs on the simulated clock (until reset)."""
+        with self._lock:
+            self.arrival_clock = self.clock.now
+            self.omics.clock = self.clock.now
 
     def set_bucket_policy(self, bucket: str, document: Document | None) -> None:
         with self._lock:
@@ -420,6 +449,9 @@ class Gateway:
             "AWS_ENDPOINT_URL_S3": self.url,
             "AWS_ENDPOINT_URL_DYNAMODB": self.url,
             "AWS_ENDPOINT_URL_OMICS": self.url,
+            # boto3 derives the variable from the service id: "SFN" and "EventBridge".
+            "AWS_ENDPOINT_URL_SFN": self.url,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": self.url,
             "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
@@ -461,6 +493,9 @@ class Gateway:
             return self._dynamodb(principal, access_key_id, request)
         if service == "omics":
             return self._omics(principal, access_key_id, request)
+        json_service = {"states": self._states, "events": self._events}.get(service)
+        if json_service is not None:
+            return json_service(principal, access_key_id, request)
         self._record(
             access_key_id, service, "?", url.path, decision=Decision.IMPLICIT_DENY, status=501
         )
@@ -1194,6 +1229,147 @@ class Gateway:
     def _store_arn(self, store: str) -> str:
         return f"arn:{self.partition}:omics:{self.region}:{self.account}:sequenceStore/{store}"
 
+    # Step Functions and EventBridge
+
+    def service_role_call(
+        self, role_arn: str, action: str, resource: str, *, service: str
+    ) -> str | None:
+        """A service acting as one of the template's roles (Step Functions invoking a Lambda
+        function as the state machine's role): None when IAM allows it, else the AccessDenied
+        message. Recorded like any request."""
+        with self._lock:
+            principal = self._roles.get(role_arn)
+        if principal is None:
+            raise Unmodelled(f"{role_arn} is not a role of a deployed stack")
+        check = Check(action, resource, {})
+        verdict = self._authorize(principal, [check])
+        self._record(
+            principal.name,
+            service,
+            action,
+            resource,
+            decision=verdict.decision,
+            status=200 if verdict.allowed else 403,
+            message=verdict.message,
+        )
+        return None if verdict.allowed else verdict.message
+
+    def role_trusts(
+        self, role_arn: str, service_principal: str, context: Mapping[str, str]
+    ) -> bool:
+        """Whether one of the template's roles lets a service principal assume it."""
+        with self._lock:
+            principal = self._roles.get(role_arn)
+        if principal is None or principal.trust is None:
+            raise Unmodelled(f"{role_arn} is not a role of a deployed stack")
+        return trusts(principal.trust, service_principal, context)
+
+    def _states(self, principal: Principal | None, access_key_id: str, request: _Request) -> _Reply:
+        """The Step Functions JSON 1.0 API: IAM on the state machine or execution ARN."""
+        operation = (request.header("X-Amz-Target") or "").rpartition(".")[2]
+        if principal is None:
+            self._record(
+                access_key_id, "states", "?", "?", decision=Decision.IMPLICIT_DENY, status=400
+            )
+            return _aws_json_error(
+                "1.0",
+                400,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        try:
+            body = json.loads(request.body or b"{}")
+            action, resource = self.stepfunctions.authorization(operation, body)
+        except (stepfunctions.Unmodelled, ValueError) as problem:
+            self._record(
+                principal.name,
+                "states",
+                f"states:{operation}",
+                "?",
+                decision=Decision.IMPLICIT_DENY,
+                status=501,
+            )
+            return _json_reply(501, {"__type": "NotImplemented", "message": str(problem)})
+        verdict = self._authorize(principal, [Check(action, resource, {})])
+        if not verdict.allowed:
+            self._record(
+                principal.name,
+                "states",
+                action,
+                resource,
+                decision=verdict.decision,
+                status=400,
+                message=verdict.message,
+            )
+            return _aws_json_error("1.0", 400, "AccessDeniedException", verdict.message)
+        try:
+            status, payload = 200, self.stepfunctions.handle(operation, body)
+        except stepfunctions.ServiceError as error:
+            status, payload = error.status, {"__type": error.code, "message": error.message}
+        self._record(
+            principal.name, "states", action, resource, decision=Decision.ALLOW, status=status
+        )
+        return _aws_json_reply("1.0", status, payload)
+
+    def _events(self, principal: Principal | None, access_key_id: str, request: _Request) -> _Reply:
+        """EventBridge's PutEvents (JSON 1.1): events:PutEvents on the default bus, once per
+        entry with its events:source and events:detail-type.
+
+        A denied entry fails the whole call with AccessDeniedException. The API reference also
+        lists per-entry codes NotAuthorizedForSourceException and
+        NotAuthorizedForDetailTypeException ("You do not have permissions to publish events with
+        this source onto this event bus"); which of the two an IAM condition on events:source
+        produces could not be confirmed, so the stand-in takes the one a caller cannot overlook.
+        """
+        operation = (request.header("X-Amz-Target") or "").rpartition(".")[2]
+        if principal is None:
+            self._record(
+                access_key_id, "events", "?", "?", decision=Decision.IMPLICIT_DENY, status=400
+            )
+            return _aws_json_error(
+                "1.1",
+                400,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        action = f"events:{operation}"
+        try:
+            if operation != "PutEvents":
+                raise eventbridge.Unmodelled(f"EventBridge {operation} is not modelled")
+            body = json.loads(request.body or b"{}")
+            targets = self.events.authorization(body)
+        except (eventbridge.Unmodelled, ValueError) as problem:
+            self._record(
+                principal.name, "events", action, "?", decision=Decision.IMPLICIT_DENY, status=501
+            )
+            return _json_reply(501, {"__type": "NotImplemented", "message": str(problem)})
+        checks = [Check(action, bus, context) for bus, context in targets]
+        verdict = self._authorize(principal, checks)
+        if not verdict.allowed:
+            self._record(
+                principal.name,
+                "events",
+                action,
+                verdict.check.resource,
+                decision=verdict.decision,
+                status=400,
+                message=verdict.message,
+            )
+            return _aws_json_error("1.1", 400, "AccessDeniedException", verdict.message)
+        try:
+            status, payload = 200, self.events.put_events(body)
+        except eventbridge.ServiceError as error:
+            status, payload = error.status, {"__type": error.code, "message": error.message}
+        self._record(
+            principal.name,
+            "events",
+            action,
+            self.events.bus_arn,
+            decision=Decision.ALLOW,
+            status=status,
+        )
+        return _aws_json_reply("1.1", status, payload)
+
     def _write_export(self, job: Job, read_set_ids: list[str]) -> dict[str, str]:
         """HealthOmics writing a job's files as its role: the OmicsEndpoint's writer hook."""
         if not read_set_ids:
@@ -1281,9 +1457,9 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def _answer(self) -> None:
-        arrived = time.monotonic()
-        body = self._body()
         gateway = cast(_Server, self.server).gateway
+        arrived = gateway.arrival_clock()
+        body = self._body()
         reply = gateway.handle(self.command, self.path, list(self.headers.items()), body, arrived)
         self.send_response(reply.status)
         for key, value in reply.headers:
@@ -1505,6 +1681,19 @@ def _omics_reply(status: int, payload: dict[str, Any]) -> _Reply:
 
 def _json_reply(status: int, payload: dict[str, Any]) -> _Reply:
     return _Reply(status, [("Content-Type", "application/json")], json.dumps(payload).encode())
+
+
+def _aws_json_reply(version: str, status: int, payload: Mapping[str, Any]) -> _Reply:
+    """An answer of an AWS JSON protocol service (Step Functions 1.0, EventBridge 1.1)."""
+    headers = [
+        ("Content-Type", f"application/x-amz-json-{version}"),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+    ]
+    return _Reply(status, headers, json.dumps(payload).encode())
+
+
+def _aws_json_error(version: str, status: int, code: str, message: str) -> _Reply:
+    return _aws_json_reply(version, status, {"__type": code, "message": message})
 
 
 def _xml_message(body: bytes) -> str | None:
