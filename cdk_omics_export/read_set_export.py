@@ -221,6 +221,10 @@ class ReadSetExport(Construct):
                 targets.SnsTopic(notification_topic),
                 description="Tells the notification topic of cdk-omics-export status changes",
             )
+            # And the topic lets EventBridge publish before the first event (SUBMITTED) comes.
+            topic_policy = notification_topic.node.try_find_child("Policy")
+            if topic_policy is not None:
+                self.resource.node.add_dependency(topic_policy)
 
     # Public methods
 

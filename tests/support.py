@@ -120,6 +120,33 @@ def handler_statements(template: Template) -> list[dict[str, Any]]:
     ]
 
 
+def state_machine_definition(definition: Any) -> dict[str, Any]:
+    """A state machine's resolved ``DefinitionString`` as JSON, each token in it (a string,
+    or an ``Fn::Join`` of strings and intrinsic functions) put back as its intrinsic function.
+    """
+    if isinstance(definition, str):
+        parsed: dict[str, Any] = json.loads(definition)
+        return parsed
+    separator, parts = definition["Fn::Join"]
+    assert separator == ""
+    tokens = {f"<token-{n}>": part for n, part in enumerate(parts) if not isinstance(part, str)}
+    placeholders = iter(tokens)
+    text = "".join(part if isinstance(part, str) else next(placeholders) for part in parts)
+
+    def restore(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: restore(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [restore(item) for item in value]
+        if isinstance(value, str) and value in tokens:
+            return tokens[value]
+        assert not (isinstance(value, str) and "<token-" in value), value
+        return value
+
+    restored: dict[str, Any] = restore(json.loads(text))
+    return restored
+
+
 def _references(value: Any) -> set[str]:
     """The logical ids a property value refers to (Ref, Fn::GetAtt, Fn::Sub)."""
     found: set[str] = set()

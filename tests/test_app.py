@@ -86,7 +86,13 @@ def test_example_stack_has_one_service(template: dict[str, Any]) -> None:
         for r in template["Resources"].values()
         if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["Runtime"].startswith("python")
     ]
-    assert len(pythons) == 2
+    assert sorted(r["Properties"]["Handler"] for r in pythons) == [
+        "index.is_complete",
+        "index.on_event",
+        "index.run_step",
+    ]
+    # The runner and the Provider framework's waiter.
+    assert types.count("AWS::StepFunctions::StateMachine") == 2
 
 
 def test_context_from_the_command_line() -> None:

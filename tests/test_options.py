@@ -21,12 +21,14 @@ from cdk_omics_export import ReadSetExport, ReadSetExportService
 
 from .support import (
     arn,
+    depends_on,
     find,
     handler_policies,
     handler_statements,
     logical_id,
     python_functions,
     resource_of,
+    state_machine_definition,
     statements,
     synth,
 )
@@ -126,6 +128,7 @@ class Options:
         }
         self.exports["Readers"].grant_read(self.analysis)
         self.watch = self.exports["Readers"].on_status_change("Watch")
+        self.jobs = self.exports["Readers"].on_job_status_change("Jobs")
         self.template = synth(stack)
 
 
@@ -305,12 +308,23 @@ def test_options_of_any_export_configure_the_shared_functions(options: Options) 
     service = options.exports["OwnBucket"].service
     assert all(export.service is service for export in options.exports.values())
     functions = python_functions(template)
-    assert len(functions) == 2
+    assert len(functions) == 3
     for function in functions.values():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["MAX_REQUESTS_PER_SECOND"] == "3"
         assert variables["POLL_INTERVAL_SECONDS"] == "45"
     assert service.max_requests_per_second == 3
+    # The runner's step retries a failure from one poll interval on (its waits are the
+    # step's own answer).
+    runner = resource_of(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Runner/")
+    step = state_machine_definition(runner["Properties"]["DefinitionString"])["States"]["Step"]
+    assert step["Retry"][-1] == {
+        "ErrorEquals": ["States.ALL"],
+        "IntervalSeconds": 45,
+        "MaxAttempts": 12,
+        "BackoffRate": 2,
+        "MaxDelaySeconds": 900,
+    }
     log_group = resource_of(template, "AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/")
     assert log_group["Properties"]["RetentionInDays"] == 30
     machine = resource_of(template, "AWS::StepFunctions::StateMachine", "/Provider/")
@@ -325,12 +339,16 @@ def test_options_of_any_export_configure_the_shared_functions(options: Options) 
     assert "MaxRequestsPerSecond" not in props
 
 
-def test_runtime_of_any_export_is_the_runtime_of_both_handler_functions(
+def test_runtime_of_any_export_is_the_runtime_of_every_handler_function(
     options: Options,
 ) -> None:
     functions = python_functions(options.template)
-    assert len(functions) == 2
-    assert [f["Properties"]["Runtime"] for f in functions.values()] == ["python3.12"] * 2
+    assert sorted(f["Properties"]["Handler"] for f in functions.values()) == [
+        "index.is_complete",
+        "index.on_event",
+        "index.run_step",
+    ]
+    assert [f["Properties"]["Runtime"] for f in functions.values()] == ["python3.12"] * 3
     assert options.exports["OwnBucket"].service.runtime.name == "python3.12"
 
 
@@ -483,7 +501,7 @@ def test_a_declared_service_serves_every_export_of_its_stack(declared: Declared)
     assert declared.disposable.service is service
     assert ReadSetExportService.of(stack) is service
     assert stack.node.try_find_child("ReadSetExportService") is None
-    assert len(python_functions(template)) == 2
+    assert len(python_functions(template)) == 3
     assert len(find(template, "AWS::DynamoDB::Table")) == 1
     for function in python_functions(template).values():
         assert function["Properties"]["Environment"]["Variables"]["MAX_REQUESTS_PER_SECOND"] == "2"
@@ -524,19 +542,33 @@ def test_the_services_removal_policy_concerns_its_own_resources(declared: Declar
 # Notifications
 
 
-def test_notification_topic_hears_this_constructs_jobs(options: Options) -> None:
+def status_change_pattern(construct_path: str) -> dict[str, Any]:
+    """The service's own events for one export of this stack."""
+    return {
+        "source": ["cdk-omics-export"],
+        "detail-type": ["Read Set Export Status Change"],
+        "detail": {"stackId": [{"Ref": "AWS::StackId"}], "constructPath": [construct_path]},
+    }
+
+
+def test_notification_topic_hears_every_status_change_of_this_export(options: Options) -> None:
     template, stack = options.template, options.stack
     resource = logical_id(template, "Custom::OmicsReadSetExport", "/Notify/Resource/")
+    rule_id = logical_id(template, "AWS::Events::Rule", "/Notify/StatusChange/")
     rule = resource_of(template, "AWS::Events::Rule", "/Notify/StatusChange/")["Properties"]
-    assert rule["EventPattern"] == {
-        "source": ["aws.omics"],
-        "detail-type": ["Read Set Export Job Status Change"],
-        "detail": {
-            "sequenceStoreId": [STORE],
-            "id": {"Fn::Split": [",", {"Fn::GetAtt": [resource, "JobIds"]}]},
-        },
-    }
+    assert rule["EventPattern"] == status_change_pattern("Options/Notify")
+    assert rule["Description"] == (
+        "Tells the notification topic of cdk-omics-export status changes"
+    )
     assert rule["State"] == "ENABLED"
+    # The rule, and the topic's policy that lets EventBridge publish, exist before the
+    # export starts, so SUBMITTED reaches the topic; the rule knows the export by its stack
+    # and path, not by the resource's attributes.
+    topic_policy = logical_id(template, "AWS::SNS::TopicPolicy", "/OnCall/Policy/")
+    assert sorted(
+        resource_of(template, "Custom::OmicsReadSetExport", "/Notify/Resource/")["DependsOn"]
+    ) == sorted([rule_id, topic_policy])
+    assert not depends_on(template, rule_id, resource)
     assert rule["Targets"] == [
         {"Arn": {"Ref": stack.get_logical_id(options.topic.node.default_child)}, "Id": "Target0"}  # type: ignore[arg-type]
     ]
@@ -553,14 +585,44 @@ def test_notification_topic_hears_this_constructs_jobs(options: Options) -> None
 
 
 def test_on_status_change_takes_any_target(options: Options) -> None:
+    template = options.template
     assert options.watch.node.path == "Options/Readers/Watch"
-    resource = logical_id(options.template, "Custom::OmicsReadSetExport", "/Readers/Resource/")
-    rule = resource_of(options.template, "AWS::Events::Rule", "/Readers/Watch/")["Properties"]
-    assert rule["EventPattern"]["source"] == ["aws.omics"]
-    assert rule["EventPattern"]["detail"]["id"] == {
-        "Fn::Split": [",", {"Fn::GetAtt": [resource, "JobIds"]}]
+    rule_id = logical_id(template, "AWS::Events::Rule", "/Readers/Watch/")
+    rule = resource_of(template, "AWS::Events::Rule", "/Readers/Watch/")["Properties"]
+    assert rule == {
+        "Description": "Status changes of a cdk-omics-export read set export",
+        "EventPattern": status_change_pattern("Options/Readers"),
+        "State": "ENABLED",
     }
-    assert "Targets" not in rule
+    assert resource_of(template, "Custom::OmicsReadSetExport", "/Readers/Resource/")[
+        "DependsOn"
+    ] == [rule_id]
+
+
+def test_on_job_status_change_hears_healthomics_events_of_this_deploys_jobs(
+    options: Options,
+) -> None:
+    template = options.template
+    assert options.jobs.node.path == "Options/Readers/Jobs"
+    resource = logical_id(template, "Custom::OmicsReadSetExport", "/Readers/Resource/")
+    rule_id = logical_id(template, "AWS::Events::Rule", "/Readers/Jobs/")
+    rule = resource_of(template, "AWS::Events::Rule", "/Readers/Jobs/")["Properties"]
+    assert rule == {
+        "Description": "HealthOmics events of cdk-omics-export export jobs",
+        "EventPattern": {
+            "source": ["aws.omics"],
+            "detail-type": ["Read Set Export Job Status Change"],
+            "detail": {
+                "sequenceStoreId": [STORE],
+                "id": {"Fn::Split": [",", {"Fn::GetAtt": [resource, "JobIds"]}]},
+            },
+        },
+        "State": "ENABLED",
+    }
+    # The rule names the export's jobs: CloudFormation creates it once the export completes
+    # (the export does not wait for it).
+    assert depends_on(template, rule_id, resource)
+    assert not depends_on(template, resource, rule_id)
 
 
 # Read grants
@@ -602,9 +664,10 @@ def test_grant_read_is_scoped_to_the_prefix_and_the_key(options: Options) -> Non
 
 def test_permissions_boundary_reaches_every_role(options: Options) -> None:
     roles = find(options.template, "AWS::IAM::Role")
-    # 8 export roles, the handler's, the framework's 3 functions and waiter, the analysis
-    # role, and CDK's auto-delete provider.
-    assert len(roles) == 15
+    # 8 export roles, the handler's, the runner's, the framework's 3 functions and waiter,
+    # the analysis role, and CDK's auto-delete provider.
+    assert len(roles) == 16
+    assert logical_id(options.template, "AWS::IAM::Role", f"{SERVICE}RunnerRole/") in roles
     expected = {
         "Fn::Join": [
             "",
@@ -645,7 +708,9 @@ def test_vpc_places_every_function_in_it_with_https_out_only(in_vpc: Template) -
     template = in_vpc
     group = logical_id(template, "AWS::EC2::SecurityGroup", f"{SERVICE}HandlerSecurityGroup/")
     functions = find(template, "AWS::Lambda::Function")
-    assert len(functions) == 5
+    # The runner's step, on_event and is_complete, and the framework's 3.
+    assert len(functions) == 6
+    assert len(python_functions(template)) == 3
     for function in functions.values():
         config = function["Properties"]["VpcConfig"]
         assert config["SecurityGroupIds"] == [{"Fn::GetAtt": [group, "GroupId"]}]

@@ -20,9 +20,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 
 from cdk_omics_export import ReadSetExport, ReadSetFilter
+from cdk_omics_export.handler import export as exports
+from cdk_omics_export.handler import index, rules
+from cdk_omics_export.handler import state as st
 
 from .omics_endpoint import OmicsEndpoint
-from .provider_rehearsal import CREATE_FAILED_MARKER, StackRehearsal
+from .provider_rehearsal import StackRehearsal
 from .standins.gateway import Gateway
 
 STORE = "1234567890"
@@ -86,7 +89,20 @@ def own_key(stack: Stack) -> None:
     )
 
 
+def long_without_waiting(stack: Stack) -> None:
+    """250 listed read sets, the deploy not waiting, and a rule made before the export."""
+    export = ReadSetExport(
+        stack,
+        "Export",
+        sequence_store_id=STORE,
+        read_set_ids=cohort(250),
+        wait_for_completion=False,
+    )
+    export.on_status_change("Watch")
+
+
 TEMPLATES: dict[str, Callable[[Stack], None]] = {
+    "long-without-waiting": long_without_waiting,
     "own-key": own_key,
     "three-ids": three_ids,
     "150-ids": listed(cohort(150)),
@@ -130,8 +146,8 @@ def omics(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> OmicsEndpoint:
 def deploy(
     gateway: Gateway, omics: OmicsEndpoint, templates: Callable[[str], dict[str, Any]]
 ) -> Callable[..., StackRehearsal]:
-    def deployed(name: str, *, rate: int = 100) -> StackRehearsal:
-        rehearsal = StackRehearsal(gateway, templates(name))
+    def deployed(name: str, *, rate: int = 100, simulated: bool = True) -> StackRehearsal:
+        rehearsal = StackRehearsal(gateway, templates(name), simulated=simulated)
         # Fast rehearsals; the budget test keeps the template's own rate.
         if rate:
             rehearsal.environment["MAX_REQUESTS_PER_SECOND"] = str(rate)
@@ -234,6 +250,7 @@ def test_an_abandoned_update_and_its_rollback_start_nothing_more(
     assert created.status == "SUCCESS", created.reason
     bigger = cfn.properties(ReadSetIds=cohort(100) + cohort(100, 4100000000))
     waiting = cfn.start("Update", bigger, old_properties=old, physical_id=created.physical_id)
+    cfn.run_runner()
     assert len(omics.jobs) == 2  # the first of two batches; the quota holds the second
     rollback = cfn.request("Update", old, old_properties=bigger, physical_id=created.physical_id)
     assert rollback.status == "SUCCESS", rollback.reason
@@ -241,7 +258,10 @@ def test_an_abandoned_update_and_its_rollback_start_nothing_more(
     with pytest.raises(Exception, match="superseded"):
         for _ in range(10):
             cfn.poll(waiting)
+    # The abandoned run's runner ends at its next step, starting nothing.
+    assert cfn.finish()
     assert len(omics.jobs) == jobs == 2
+    assert [r.status for r in cfn.runs()] == ["SUCCEEDED"] * 3
 
 
 def test_a_replacement_then_a_rollback_makes_no_third_export(
@@ -287,55 +307,71 @@ def test_one_id_added_to_an_exported_long_list_exports_one_read_set(
     assert gateway.denied() == []
 
 
+def deleted_manifest(cfn: StackRehearsal) -> str:
+    props = cfn.properties()
+    bucket, _, prefix = props["Destination"].removeprefix("s3://").partition("/")
+    (record,) = [r for r in cfn.runs()]  # noqa: C416
+    export_id = record.name.rsplit("-", 2)[0]
+    return f"s3://{bucket}/{prefix}cdk-omics-export/{export_id}.json"
+
+
 def test_a_delete_mid_export_stops_new_starts(
-    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
     omics.max_concurrent_jobs = 1
     cfn = deploy("250-ids")
     props = cfn.properties()
     cfn.upload_list(props["ReadSetList"], cohort(250))
     waiting = cfn.start("Create", props)
-    for _ in range(4):  # the first job ends, the second starts
+    while len(omics.jobs) < 2:  # the first job ends, the second starts
         assert cfn.poll(waiting) == {"IsComplete": False}
-    assert len(omics.jobs) == 2
-    # The stack moves on (another resource failed): Delete arrives while the waiter runs.
+        cfn.wait(cfn.query_interval)
+    # The stack moves on (another resource failed): Delete arrives while the runner runs.
     deleted = cfn.request("Delete", props, physical_id=waiting["PhysicalResourceId"])
     assert deleted.status == "SUCCESS"
-    at_delete = len(omics.jobs)
-    outcome: list[str] = []
-    for _ in range(20):
-        try:
-            if cfn.poll(waiting).get("IsComplete"):
-                outcome.append("complete")
-                break
-        except Exception as error:  # the abandoned waiter ends with the cancellation
-            outcome.append(str(error))
-            break
-    assert len(omics.jobs) == at_delete == 2
-    assert outcome and "cancelled" in outcome[0]
-    # The running job's outcome was still recorded.
+    with pytest.raises(Exception, match="cancelled"):  # the abandoned waiter stops
+        cfn.poll(waiting)
+    assert cfn.finish()
+    assert len(omics.jobs) == 2
+    # The running job's outcome was still recorded, then the runner ended.
     assert all(job.completion_time is not None for job in omics.jobs.values())
+    record = manifest(gateway, deleted_manifest(cfn))
+    assert record["status"] == "CANCELLED"
+    assert record["runner"]["active"] is False
+    assert [job["status"] for job in record["jobs"]] == ["COMPLETED", "COMPLETED"]
 
 
-def test_overlapping_polls_lose_no_job_record(
+def test_overlapping_steps_lose_no_job_record(
     gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
-    cfn = deploy("250-ids")
+    """Two invocations of the runner's step at once (a step whose execution was stopped by
+    hand while its takeover runs, say), in real time and real threads: one advances, the
+    other waits, and nothing either recorded is lost."""
+    cfn = deploy("250-ids", simulated=False)
     props = cfn.properties()
     cfn.upload_list(props["ReadSetList"], cohort(250))
     waiting = cfn.start("Create", props)
+    (execution,) = cfn.runs()
+    step = {
+        "exportId": waiting["PhysicalResourceId"],
+        "steps": 0,
+        "execution": execution.name,
+        "stateMachine": execution.machine.arn,
+    }
     answers: list[Any] = []
-    for _ in range(6):
+    for _ in range(8):
         threads = [
-            threading.Thread(target=lambda: answers.append(_poll_quietly(cfn, waiting)))
+            threading.Thread(target=lambda: answers.append(_step_quietly(cfn, step)))
             for _ in range(2)
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        if any(isinstance(a, dict) and a.get("IsComplete") for a in answers):
+        if any(isinstance(a, dict) and a.get("action") == "END" for a in answers):
             break
+    assert not [a for a in answers if isinstance(a, Exception)]
+    assert any(a["action"] == "WAIT" and a["waitSeconds"] for a in answers)
     final = cfn.request(
         "Update", props, old_properties=props, physical_id=waiting["PhysicalResourceId"]
     )
@@ -346,9 +382,10 @@ def test_overlapping_polls_lose_no_job_record(
     assert sorted(omics.exported()) == cohort(250)
 
 
-def _poll_quietly(cfn: StackRehearsal, event: dict[str, Any]) -> Any:
+def _step_quietly(cfn: StackRehearsal, event: dict[str, Any]) -> Any:
     try:
-        return cfn.poll(event)
+        with cfn.as_handler():
+            return cfn.invoke(index.run_step, event)
     except Exception as error:  # noqa: BLE001
         return error
 
@@ -356,21 +393,36 @@ def _poll_quietly(cfn: StackRehearsal, event: dict[str, Any]) -> Any:
 def test_three_exports_of_a_stack_share_one_request_budget(
     deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
-    cfn = deploy("three-exports", rate=0)  # the template's own budget: 5 per second
+    """The runners of three exports step at the same moments, in real time and real threads:
+    their requests together stay within the service's budget."""
+    cfn = deploy("three-exports", rate=0, simulated=False)  # the template's budget: 5 per second
     assert cfn.environment["MAX_REQUESTS_PER_SECOND"] == "5"
-    results: dict[str, Any] = {}
+    waiting = [cfn.start("Create", cfn.properties(e), logical_id=e) for e in cfn.exports()]
+    steps = {
+        run.name: {
+            "exportId": run.name.rsplit("-", 2)[0],
+            "steps": 0,
+            "execution": run.name,
+            "stateMachine": run.machine.arn,
+        }
+        for run in cfn.runs()
+    }
+    ended: set[str] = set()
 
-    def deploy_one(logical_id: str) -> None:
-        results[logical_id] = cfn.request(
-            "Create", cfn.properties(logical_id), logical_id=logical_id
-        )
+    def step(name: str) -> None:
+        with cfn.as_handler():
+            if cfn.invoke(index.run_step, steps[name])["action"] == "END":
+                ended.add(name)
 
-    threads = [threading.Thread(target=deploy_one, args=(e,)) for e in cfn.exports()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert [r.status for r in results.values()] == ["SUCCESS"] * 3
+    for _ in range(10):
+        threads = [threading.Thread(target=step, args=(n,)) for n in steps if n not in ended]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert ended == set(steps)
+    answers = [cfn.poll(event) for event in waiting]
+    assert [a["Data"]["Status"] for a in answers] == ["COMPLETED"] * 3
     assert len(omics.jobs) == 3
     assert len(omics.calls()) >= 20  # pre-flights, starts and polls of three exports
     assert omics.peak_requests_per_second() <= 5
@@ -414,7 +466,9 @@ def test_a_permanent_fault_names_the_read_sets_and_the_log_group(
     cfn = deploy("three-ids")
     created = cfn.request("Create", cfn.properties())
     assert created.status == "FAILED"
-    assert created.physical_id == CREATE_FAILED_MARKER
+    # on_event registered the export: the failure comes from the waiter, with the export's id.
+    assert created.physical_id == created.data.get("ExportId", created.physical_id)
+    assert created.physical_id.startswith("rse-")
     assert (
         f"StartReadSetExportJob failed for sequence store {STORE} "
         f"(read sets {', '.join(READ_SETS)}): ValidationException: Explained"
@@ -459,3 +513,145 @@ def test_a_destination_with_a_key_of_yours_is_written_with_it(
     head = gateway.client("s3").head_object(Bucket=bucket, Key=key)
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"] == props["KmsKeyArn"]
+
+
+# The runner: exports that outlive the deploy
+
+
+def watch_rule(cfn: StackRehearsal) -> str:
+    (rule,) = cfn.deployed.resources("AWS::Events::Rule")
+    return rule
+
+
+def heard(gateway: Gateway, cfn: StackRehearsal) -> list[str]:
+    """The statuses the stack's rule received, in order, consecutive repeats merged."""
+    seen: list[str] = []
+    for event in gateway.events.deliveries(watch_rule(cfn)):
+        status = event["detail"]["status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+    return seen
+
+
+def exported_once(omics: OmicsEndpoint, ids: list[str]) -> bool:
+    exported = omics.exported()
+    return sorted(exported) == sorted(ids) and len(set(exported)) == len(exported)
+
+
+def test_without_waiting_the_deploy_returns_and_the_runner_exports_the_rest(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    omics.max_concurrent_jobs = 1
+    cfn = deploy("long-without-waiting")
+    # The rule is created before the export (the resource depends on it).
+    resource = cfn.deployed.resources("Custom::OmicsReadSetExport")[cfn.exports()[0]]
+    assert watch_rule(cfn) in resource["DependsOn"]
+    props = cfn.properties()
+    cfn.upload_list(props["ReadSetList"], cohort(250))
+    began = cfn.clock.now()
+    created = cfn.request("Create", props)
+    assert created.status == "SUCCESS", created.reason
+    assert created.data["Status"] == "RUNNING"
+    assert cfn.clock.now() - began < 300  # the deploy goes on within minutes
+    assert len(omics.jobs) <= 1  # whatever the quota allowed so far
+    assert cfn.finish()  # after the deploy, the runner carries the export to its end
+    assert len(omics.jobs) == 3
+    assert exported_once(omics, cohort(250))
+    record = manifest(gateway, created.data["ManifestUri"])
+    assert (record["status"], record["runner"]["active"]) == ("COMPLETED", False)
+    assert heard(gateway, cfn) == ["SUBMITTED", "RUNNING", "COMPLETED"]
+    last = gateway.events.deliveries(watch_rule(cfn))[-1]["detail"]
+    assert last["counts"]["exported"] == 250 and len(last["jobIds"]) == 3
+    assert last["manifestUri"] == created.data["ManifestUri"]
+    assert [r.status for r in cfn.runs()] == ["SUCCEEDED"]
+    assert gateway.denied() == []
+
+
+def test_a_runner_step_that_fails_and_is_retried_starts_no_duplicate_job(
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step dies right after HealthOmics started a job, before the job was recorded:
+    Step Functions retries it, and the retried start (same client token) finds that job."""
+    failures: list[str] = []
+    original = exports.Export._save_batch_or_reload
+
+    def fail_once(self: exports.Export, batch: st.BatchRecord) -> None:
+        if "jobId" in batch and not failures:
+            failures.append(batch["jobId"])
+            raise RuntimeError("the step's container died")
+        original(self, batch)
+
+    monkeypatch.setattr(exports.Export, "_save_batch_or_reload", fail_once)
+    cfn = deploy("three-ids")
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "SUCCESS", created.reason
+    assert len(failures) == 1
+    assert list(omics.jobs) == failures  # one job: the retried start returned it
+    assert exported_once(omics, READ_SETS)
+    (run,) = cfn.runs()
+    assert run.events("LambdaFunctionFailed")  # the failed attempt, retried
+
+
+def test_a_runner_stopped_by_hand_is_taken_over_by_the_waiter(
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    omics.max_concurrent_jobs = 1
+    cfn = deploy("250-ids")
+    props = cfn.properties()
+    cfn.upload_list(props["ReadSetList"], cohort(250))
+    waiting = cfn.start("Create", props)
+    cfn.wait(60)
+    (first,) = cfn.runs()
+    cfn.stepfunctions.stop_by_hand(first.name)
+    answer: dict[str, Any] = {}
+    for _ in range(100):
+        answer = cfn.poll(waiting)
+        if answer["IsComplete"]:
+            break
+        cfn.wait(cfn.query_interval)
+    assert answer["IsComplete"] and answer["Data"]["Status"] == "COMPLETED"
+    assert [r.status for r in cfn.runs()] == ["ABORTED", "SUCCEEDED"]
+    assert cfn.runs()[1].name.endswith("-0-1")
+    assert exported_once(omics, cohort(250))
+
+
+def test_a_runner_stopped_by_hand_after_the_deploy_is_taken_over_by_the_next_deploy(
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    omics.max_concurrent_jobs = 1
+    cfn = deploy("long-without-waiting")
+    props = cfn.properties()
+    cfn.upload_list(props["ReadSetList"], cohort(250))
+    created = cfn.request("Create", props)
+    assert created.status == "SUCCESS", created.reason
+    (first,) = cfn.runs()
+    cfn.stepfunctions.stop_by_hand(first.name)
+    assert cfn.finish()
+    assert len(omics.exported()) < 250  # stopped: nothing carries the export now
+    refreshed = cfn.properties(SelectionRefresh="again")
+    updated = cfn.request(
+        "Update", refreshed, old_properties=props, physical_id=created.physical_id
+    )
+    assert updated.status == "SUCCESS", updated.reason
+    assert cfn.finish()
+    assert exported_once(omics, cohort(250))
+    assert [r.status for r in cfn.runs()] == ["ABORTED", "SUCCEEDED"]
+
+
+def test_the_runner_continues_in_new_executions_below_the_history_cap(
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rules, "RUNNER_STEPS_PER_EXECUTION", 4)
+    omics.max_concurrent_jobs = 1
+    cfn = deploy("250-ids")
+    props = cfn.properties()
+    cfn.upload_list(props["ReadSetList"], cohort(250))
+    created = cfn.request("Create", props)
+    assert created.status == "SUCCESS", created.reason
+    runs = cfn.runs()
+    assert len(runs) > 2
+    assert [r.name.rsplit("-", 1)[1] for r in runs] == [str(n) for n in range(len(runs))]
+    assert {r.status for r in runs} == {"SUCCEEDED"}
+    # Each execution took at most 4 steps: 9 events each, and its start and end.
+    assert max(r.history_events for r in runs) <= 4 * rules.RUNNER_HISTORY_EVENTS_PER_STEP + 4
+    assert exported_once(omics, cohort(250))
