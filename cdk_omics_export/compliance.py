@@ -88,9 +88,9 @@ FRAMEWORK_STATE_MACHINE = Reason(
 HANDLER_OUTSIDE_VPC = Reason(
     OUTSIDE_VPC,
     "Without the vpc prop the handler runs outside a VPC: it reaches only the HealthOmics "
-    "control plane, S3, CloudWatch Logs and SQS over TLS with IAM authentication, and inside "
-    "a VPC it needs interface endpoints that only the account's network design can provide. "
-    "Give vpc to place it in one.",
+    "control plane, S3, DynamoDB, Step Functions, EventBridge, CloudWatch Logs and SQS over "
+    "TLS with IAM authentication, and inside a VPC it needs interface endpoints that only the "
+    "account's network design can provide. Give vpc to place it in one.",
 )
 BUCKET_REPLICATION = Reason(
     ("HIPAA.Security-S3BucketReplicationEnabled", "NIST.800.53.R5-S3BucketReplicationEnabled"),

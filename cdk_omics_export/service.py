@@ -99,8 +99,9 @@ class ReadSetExportService(Construct):
     forwarded here.
 
     :param vpc: run the handler and the Provider framework's functions in this VPC (needs
-        interface endpoints for HealthOmics' ``control-storage-omics``, S3, DynamoDB and
-        CloudWatch Logs, or a NAT). Default: outside any VPC.
+        interface endpoints for HealthOmics' ``control-storage-omics``, S3, DynamoDB, Step
+        Functions (``states``), EventBridge (``events``) and CloudWatch Logs, or a NAT).
+        Default: outside any VPC.
     :param vpc_subnets: the subnets for the functions. Default: the VPC's private subnets.
     :param security_groups: the functions' security groups. Default: one group allowing
         HTTPS out only.
@@ -111,7 +112,7 @@ class ReadSetExportService(Construct):
     :param poll_interval: how often the runner follows each export's jobs (and the deploy's
         waiter reads its state); at least 10 seconds. Each poll costs 3 Step Functions state
         transitions. Default: 30 seconds.
-    :param runtime: the Python runtime of the two handler functions, python3.11 or newer
+    :param runtime: the Python runtime of the three handler functions, python3.11 or newer
         (for a partition or Region that lacks the newest). Default: the newest Python that
         aws-cdk-lib offers (``HANDLER_RUNTIME``).
     :param removal_policy: what ``cdk destroy`` does to the state table, the log group, the

@@ -310,7 +310,12 @@ def test_create_registers_the_export_and_starts_its_runner(
         export,
     )
     assert detail["manifestUri"] == result["Data"]["ManifestUri"]
-    assert detail["runner"] == {"execution": f"{export}-0-0", "active": True}
+    machine = os.environ[index.RUNNER_ENV]
+    assert detail["runner"] == {
+        "execution": f"{export}-0-0",
+        "executionArn": machine.replace(":stateMachine:", ":execution:") + f":{export}-0-0",
+        "active": True,
+    }
     assert manifest(export)["status"] == "SUBMITTED"
 
 
@@ -337,7 +342,9 @@ def test_the_runner_checks_starts_follows_and_reports(
     assert (done["Data"]["JobIds"], done["Data"]["ExportedReadSetCount"]) == (JOB, "2")
     record = manifest(export_id())
     assert record["counts"] == {"selected": 2, "exported": 2, "failed": 0, "inFlight": 0}
-    assert record["runner"] == {"execution": f"{export_id()}-0-0", "active": False}
+    assert record["runner"]["execution"] == f"{export_id()}-0-0"
+    assert record["runner"]["executionArn"].endswith(f":execution:Runner:{export_id()}-0-0")
+    assert record["runner"]["active"] is False
     # One event per status of the export, and one for the job's own change.
     assert statuses(aws) == ["SUBMITTED", "RUNNING", "RUNNING", "COMPLETED"]
     jobs = [json.loads(e["Detail"])["jobs"] for e in aws]
@@ -456,6 +463,30 @@ def test_events_that_cannot_be_published_are_published_by_a_later_step(
     expect_get(stub, job("SUBMITTED"))
     step(1)  # nothing changed, but what was not told yet is told now
     assert statuses(aws) == ["RUNNING"]
+
+
+def test_the_runner_ends_only_once_its_final_status_is_published(
+    stub: Stubber, aws: list[dict[str, Any]]
+) -> None:
+    """Rules wait for the last event: a step that cannot publish it fails, and Step Functions
+    retries it."""
+    index.on_event(event("Create"))
+    expect_preflight(stub, READ_SETS)
+    expect_start(stub, READ_SETS)
+    step()
+    client = index.events_client()
+
+    def refuse(**_: Any) -> None:
+        raise RuntimeError("the bus is unreachable")
+
+    client.meta.events.register_first("before-call.events.PutEvents", refuse)
+    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    with pytest.raises(ExportError, match="ended COMPLETED, but its status-change event"):
+        step(1)
+    client.meta.events.unregister("before-call.events.PutEvents", refuse)
+    aws.clear()
+    assert step(1)["action"] == "END"  # the retry: nothing to call, the event goes out
+    assert statuses(aws) == ["COMPLETED"]
 
 
 # Following

@@ -190,6 +190,8 @@ class Export:
         self.runner_name: str | None = None
         # Export statuses this invocation moved through, for the status-change events.
         self.passed_statuses: list[str] = []
+        # The runner's state machine, so the manifest and events can name its execution.
+        self.state_machine_arn = ""
 
     # The record
 
@@ -863,10 +865,7 @@ class Export:
                 "failed": counts.failed,
                 "inFlight": counts.in_flight,
             },
-            "runner": {
-                "execution": record.get("runner", {}).get("name", ""),
-                "active": not self.runner_done(),
-            },
+            "runner": self._runner_view(),
             "jobs": jobs,
         }
 
@@ -966,16 +965,25 @@ class Export:
             "jobIds": [job["id"] for job in jobs],
             "jobs": jobs,
             "manifestUri": self.manifest_uri(),
-            "runner": {
-                "execution": record.get("runner", {}).get("name", ""),
-                "active": not self.runner_done(),
-            },
+            "runner": self._runner_view(),
             "sequenceStoreId": record["sequenceStoreId"],
             "destination": record["destination"],
         }
         if status == record["status"] and record.get("statusReason"):
             detail["statusReason"] = record["statusReason"]
         return detail
+
+    def _runner_view(self) -> st.ManifestRunner:
+        name = self.record.get("runner", {}).get("name", "")
+        arn = ""
+        if name and self.state_machine_arn:
+            head, _, machine = self.state_machine_arn.rpartition(":stateMachine:")
+            arn = f"{head}:execution:{machine}:{name}"
+        return {"execution": name, "executionArn": arn, "active": not self.runner_done()}
+
+    def told(self) -> bool:
+        """Whether the last status-change event carried the statuses as they are now."""
+        return self.record.get("eventDigest") == self._status_digest()
 
     def claim_runner(self, segment: int) -> st.Runner:
         """Record that execution ``segment`` of this run's runner carries the export now."""

@@ -254,7 +254,7 @@ def run_step(event: RunnerStep, context: Any = None) -> RunnerStepResult:
         action = "WAIT"
     elif action == "CONTINUE":
         # Well before the execution's 25,000 history events: go on in a new execution.
-        export = _export_of_state(event["exportId"], poll)
+        export = _export_of_state(event["exportId"], poll, event["stateMachine"])
         if export is not None and _carries(export.record, event["execution"], event):
             successor = export.claim_runner(export.record["runner"]["segment"] + 1)
             _start_execution(successor["name"], export.export_id, event["stateMachine"])
@@ -274,7 +274,7 @@ def _step(
     """WAIT: another invocation holds the export; CONTINUE: it has work left; END: the
     export's work is over, or another execution carries it. And how long to wait."""
     export_id, name = event["exportId"], event["execution"]
-    export = _export_of_state(export_id, poll)
+    export = _export_of_state(export_id, poll, event["stateMachine"])
     if export is None or not _carries(export.record, name, event):
         return "END", poll
     export.runner_name = name
@@ -291,10 +291,7 @@ def _step(
                 export.advance(_budget(context))
         except ExportError as error:
             LOG.warning("export %s failed: %s", export_id, error)  # recorded as its status
-        if export.settle():
-            LOG.info("export %s ended %s; runner %s ends", export_id, export.record["status"], name)
-            return "END", poll
-        return "CONTINUE", export.next_wait_seconds(poll)
+        done = export.settle()
     except st.Cancelled as stopped:
         LOG.info("runner %s ends: %s", name, stopped)
         return "END", poll
@@ -302,16 +299,27 @@ def _step(
         export.write_manifest(s3_client())
         export.publish(events_client())
         store.release_lease(export_id, owner)
+    if not done:
+        return "CONTINUE", export.next_wait_seconds(poll)
+    if not export.told():
+        # The runner's last word is the one rules wait for: fail the step, and Step Functions
+        # retries it (for about two hours) until the final status is published.
+        raise ExportError(
+            f"export {export_id} ended {export.record['status']}, but its status-change event "
+            "could not be published; retrying"
+        )
+    LOG.info("export %s ended %s; runner %s ends", export_id, export.record["status"], name)
+    return "END", poll
 
 
-def _export_of_state(export_id: str, poll: int) -> exports.Export | None:
+def _export_of_state(export_id: str, poll: int, state_machine: str) -> exports.Export | None:
     """The export as its state describes it, or None when it has no state any more."""
     store = state_store()
     record = store.load_record(export_id)
     if record is None:
         LOG.warning("export %s has no state any more; its runner ends", export_id)
         return None
-    export = _export(exports.ExportRequest.of_record(record, poll))
+    export = _export(exports.ExportRequest.of_record(record, poll), state_machine)
     export.snapshot.record = record
     return export
 
@@ -429,8 +437,8 @@ def _cancel(event: CloudFormationEvent) -> None:
         LOG.exception("could not mark the export cancelled; nothing more will start anyway")
 
 
-def _export(request: exports.ExportRequest) -> exports.Export:
-    return exports.Export(
+def _export(request: exports.ExportRequest, state_machine: str | None = None) -> exports.Export:
+    export = exports.Export(
         state_store(),
         omics_client(),
         request,
@@ -438,6 +446,8 @@ def _export(request: exports.ExportRequest) -> exports.Export:
         # Looked up at each call, so a rehearsal's simulated clock reaches the export too.
         clock=lambda: now(),  # noqa: PLW0108
     )
+    export.state_machine_arn = state_machine or os.environ.get(RUNNER_ENV, "")
+    return export
 
 
 # The invocation's time

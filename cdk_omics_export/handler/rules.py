@@ -28,9 +28,9 @@ EVENT_DETAIL_TYPE = "Read Set Export Status Change"
 # Wait) adds 9 events to the execution's history, which Step Functions caps at 25,000.
 RUNNER_STEPS_PER_EXECUTION = 1000
 RUNNER_HISTORY_EVENTS_PER_STEP = 9
-# While batches wait for the concurrent-job quota, the runner looks this often (or at the poll
-# interval, if shorter): a slot that a finished job freed and nobody fills delays the whole
-# cohort, wave after wave.
+# While batches wait for the concurrent-job quota, the runner looks this often rather than at
+# the poll interval: a slot that a finished job freed and nobody fills delays the whole cohort,
+# wave after wave.
 CAPACITY_POLL_SECONDS = 10
 
 # StartReadSetExportJob: sequenceStoreId, sources[].readSetId and the job id share one shape.

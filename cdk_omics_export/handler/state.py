@@ -192,6 +192,7 @@ class ManifestCounts(TypedDict):
 
 class ManifestRunner(TypedDict):
     execution: str  # the Step Functions execution carrying the export ("" before one started)
+    executionArn: str  # its ARN, for DescribeExecution ("" when not known)
     active: bool  # False once the runner has ended: nothing about the export changes any more
 
 
