@@ -45,7 +45,7 @@ from aws_cdk import App, Stack  # noqa: E402
 
 from benchmarks import profile_app  # noqa: E402
 from cdk_omics_export import ReadSetExport  # noqa: E402
-from cdk_omics_export.handler import index, pacing  # noqa: E402
+from cdk_omics_export.handler import pacing  # noqa: E402
 from cdk_omics_export.handler import state as handler_state  # noqa: E402
 from tests import support  # noqa: E402
 from tests.omics_endpoint import OmicsEndpoint, peak_per_second  # noqa: E402
@@ -868,23 +868,14 @@ def bench_shared_budget(gateway: Gateway) -> None:
         rehearsal.start("Create", rehearsal.properties(e), logical_id=e)
         for e in rehearsal.exports()
     ]
-    steps = {
-        run.name: {
-            "exportId": run.name.rsplit("-", 2)[0],
-            "steps": 0,
-            "execution": run.name,
-            "stateMachine": run.machine.arn,
-        }
-        for run in rehearsal.runs()
-    }
+    steps = rehearsal.runner_steps()
     ended: set[str] = set()
     errors: list[str] = []
 
     def step(name: str) -> None:
         try:
-            with rehearsal.as_handler():
-                if rehearsal.invoke(index.run_step, steps[name])["action"] == "END":
-                    ended.add(name)
+            if rehearsal.step(steps[name])["action"] == "END":
+                ended.add(name)
         except Exception as error:  # noqa: BLE001
             errors.append(f"{name}: {error!r}")
 

@@ -6,8 +6,18 @@ The runner writes the export's **manifest** (the stack output ``<construct>Manif
 at every status change of the export or of one of its jobs. This command reads those manifests
 and reports each export of a stack: its status, its read set counts, its jobs (running, ended,
 not yet started) and whether its runner is still active; ``--jobs`` adds a row per job, and
-``--watch`` re-reads the manifests until every export's runner has ended. It makes no
-HealthOmics call for a stack (the runner shares the account's request quota): only
+``--watch`` re-reads the manifests until every export's runner has ended.
+
+A manifest is only as current as its runner: an execution stopped by hand (or whose retries ran
+out) writes no more, and its last manifest says the runner is active for ever. So for each
+export whose manifest says its runner is active, the command asks Step Functions about that
+execution (``DescribeExecution``, once per read of the manifests). One that is no longer
+RUNNING (nor PENDING_REDRIVE) makes the export **stalled**: nothing carries it until a deploy
+resumes it, ``--watch`` stops waiting for it, and it counts as ended early (exit 12) unless its
+status is final. When Step Functions cannot be asked (``states:DescribeExecution`` denied, say),
+a note says so and the manifest's view stands.
+
+It makes no HealthOmics call for a stack (the runner shares the account's request quota): only
 ``--job-id`` asks HealthOmics about one job directly. Installed with the ``cli`` extra:
 ``pip install 'cdk-omics-export[cli]'``.
 """
@@ -40,6 +50,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_omics import OmicsClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
 from .handler.rules import DEFAULT_MAX_REQUESTS_PER_SECOND
 
 EXIT_COMPLETED = 0
@@ -56,16 +67,20 @@ EXIT_CODES = f"""exit codes (with --stack, judged per export; with --job-id, for
   {EXIT_RUNNING}  some export still active: its runner has not ended (--job-id: the job is
       SUBMITTED, IN_PROGRESS or CANCELLING)
   {EXIT_COMPLETED_WITH_FAILURES}  every export ended, some COMPLETED_WITH_FAILURES
-  {EXIT_FAILED}  some export FAILED or CANCELLED, or its runner ended before it did
-      (--job-id: the job FAILED or was CANCELLED)
+  {EXIT_FAILED}  some export FAILED or CANCELLED, or its runner ended or stopped (stalled)
+      before it did (--job-id: the job FAILED or was CANCELLED)
 """
 # The status command's --help text (printed as it is: argparse does not re-wrap it).
 STATUS_DESCRIPTION = """\
 Print each export of a stack from its manifest (the <construct>ManifestUri<hash>
 output): its status, read set counts (exported of selected, failed, in flight),
 its jobs (running, ended, not started yet) and whether its runner, which carries
-the export to its end after the deploy, is still active. --watch re-reads the
-manifests until every export's runner has ended; no HealthOmics call is made.
+the export to its end after the deploy, is still active. For a runner the
+manifest says is active, Step Functions is asked whether its execution still runs
+(states:DescribeExecution); if it stopped, the export is stalled until a deploy
+resumes it. --watch re-reads the manifests until every export's runner has ended
+or stopped; no HealthOmics call is made. Needs cloudformation:DescribeStacks,
+s3:GetObject on the manifests and, optionally, states:DescribeExecution.
 With --job-id, ask HealthOmics about one export job instead."""
 CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 6})
 # Job statuses: HealthOmics' own, and the batch statuses of the runner's.
@@ -80,11 +95,19 @@ WAITING = "waiting for its first manifest"
 # without s3:ListBucket.
 NOT_WRITTEN_YET = frozenset({"NoSuchKey", "AccessDenied", "404", "403"})
 MIN_WATCH_INTERVAL = 1.0  # manifests are S3 reads: no HealthOmics quota to stay under
+# The runner execution's statuses in which it still carries its export: someone may redrive a
+# stopped one by hand (PENDING_REDRIVE), and the deploy's waiter counts that as running too.
+EXECUTION_RUNNING = frozenset({"RUNNING", "PENDING_REDRIVE"})
+# DescribeExecution's pace: one per export each time the manifests are read, well under Step
+# Functions' own quota, which the deploy's waiter draws on too.
+STATES_REQUESTS_PER_SECOND = DEFAULT_MAX_REQUESTS_PER_SECOND
+DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 MANIFEST_OUTPUT = re.compile(r"^(?P<construct>.*)ManifestUri[0-9A-F]{8}$")
 # The IAM action each call needs, for access-denied messages a user can act on.
 ACTIONS = {
     "DescribeStacks": "cloudformation:DescribeStacks",
     "GetObject": "s3:GetObject",
+    "DescribeExecution": "states:DescribeExecution",
     "GetReadSetExportJob": "omics:GetReadSetExportJob",
 }
 STATUS_NAMES = {
@@ -177,6 +200,15 @@ class ExportStatus:
     construct: str
     manifest_uri: str
     manifest: Manifest | None = None
+    # The runner execution's status as Step Functions gave it for the manifest last read; None
+    # when it was not asked (runner not active, no ARN) or could not say.
+    execution_status: str | None = None
+    check_denied: bool = False  # states:DescribeExecution denied: not asked again
+    notes: list[str] = field(default_factory=list)  # each said once
+
+    def note(self, line: str) -> None:
+        if line not in self.notes:
+            self.notes.append(line)
 
     @property
     def waiting(self) -> bool:
@@ -224,8 +256,34 @@ class ExportStatus:
         return "" if runner is None else runner.get("execution", "")
 
     @property
+    def execution_arn(self) -> str:
+        runner = None if self.manifest is None else self.manifest.get("runner")
+        return "" if runner is None else runner.get("executionArn", "")
+
+    @property
+    def stalled(self) -> bool:
+        """The manifest says its runner is active, but Step Functions says the execution ended
+        (stopped by hand, its retries ran out): nothing carries the export any more."""
+        return (
+            self.manifest_active
+            and self.execution_status is not None
+            and self.execution_status not in EXECUTION_RUNNING
+        )
+
+    @property
     def active(self) -> bool:
-        """Whether the export can still change: its runner has not ended."""
+        """Whether the export can still change: its runner has not ended, nor stopped."""
+        return self.manifest_active and not self.stalled
+
+    @property
+    def runner_state(self) -> str:
+        if self.stalled:
+            return f"stopped ({self.execution_status})"
+        return "active" if self.active else "ended"
+
+    @property
+    def manifest_active(self) -> bool:
+        """Whether the manifest says the export's runner has not ended."""
         if self.manifest is None:
             return True  # not written yet: its runner is starting
         runner = self.manifest.get("runner")
@@ -242,6 +300,7 @@ class ExportStatus:
         return not self.active and self.status not in FINAL
 
     def exit_code(self) -> int:
+        # A stalled export, its status not final, ended early: EXIT_FAILED.
         if self.active:
             return EXIT_RUNNING
         if self.status in ("FAILED", "CANCELLED") or self.stopped_early:
@@ -260,7 +319,7 @@ class ExportStatus:
         if self.manifest is None:
             return f"{self.construct}: {WAITING}"
         counts, tally = self.counts(), self.tally()
-        runner = "runner active" if self.active else "runner ended"
+        runner = f"runner {self.runner_state}"
         return (
             f"{self.construct}: {self.status}, {counts['exported']}/{counts['selected']} read sets "
             f"exported, {counts['failed']} failed, {tally.running} job(s) running, {runner}"
@@ -283,6 +342,10 @@ class Clients:
 
     def s3(self) -> S3Client:
         client: S3Client = self._client("s3")
+        return client
+
+    def stepfunctions(self) -> SFNClient:
+        client: SFNClient = self._client("stepfunctions")
         return client
 
     def omics(self) -> OmicsClient:
@@ -350,14 +413,45 @@ def read_manifest(clients: Clients, uri: str, *, missing_ok: bool = False) -> Ma
     return manifest
 
 
-def refresh(clients: Clients, exports: Sequence[ExportStatus], *, watching: bool) -> None:
-    """Read each export's manifest again. While watching, a manifest never read so far may
-    not be written yet: the export waits for it rather than failing."""
+def refresh(
+    clients: Clients, exports: Sequence[ExportStatus], *, watching: bool, pacer: Pacer
+) -> None:
+    """Read each export's manifest again, then check each runner it says is active. While
+    watching, a manifest never read so far may not be written yet: the export waits for it
+    rather than failing."""
     for export in exports:
         missing_ok = watching and export.manifest is None
         manifest = read_manifest(clients, export.manifest_uri, missing_ok=missing_ok)
         if manifest is not None:
             export.manifest = manifest
+    for export in exports:
+        check_runner(clients, export, pacer)
+
+
+def check_runner(clients: Clients, export: ExportStatus, pacer: Pacer) -> None:
+    """Ask Step Functions about the runner execution the manifest says is active. A failure
+    is a note, not an error: the manifest's view stands."""
+    export.execution_status = None
+    arn = export.execution_arn
+    if not arn or not export.manifest_active or export.check_denied:
+        return
+    subject = f"{export.construct}: could not check runner execution {export.execution}"
+    pacer.wait()
+    try:
+        described = clients.stepfunctions().describe_execution(executionArn=arn)
+    except ClientError as error:
+        code = _code(error)
+        message = error.response.get("Error", {}).get("Message", "")
+        detail = f"{code}: {message}" if message else code
+        if code in DENIED:
+            export.check_denied = True
+            detail += f"; needs {ACTIONS['DescribeExecution']}"
+        export.note(f"{subject}: {detail}")
+        return
+    except BotoCoreError as error:
+        export.note(f"{subject}: {error}")
+        return
+    export.execution_status = described["status"]
 
 
 def job_status(clients: Clients, store: str, job_id: str, construct: str = "") -> JobStatus:
@@ -493,7 +587,7 @@ def render_exports_table(stack: str, exports: Sequence[ExportStatus], *, jobs: b
             str(counts["failed"]),
             str(counts["inFlight"]),
             f"{tally.running}/{tally.ended}/{tally.pending}",
-            "active" if export.active else "ended",
+            export.runner_state,
             export.manifest.get("updatedAt", "").replace("T", " "),
         )
         if jobs:
@@ -515,16 +609,31 @@ def reasons(exports: Sequence[ExportStatus], *, jobs: bool) -> list[str]:
     for export in exports:
         if export.status_reason:
             lines.append(f"{export.construct}: {export.status_reason}")
-        elif export.stopped_early:
+        if export.stalled:
+            lines.append(stalled_note(export))
+        elif export.stopped_early and not export.status_reason:
             lines.append(
                 f"{export.construct}: its runner ended while the export was {export.status}; "
                 "the next deploy resumes it."
             )
+        lines.extend(export.notes)
         if jobs:
             for job in export.jobs():
                 if job.get("statusMessage"):
                     lines.append(f"{export.construct} job {job['id']}: {job['statusMessage']}")
     return lines
+
+
+def stalled_note(export: ExportStatus) -> str:
+    said = (
+        f"{export.construct}: its runner execution {export.execution} is {export.execution_status}"
+    )
+    if export.status in FINAL:
+        return f"{said}; the export is {export.status}, and nothing updates its manifest now."
+    return (
+        f"{said}; nothing carries the export now. The next deploy that changes its properties, "
+        "or a deploy in progress, resumes it and skips what completed."
+    )
 
 
 def export_json(export: ExportStatus, *, jobs: bool) -> dict[str, Any]:
@@ -537,7 +646,12 @@ def export_json(export: ExportStatus, *, jobs: bool) -> dict[str, Any]:
         "statusReason": export.status_reason,
         "cancelled": False if manifest is None else manifest.get("cancelled", False),
         "counts": export.counts(),
-        "runner": {"execution": export.execution, "active": export.active},
+        "runner": {
+            "execution": export.execution,
+            "active": export.active,
+            "executionStatus": export.execution_status,
+        },
+        "stalled": export.stalled,
         "jobs": {
             "running": tally.running,
             "ended": tally.ended,
@@ -616,24 +730,30 @@ def watch_exports(
     clients: Clients,
     exports: Sequence[ExportStatus],
     *,
+    pacer: Pacer,
     console: Console,
     interval: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Re-read the manifests until every export's runner has ended, with one progress bar
-    over the read sets of all exports and a line whenever an export's status, its runner's or
-    one of its jobs' changes."""
+    """Re-read the manifests until every export's runner has ended (or stopped: the export
+    stalled), with one progress bar over the read sets of all exports, a line whenever an
+    export's status, its runner's or one of its jobs' changes, and each note once."""
     seen: dict[str, tuple[Any, ...]] = {}
+    noted: set[str] = set()
     with _progress(console) as progress:
         task = progress.add_task("", total=None)
         while True:
-            refresh(clients, exports, watching=True)
+            refresh(clients, exports, watching=True, pacer=pacer)
             for export in exports:
-                state = (export.status, export.active, *asdict(export.tally()).values())
+                state = (export.status, export.runner_state, *asdict(export.tally()).values())
                 if seen.get(export.construct) != state:
                     seen[export.construct] = state
                     line = escape(export.summary())
                     progress.console.print(line, highlight=False, soft_wrap=True)
+                for note in export.notes:
+                    if note not in noted:
+                        noted.add(note)
+                        progress.console.print(escape(note), highlight=False, soft_wrap=True)
             done = sum(export.progress()[0] for export in exports)
             selected = sum(export.progress()[1] for export in exports)
             active = [e for e in exports if e.active and not e.waiting]
@@ -715,7 +835,8 @@ def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     status.add_argument(
         "--watch",
         action="store_true",
-        help="re-read until every export's runner has ended (--job-id: until the job ends)",
+        help="re-read until every export's runner has ended or stopped (--job-id: until the "
+        "job ends)",
     )
     status.add_argument(
         "--json",
@@ -804,14 +925,26 @@ def _stack(
     sleep: Callable[[float], None],
 ) -> int:
     exports = exports_of_stack(clients, args.stack)
+    pacer = Pacer(STATES_REQUESTS_PER_SECOND, LocalSlots())  # for DescribeExecution
     if args.watch:
         interval = max(args.interval, MIN_WATCH_INTERVAL)
-        watch_exports(clients, exports, console=progress_console, interval=interval, sleep=sleep)
+        watch_exports(
+            clients,
+            exports,
+            pacer=pacer,
+            console=progress_console,
+            interval=interval,
+            sleep=sleep,
+        )
     else:
-        refresh(clients, exports, watching=False)
+        refresh(clients, exports, watching=False, pacer=pacer)
     if args.json:
         report = exports_json(exports, jobs=args.jobs)
         out.print(report, markup=False, highlight=False, soft_wrap=True)
+        if not args.watch:  # a watch has logged them already
+            for export in exports:
+                for note in export.notes:  # on stderr: stdout is the JSON alone
+                    progress_console.print(escape(note), highlight=False, soft_wrap=True)
     else:
         out.print(render_exports_table(args.stack, exports, jobs=args.jobs))
         for line in reasons(exports, jobs=args.jobs):

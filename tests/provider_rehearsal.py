@@ -129,6 +129,25 @@ class StackRehearsal:
         """The runner's executions, in the order they started."""
         return sorted(self.stepfunctions.executions, key=lambda e: (e.start, e.name))
 
+    def runner_steps(self) -> dict[str, dict[str, Any]]:
+        """The first step's event of each runner execution, by name: what the state machine
+        would pass, for tests that call the steps themselves (``step``)."""
+        return {
+            run.name: {
+                "exportId": run.name.rsplit("-", 2)[0],
+                "steps": 0,
+                "execution": run.name,
+                "stateMachine": run.machine.arn,
+            }
+            for run in self.runs()
+        }
+
+    def step(self, event: dict[str, Any]) -> dict[str, Any]:
+        """One call of the runner's step, outside the state machine."""
+        with self.as_handler():
+            answer: dict[str, Any] = self.invoke(index.run_step, event, between=False)
+            return answer
+
     def _run_step(self, event: dict[str, Any], context: Any) -> Any:
         with self.as_handler():
             return self.invoke(index.run_step, event, context, between=False)

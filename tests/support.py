@@ -222,6 +222,13 @@ LONGEST_ATTRIBUTES = {
     ("AWS::SQS::Queue", "Arn"): f"arn:{_REGIONAL.format('sqs')}:{'q' * 80}",
     # Log group names: at most 512 characters.
     ("AWS::Logs::LogGroup", "Arn"): f"arn:{_REGIONAL.format('logs')}:log-group:{'l' * 512}:*",
+    # Function names: at most 64 characters.
+    ("AWS::Lambda::Function", "Arn"): f"arn:{_REGIONAL.format('lambda')}:function:{'f' * 64}",
+    # State machine names: at most 80 characters.
+    ("AWS::StepFunctions::StateMachine", "Ref"): (
+        f"arn:{_REGIONAL.format('states')}:stateMachine:{'m' * 80}"
+    ),
+    ("AWS::StepFunctions::StateMachine", "Name"): "m" * 80,
 }
 
 

@@ -1,7 +1,9 @@
-"""`cdk-omics-export status`, with CloudFormation, S3 and HealthOmics stubbed (no network).
+"""`cdk-omics-export status`, with CloudFormation, S3, Step Functions and HealthOmics stubbed
+(no network).
 
-With ``--stack`` the command reads only DescribeStacks and the manifests: the omics stubber
-is given no response in those tests, so any HealthOmics call would fail them."""
+With ``--stack`` the command reads only DescribeStacks, the manifests and, for a runner a
+manifest says is active, DescribeExecution: the omics stubber is given no response in those
+tests, so any HealthOmics call would fail them."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ DESTINATION = "s3://export-bucket/exports/"
 OUTPUTS = {"ExportManifestUriA51BFD51": MANIFEST, "ExportJobId5605F428": JOBS[0]}
 TWO_OUTPUTS = {**OUTPUTS, "CohortManifestUri0B1C2D3E": OTHER}
 EXECUTION = "rse-4caa514f962e52cf26decdf9b917-1-0"  # the runner execution's name
+EXECUTION_ARN = f"arn:aws:states:us-east-1:111111111111:execution:Runner1A2B3C4D:{EXECUTION}"
 UPDATED = "2026-11-29T10:42:07Z"
 SHOWN = "2026-11-29 10:42:07Z"  # UPDATED as the table shows it
 
@@ -59,8 +62,11 @@ def manifest(
     jobs: list[dict[str, Any]] | None = None,
     counts: tuple[int, int, int, int] = (0, 0, 0, 0),
     reason: str = "",
+    arn: str | None = "",
 ) -> dict[str, Any]:
-    """A manifest; ``active=None`` is an older one, written before exports had a runner."""
+    """A manifest; ``active=None`` is an older one, written before exports had a runner, and
+    ``arn=None`` one written before the runner's ARN was in it. With ``arn=""`` (the
+    default) the runner is not checked in Step Functions."""
     selected, exported, failed, in_flight = counts
     body: dict[str, Any] = {
         "schema": 1,
@@ -91,6 +97,8 @@ def manifest(
     }
     if active is not None:
         body["runner"] = {"execution": EXECUTION, "active": active}
+        if arn is not None:
+            body["runner"]["executionArn"] = arn
     return body
 
 
@@ -104,12 +112,19 @@ class Stubs:
         self.clients = cli.Clients(
             made={
                 name: boto3.client(name, **credentials)  # type: ignore[call-overload]
-                for name in ("cloudformation", "s3", "omics")
+                for name in ("cloudformation", "s3", "stepfunctions", "omics")
             }
         )
         self.cloudformation = Stubber(self.clients.made["cloudformation"])
         self.s3 = Stubber(self.clients.made["s3"])
+        self.stepfunctions = Stubber(self.clients.made["stepfunctions"])
         self.omics = Stubber(self.clients.made["omics"])
+        # Every DescribeExecution sent, stubbed or not (an unstubbed one would be a note).
+        self.described: list[str] = []
+        self.clients.made["stepfunctions"].meta.events.register(
+            "before-parameter-build.sfn.DescribeExecution",
+            lambda params, **_: self.described.append(params["executionArn"]),
+        )
 
     def stack(self, outputs: dict[str, str] | None = None, status: str = "CREATE_COMPLETE") -> None:
         outputs = OUTPUTS if outputs is None else outputs
@@ -149,6 +164,28 @@ class Stubs:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         return {"Bucket": bucket, "Key": key}
 
+    def execution(self, status: str, arn: str = EXECUTION_ARN) -> None:
+        self.stepfunctions.add_response(
+            "describe_execution",
+            {
+                "executionArn": arn,
+                "stateMachineArn": arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0],
+                "name": arn.rsplit(":", 1)[1],
+                "status": status,
+                "startDate": datetime(2026, 11, 29, 9, tzinfo=UTC),
+            },
+            {"executionArn": arn},
+        )
+
+    def execution_error(self, code: str, status: int, message: str = "") -> None:
+        self.stepfunctions.add_client_error(
+            "describe_execution",
+            service_error_code=code,
+            service_message=message,
+            http_status_code=status,
+            expected_params={"executionArn": EXECUTION_ARN},
+        )
+
     def job(self, job_id: str, status: str, read_sets: dict[str, int]) -> None:
         items = [
             {"id": f"{4000000000 + n}", "status": state}
@@ -172,10 +209,11 @@ class Stubs:
 @pytest.fixture
 def stubs() -> Iterator[Stubs]:
     made = Stubs()
-    with made.cloudformation, made.s3, made.omics:
+    with made.cloudformation, made.s3, made.stepfunctions, made.omics:
         yield made
         made.cloudformation.assert_no_pending_responses()
         made.s3.assert_no_pending_responses()
+        made.stepfunctions.assert_no_pending_responses()
         made.omics.assert_no_pending_responses()
 
 
@@ -322,7 +360,8 @@ def test_json_output_for_scripts(stubs: Stubs) -> None:
                 "statusReason": REASON,
                 "cancelled": False,
                 "counts": {"selected": 4, "exported": 3, "failed": 1, "inFlight": 0},
-                "runner": {"execution": EXECUTION, "active": False},
+                "runner": {"execution": EXECUTION, "active": False, "executionStatus": None},
+                "stalled": False,
                 "jobs": {"running": 0, "ended": 1, "pending": 0, "total": 1},
                 "manifestUri": MANIFEST,
                 "updatedAt": UPDATED,
@@ -498,6 +537,188 @@ def test_ctrl_c_leaves_the_exports_running(stubs: Stubs) -> None:
     code, _, err = run(stubs, "--stack", STACK, "--watch", sleep=interrupt)
     assert code == cli.EXIT_RUNNING
     assert "stopped; the exports keep running" in err
+
+
+# The runner's execution, from Step Functions
+
+
+def test_a_stopped_runner_ends_the_watch_and_the_export_is_stalled(stubs: Stubs) -> None:
+    """Stopped by hand: its last manifest says active for ever; Step Functions says ABORTED."""
+    stubs.stack()
+    running = manifest("RUNNING", active=True, counts=(200, 100, 0, 100), arn=EXECUTION_ARN)
+    stubs.manifest(running)
+    stubs.execution("RUNNING")
+    stubs.manifest(running)
+    stubs.execution("ABORTED")
+    slept: list[float] = []
+    code, out, _ = run(stubs, "--stack", STACK, "--watch", sleep=slept.append)
+    assert code == cli.EXIT_FAILED
+    assert slept == [30.0]  # it stopped waiting at once
+    lines = rows(out)
+    assert (
+        "Export: RUNNING, 100/200 read sets exported, 0 failed, 0 job(s) running, runner active"
+        in lines
+    )
+    assert (
+        "Export: RUNNING, 100/200 read sets exported, 0 failed, 0 job(s) running, "
+        "runner stopped (ABORTED)" in lines
+    )
+    assert "0 export(s) running" in out
+    assert f"Export RUNNING 100/200 0 100 0/0/0 stopped (ABORTED) {SHOWN}" in lines
+    note = (
+        f"Export: its runner execution {EXECUTION} is ABORTED; nothing carries the export now. "
+        "The next deploy that changes its properties, or a deploy in progress, resumes it and "
+        "skips what completed."
+    )
+    assert note in " ".join(out.split())
+    assert "its runner ended while" not in out  # the stalled note says it instead
+    assert stubs.described == [EXECUTION_ARN, EXECUTION_ARN]
+
+
+def test_a_stalled_export_in_json(stubs: Stubs) -> None:
+    stubs.stack()
+    stubs.manifest(manifest("RUNNING", active=True, arn=EXECUTION_ARN))
+    stubs.execution("FAILED")
+    code, out, err = run(stubs, "--stack", STACK, "--json")
+    assert code == cli.EXIT_FAILED
+    report = json.loads(out)
+    assert report["status"] == "FAILED"
+    export = report["exports"][0]
+    assert export["runner"] == {
+        "execution": EXECUTION,
+        "active": False,
+        "executionStatus": "FAILED",
+    }
+    assert export["stalled"] is True
+    assert export["exitCode"] == cli.EXIT_FAILED
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("status", "execution", "code"),
+    [
+        # Its status is final: it keeps its exit code.
+        ("COMPLETED", "SUCCEEDED", cli.EXIT_COMPLETED),
+        ("COMPLETED_WITH_FAILURES", "ABORTED", cli.EXIT_COMPLETED_WITH_FAILURES),
+        ("SUBMITTED", "TIMED_OUT", cli.EXIT_FAILED),
+    ],
+)
+def test_a_stalled_export_keeps_a_final_status_exit_code(
+    stubs: Stubs, status: str, execution: str, code: int
+) -> None:
+    stubs.stack()
+    stubs.manifest(manifest(status, active=True, arn=EXECUTION_ARN))
+    stubs.execution(execution)
+    code_seen, out, _ = run(stubs, "--stack", STACK)
+    assert code_seen == code
+    assert f"stopped ({execution})" in out
+    assert f"Export: its runner execution {EXECUTION} is {execution}" in out
+
+
+def test_a_running_runner_keeps_the_watch_going(stubs: Stubs) -> None:
+    stubs.stack()
+    running = manifest("RUNNING", active=True, counts=(2, 1, 0, 1), arn=EXECUTION_ARN)
+    stubs.manifest(running)
+    stubs.execution("RUNNING")
+    stubs.manifest(running)
+    stubs.execution("PENDING_REDRIVE")  # being redriven by hand: it carries on
+    stubs.manifest(manifest("COMPLETED", active=False, counts=(2, 2, 0, 0), arn=EXECUTION_ARN))
+    slept: list[float] = []
+    code, out, _ = run(stubs, "--stack", STACK, "--watch", sleep=slept.append)
+    assert code == cli.EXIT_COMPLETED
+    assert slept == [30.0, 30.0]
+    assert "stopped" not in out
+    assert f"Export COMPLETED 2/2 0 0 0/0/0 ended {SHOWN}" in rows(out)
+    # Checked once a round while active; not once the manifest says it ended.
+    assert stubs.described == [EXECUTION_ARN, EXECUTION_ARN]
+
+
+def test_a_denied_check_is_a_note_not_an_error(stubs: Stubs) -> None:
+    stubs.stack()
+    stubs.manifest(manifest("RUNNING", active=True, counts=(2, 1, 0, 1), arn=EXECUTION_ARN))
+    stubs.execution_error("AccessDeniedException", 400, "not authorized")
+    code, out, err = run(stubs, "--stack", STACK)
+    assert code == cli.EXIT_RUNNING  # the manifest's view
+    assert f"Export RUNNING 1/2 0 1 0/0/0 active {SHOWN}" in rows(out)
+    assert (
+        f"Export: could not check runner execution {EXECUTION}: AccessDeniedException: "
+        "not authorized; needs states:DescribeExecution" in " ".join(out.split())
+    )
+    assert err == ""
+
+
+def test_a_denied_check_is_noted_once_and_not_asked_again_while_watching(stubs: Stubs) -> None:
+    stubs.stack()
+    running = manifest("RUNNING", active=True, counts=(2, 1, 0, 1), arn=EXECUTION_ARN)
+    stubs.manifest(running)
+    stubs.execution_error("AccessDeniedException", 400)
+    stubs.manifest(running)
+    stubs.manifest(manifest("COMPLETED", active=False, counts=(2, 2, 0, 0), arn=EXECUTION_ARN))
+    code, out, err = run(stubs, "--stack", STACK, "--watch", "--json")
+    assert code == cli.EXIT_COMPLETED
+    assert json.loads(out)["exports"][0]["runner"]["executionStatus"] is None
+    note = "could not check runner execution"
+    assert err.count(note) == 1  # in the watch's log, on stderr
+    assert "needs states:DescribeExecution" in err
+    assert stubs.described == [EXECUTION_ARN]
+
+
+def test_a_failed_check_keeps_the_manifests_view_and_is_tried_again(stubs: Stubs) -> None:
+    stubs.stack()
+    running = manifest("RUNNING", active=True, counts=(2, 1, 0, 1), arn=EXECUTION_ARN)
+    stubs.manifest(running)
+    stubs.execution_error("ExecutionDoesNotExist", 400, "gone")
+    stubs.manifest(running)
+    stubs.execution_error("ExecutionDoesNotExist", 400, "gone")
+    stubs.manifest(running)
+    stubs.execution("ABORTED")
+    slept: list[float] = []
+    code, out, _ = run(stubs, "--stack", STACK, "--watch", sleep=slept.append)
+    assert code == cli.EXIT_FAILED
+    assert slept == [30.0, 30.0]
+    text = " ".join(out.split())
+    note = f"Export: could not check runner execution {EXECUTION}: ExecutionDoesNotExist: gone"
+    assert text.count(note) == 2  # once in the log, once under the table
+    assert "needs states:DescribeExecution" not in text
+    assert "stopped (ABORTED)" in text
+
+
+def test_a_check_failure_with_json_goes_to_stderr(stubs: Stubs) -> None:
+    stubs.stack()
+    stubs.manifest(manifest("RUNNING", active=True, arn=EXECUTION_ARN))
+    stubs.execution_error("ThrottlingException", 400, "Rate exceeded")
+    code, out, err = run(stubs, "--stack", STACK, "--json")
+    assert code == cli.EXIT_RUNNING
+    report = json.loads(out)
+    assert report["exports"][0]["runner"] == {
+        "execution": EXECUTION,
+        "active": True,
+        "executionStatus": None,
+    }
+    assert report["exports"][0]["stalled"] is False
+    assert "ThrottlingException: Rate exceeded" in err
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        manifest("RUNNING", active=False, arn=EXECUTION_ARN),  # ended: nothing to check
+        manifest("RUNNING", active=True, arn=""),  # no execution started yet
+        manifest("RUNNING", active=True, arn=None),  # an older manifest, without the ARN
+        manifest("RUNNING", active=None),  # older still, without a runner
+    ],
+)
+def test_no_check_without_an_active_runner_and_its_arn(stubs: Stubs, body: dict[str, Any]) -> None:
+    stubs.stack()
+    stubs.manifest(body)
+    code, out, _ = run(stubs, "--stack", STACK, "--json")
+    assert stubs.described == []
+    export = json.loads(out)["exports"][0]
+    assert export["stalled"] is False
+    assert export["runner"]["executionStatus"] is None
+    assert code == (
+        cli.EXIT_FAILED if body.get("runner", {}).get("active") is False else cli.EXIT_RUNNING
+    )
 
 
 # One job, from HealthOmics

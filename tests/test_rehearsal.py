@@ -21,7 +21,7 @@ from aws_cdk.assertions import Template
 
 from cdk_omics_export import ReadSetExport, ReadSetFilter
 from cdk_omics_export.handler import export as exports
-from cdk_omics_export.handler import index, rules
+from cdk_omics_export.handler import rules
 from cdk_omics_export.handler import state as st
 
 from .omics_endpoint import OmicsEndpoint
@@ -351,13 +351,7 @@ def test_overlapping_steps_lose_no_job_record(
     props = cfn.properties()
     cfn.upload_list(props["ReadSetList"], cohort(250))
     waiting = cfn.start("Create", props)
-    (execution,) = cfn.runs()
-    step = {
-        "exportId": waiting["PhysicalResourceId"],
-        "steps": 0,
-        "execution": execution.name,
-        "stateMachine": execution.machine.arn,
-    }
+    (step,) = cfn.runner_steps().values()
     answers: list[Any] = []
     for _ in range(8):
         threads = [
@@ -384,8 +378,7 @@ def test_overlapping_steps_lose_no_job_record(
 
 def _step_quietly(cfn: StackRehearsal, event: dict[str, Any]) -> Any:
     try:
-        with cfn.as_handler():
-            return cfn.invoke(index.run_step, event)
+        return cfn.step(event)
     except Exception as error:  # noqa: BLE001
         return error
 
@@ -398,21 +391,12 @@ def test_three_exports_of_a_stack_share_one_request_budget(
     cfn = deploy("three-exports", rate=0, simulated=False)  # the template's budget: 5 per second
     assert cfn.environment["MAX_REQUESTS_PER_SECOND"] == "5"
     waiting = [cfn.start("Create", cfn.properties(e), logical_id=e) for e in cfn.exports()]
-    steps = {
-        run.name: {
-            "exportId": run.name.rsplit("-", 2)[0],
-            "steps": 0,
-            "execution": run.name,
-            "stateMachine": run.machine.arn,
-        }
-        for run in cfn.runs()
-    }
+    steps = cfn.runner_steps()
     ended: set[str] = set()
 
     def step(name: str) -> None:
-        with cfn.as_handler():
-            if cfn.invoke(index.run_step, steps[name])["action"] == "END":
-                ended.add(name)
+        if cfn.step(steps[name])["action"] == "END":
+            ended.add(name)
 
     for _ in range(10):
         threads = [threading.Thread(target=step, args=(n,)) for n in steps if n not in ended]

@@ -389,7 +389,7 @@ def _string_operator(name: str, argument: JSON, value: str) -> bool:
     if name == "equals-ignore-case":
         return isinstance(argument, str) and value.casefold() == argument.casefold()
     if name == "wildcard":
-        return isinstance(argument, str) and _wildcard(argument, value)
+        return isinstance(argument, str) and star_match(argument, value)
     if name in {"prefix", "suffix"}:
         ignore_case = isinstance(argument, Mapping)
         if ignore_case:
@@ -462,7 +462,9 @@ def _in_network(network: JSON, value: str) -> bool:
         return False
 
 
-def _wildcard(pattern: str, value: str) -> bool:
+def star_match(pattern: str, value: str) -> bool:
+    """`*` for any run of characters, a backslash escaping the next one (EventBridge's
+    wildcard, Step Functions' StringMatches)."""
     regex, index = "", 0
     while index < len(pattern):
         char = pattern[index]

@@ -56,6 +56,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .clock import SimulatedClock
+from .eventbridge import star_match
 
 JSON = Any
 HISTORY_LIMIT = 25_000
@@ -1430,16 +1431,7 @@ def _number_pair(a: JSON, b: JSON) -> bool:
 
 def _matches(pattern: str, value: str) -> bool:
     """StringMatches: `*` for any run of characters, `\\*` and `\\\\` escaped."""
-    regex, index = "", 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            regex += re.escape(pattern[index + 1])
-            index += 2
-            continue
-        regex += ".*" if char == "*" else re.escape(char)
-        index += 1
-    return re.fullmatch(regex, value, re.DOTALL) is not None
+    return star_match(pattern, value)
 
 
 def _error_matches(names: Sequence[str], error: str) -> bool:
