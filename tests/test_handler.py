@@ -631,10 +631,18 @@ def test_a_runner_continues_in_a_new_execution_before_its_history_fills(
     assert index.is_complete(event("Create"))["IsComplete"] is True
 
 
-def test_a_runner_stopped_by_hand_is_taken_over_by_the_waiter(stub: Stubber) -> None:
+def test_a_runner_stopped_by_hand_is_taken_over_by_the_waiter(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "now", lambda: 1_000_000.0)
     index.on_event(event("Create"))
     (first,) = runner_executions()
     boto3.client("stepfunctions").stop_execution(executionArn=first["executionArn"])
+    # Within a minute of its start the waiter trusts the execution (DescribeExecution is
+    # eventually consistent); after it, it takes the export over.
+    assert index.is_complete(event("Create")) == {"IsComplete": False}
+    assert len(runner_executions()) == 1
+    monkeypatch.setattr(index, "now", lambda: 1_000_000.0 + index.RUNNER_START_GRACE_SECONDS + 1)
     assert index.is_complete(event("Create")) == {"IsComplete": False}
     successor = f"{export_id()}-0-1"
     assert [e["name"] for e in runner_executions()] == [first["name"], successor]
@@ -652,18 +660,36 @@ def test_a_running_runner_is_left_alone(stub: Stubber) -> None:
     assert len(runner_executions()) == 1
 
 
+def test_two_takeovers_at_once_record_one_successor(stub: Stubber) -> None:
+    index.on_event(event("Create"))
+    first, second = (index._export(index._request(event("Create"))) for _ in range(2))
+    first.load()
+    second.load()
+    runner = first.record["runner"]
+    first.claim_runner(1, replacing=runner)
+    with pytest.raises(st.Cancelled, match="took over first"):
+        second.claim_runner(1, replacing=runner)
+    record = stored(export_id()).record
+    assert record is not None and record["runner"]["segment"] == 1
+
+
 # Delete
 
 
-def test_delete_marks_the_export_cancelled_and_calls_no_api(stub: Stubber) -> None:
+def test_delete_marks_the_export_cancelled_and_calls_no_api(
+    stub: Stubber, aws: list[dict[str, Any]]
+) -> None:
     created = index.on_event(event("Create"))
     expect_preflight(stub, READ_SETS)
     expect_start(stub, READ_SETS)
     step()
     # A cancelled Create's Delete may carry a physical id CloudFormation made up.
+    aws.clear()
     assert index.on_event(event("Delete", PhysicalResourceId="made-up-by-cloudformation")) == {}
     record = stored(created["PhysicalResourceId"]).record
     assert record is not None and record["cancelled"] is True
+    # Told at once: CloudFormation deletes the export's rule right after the resource.
+    assert statuses(aws) == ["CANCELLED"]
     assert index.is_complete(event("Delete")) == {"IsComplete": True}
     # The runner starts nothing more, records the running job's end, then ends.
     expect_get(stub, job("IN_PROGRESS"))

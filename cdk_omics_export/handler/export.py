@@ -42,6 +42,7 @@ MANIFEST_FOLDER = "cdk-omics-export/"
 MAX_MESSAGE_LENGTH = 1000
 MAX_NAMED = 10
 MAX_JOBS_NAMED = 20
+MAX_EVENT_JOBS = 200
 # Time kept back from the invocation's budget for saving the state and the manifest.
 RESERVE_SECONDS = 5.0
 # How long a refusal by the concurrent-job quota holds before starting is tried again anyway.
@@ -946,15 +947,18 @@ class Export:
     def event_detail(self, status: str) -> dict[str, Any]:
         """What a status-change event says: enough to act on without reading the state."""
         record, counts = self.record, self.counts()
+        # This run's jobs and the earlier ones it counts on (at most 100 per run and a few
+        # more), so an event stays far below EventBridge's 256 KB however many runs came before.
         jobs = [
             {"id": b["jobId"], "status": b["status"]}
-            for b in self.snapshot.ordered_batches()
+            for b in self._watched()
             if "jobId" in b and b["status"] != st.SUPERSEDED
-        ]
+        ][:MAX_EVENT_JOBS]
         detail: dict[str, Any] = {
             "stackId": record["stackId"],
             "constructPath": record["constructPath"],
             "exportId": self.export_id,
+            "run": self.run["number"],
             "status": status,
             "counts": {
                 "selected": counts.selected,
@@ -985,9 +989,19 @@ class Export:
         """Whether the last status-change event carried the statuses as they are now."""
         return self.record.get("eventDigest") == self._status_digest()
 
-    def claim_runner(self, segment: int) -> st.Runner:
-        """Record that execution ``segment`` of this run's runner carries the export now."""
+    def claim_runner(self, segment: int, *, replacing: st.Runner | None = None) -> st.Runner:
+        """Record that execution ``segment`` of this run's runner carries the export now.
+
+        With ``replacing``, only if that one is still the recorded runner (or none is): two
+        takeovers at once record one successor, and the other stops (``st.Cancelled``).
+        """
         for _ in range(5):
+            recorded = self.record.get("runner")
+            if replacing is not None and recorded not in (None, replacing):
+                raise st.Cancelled(
+                    f"export {self.export_id}: runner {recorded['name'] if recorded else ''} "
+                    "took over first"
+                )
             runner: st.Runner = {
                 "name": runner_name(self.export_id, self.run["number"], segment),
                 "segment": segment,

@@ -68,6 +68,9 @@ ATTEMPT_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
 WORK_SECONDS = 180.0
 # Kept back from the function's own timeout for saving the state and answering.
 FINISH_SECONDS = 30.0
+# The waiter leaves a runner execution alone for this long after it was recorded: Step
+# Functions' DescribeExecution is eventually consistent.
+RUNNER_START_GRACE_SECONDS = 60.0
 # The whole answer to CloudFormation must fit 4,096 bytes.
 RESPONSE_LIMIT = 4096
 RESPONSE_MARGIN = 200
@@ -226,7 +229,7 @@ def on_event(event: CloudFormationEvent, context: Any = None) -> OnEventResult:
         if not _start_execution(runner["name"], export.export_id):
             # A redelivered request's runner, or an execution of that name that has closed
             # (the export's state was rebuilt): keep one going.
-            _keep_the_runner_going(export)
+            _keep_the_runner_going(export, grace=False)
     except (ExportError, st.StateError) as error:
         raise ExportError(_with_logs(str(error))) from error
     return {"PhysicalResourceId": export.export_id, "Data": _data(event, export)}
@@ -282,10 +285,14 @@ def _step(
     if not store.acquire_lease(export_id, owner, _remaining_seconds(context)):
         LOG.info("another invocation is advancing export %s; waiting", export_id)
         return "WAIT", poll
+    # Told only by a step that loaded the state and still carries the export: a superseded
+    # step must not overwrite the newer run's manifest or publish its old status.
+    tell = False
     try:
         export.load()  # what the previous lease holder saved
         if not _carries(export.record, name, event):
             return "END", poll
+        tell = True
         try:
             with _paced(context, store):
                 export.advance(_budget(context))
@@ -293,11 +300,13 @@ def _step(
             LOG.warning("export %s failed: %s", export_id, error)  # recorded as its status
         done = export.settle()
     except st.Cancelled as stopped:
+        tell = False
         LOG.info("runner %s ends: %s", name, stopped)
         return "END", poll
     finally:
-        export.write_manifest(s3_client())
-        export.publish(events_client())
+        if tell:
+            export.write_manifest(s3_client())
+            export.publish(events_client())
         store.release_lease(export_id, owner)
     if not done:
         return "CONTINUE", export.next_wait_seconds(poll)
@@ -371,11 +380,13 @@ def _watch(event: CloudFormationEvent, export: exports.Export) -> IsCompleteResu
     return {"IsComplete": False}
 
 
-def _keep_the_runner_going(export: exports.Export) -> None:
+def _keep_the_runner_going(export: exports.Export, *, grace: bool = True) -> None:
     """Start a new runner execution when the one recorded has stopped (by hand, or after its
     retries ran out) while the export still has work."""
     runner = export.record.get("runner")
     if runner is not None:
+        if grace and now() - runner["startedAt"] < RUNNER_START_GRACE_SECONDS:
+            return  # DescribeExecution may not know an execution started moments ago
         status: str = "NOT_STARTED"
         with contextlib.suppress(states_client().exceptions.ExecutionDoesNotExist):
             described = states_client().describe_execution(
@@ -392,8 +403,16 @@ def _keep_the_runner_going(export: exports.Export) -> None:
             status,
         )
     segment = runner["segment"] + 1 if runner is not None else 0
-    successor = export.claim_runner(segment)
-    _start_execution(successor["name"], export.export_id)
+    for _ in range(3):
+        try:
+            successor = export.claim_runner(segment, replacing=runner)
+        except st.Cancelled:
+            LOG.info("another invocation took export %s over first", export.export_id)
+            return
+        if _start_execution(successor["name"], export.export_id):
+            return
+        # That name belongs to an execution that has closed: the next one.
+        runner, segment = successor, successor["segment"] + 1
 
 
 def _start_execution(name: str, export_id: str, state_machine: str | None = None) -> bool:
@@ -435,6 +454,31 @@ def _cancel(event: CloudFormationEvent) -> None:
         LOG.info("export %s %s", export_id, "cancelled" if found else "had no state")
     except Exception:  # noqa: BLE001
         LOG.exception("could not mark the export cancelled; nothing more will start anyway")
+        return
+    if found:
+        _tell_cancelled(export_id)
+
+
+def _tell_cancelled(export_id: str) -> None:
+    """Publish CANCELLED now: CloudFormation deletes the export's rule right after the
+    resource, before the runner's next step would tell it. Best effort."""
+    try:
+        poll = int(os.environ.get(POLL_ENV, rules.DEFAULT_POLL_INTERVAL_SECONDS))
+        export = _export_of_state(export_id, poll, os.environ.get(RUNNER_ENV, ""))
+        if export is None:
+            return
+        export.load()
+        events_client().put_events(
+            Entries=[
+                {
+                    "Source": rules.EVENT_SOURCE,
+                    "DetailType": rules.EVENT_DETAIL_TYPE,
+                    "Detail": json.dumps(export.event_detail("CANCELLED"), separators=(",", ":")),
+                }
+            ]
+        )
+    except Exception:  # noqa: BLE001
+        LOG.exception("could not publish the cancellation of export %s", export_id)
 
 
 def _export(request: exports.ExportRequest, state_machine: str | None = None) -> exports.Export:
