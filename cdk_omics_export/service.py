@@ -34,6 +34,8 @@ from aws_cdk import (
 )
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -58,12 +60,25 @@ HANDLER_TIMEOUT = Duration.minutes(5)
 # Per function, for the whole stack: the waiter polls each running export, and overlapping
 # polls of one export wait for its lease, so a few at a time are plenty.
 HANDLER_RESERVED_CONCURRENCY = 4
+# The runner's steps: one per running export every poll (every 10 s while batches wait for
+# the quota), each a second or so, most of it the pacer's spacing.
+RUNNER_RESERVED_CONCURRENCY = 10
+# Lambda's own transient errors (throttling included) are retried for about 50 minutes.
+LAMBDA_ERRORS = (
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+LAMBDA_RETRY_ATTEMPTS = 60
 # The runner's step retries anything that failed its Lambda call: after these attempts
 # (about two hours in all) the execution fails, and the waiter or the next deploy starts a
 # new one.
 RUNNER_RETRY_ATTEMPTS = 12
 RUNNER_RETRY_MAX_DELAY = Duration.minutes(15)
 STATES_PRINCIPAL = "states.amazonaws.com"
+STATES_STATUS_CHANGE = "Step Functions Execution Status Change"
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 # IAM's limit for one managed policy is 6,144 characters without whitespace; chunks are
@@ -469,9 +484,15 @@ class ReadSetExportService(Construct):
         # The runner calls this one; it learns the state machine from its context object, so
         # the state machine and the function do not refer to each other.
         self._runner_step = self._create_function(
-            "RunnerHandler", "index.run_step", code, environment, network
+            "RunnerHandler",
+            "index.run_step",
+            code,
+            environment,
+            network,
+            reserved=RUNNER_RESERVED_CONCURRENCY,
         )
         self._runner = self._create_runner(stack)
+        self._create_runner_watchdog()
         control = self._create_runner_control(stack)
         environment = {**environment, rules.RUNNER_ENV: self._runner.state_machine_arn}
         self._on_event = self._create_function(
@@ -517,12 +538,12 @@ class ReadSetExportService(Construct):
                 }
             ),
             payload_response_only=True,
-            retry_on_service_exceptions=True,
+            retry_on_service_exceptions=False,
         )
         step.add_retry(
-            errors=["Lambda.TooManyRequestsException"],
-            interval=Duration.seconds(5),
-            max_attempts=RUNNER_RETRY_ATTEMPTS,
+            errors=list(LAMBDA_ERRORS),
+            interval=Duration.seconds(2),
+            max_attempts=LAMBDA_RETRY_ATTEMPTS,
             backoff_rate=2,
             max_delay=Duration.minutes(1),
         )
@@ -599,6 +620,32 @@ class ReadSetExportService(Construct):
                 destination=self._log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
             removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _create_runner_watchdog(self) -> events.Rule:
+        """Step Functions' own event for a runner execution that failed or timed out (its
+        retries ran out) goes to the runner's function, which starts the next execution if
+        that one still carried an unfinished export: no export is left without a runner after
+        the deploy. One stopped by hand (ABORTED) is left to the waiter or the next deploy."""
+        return events.Rule(
+            self,
+            "RunnerWatchdog",
+            description="cdk-omics-export: restarts a runner execution that failed",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[STATES_STATUS_CHANGE],
+                detail={
+                    "stateMachineArn": [self._runner.state_machine_arn],
+                    "status": ["FAILED", "TIMED_OUT"],
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self._runner_step,
+                    retry_attempts=RUNNER_RETRY_ATTEMPTS,
+                    dead_letter_queue=self.dead_letter_queue,
+                )
+            ],
         )
 
     def _create_runner_control(self, stack: Stack) -> iam.ManagedPolicy:
@@ -682,6 +729,8 @@ class ReadSetExportService(Construct):
         code: lambda_.Code,
         environment: dict[str, str],
         network: dict[str, Any],
+        *,
+        reserved: int = HANDLER_RESERVED_CONCURRENCY,
     ) -> lambda_.Function:
         return lambda_.Function(
             self,
@@ -698,7 +747,7 @@ class ReadSetExportService(Construct):
             environment=environment,
             log_group=self._log_group,
             dead_letter_queue=self.dead_letter_queue,
-            reserved_concurrent_executions=HANDLER_RESERVED_CONCURRENCY,
+            reserved_concurrent_executions=reserved,
             description="cdk-omics-export: HealthOmics read set exports of this stack",
             **network,
         )

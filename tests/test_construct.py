@@ -234,8 +234,15 @@ def test_two_exports_share_one_service(pair: tuple[dict[str, ReadSetExport], Tem
 def test_a_second_export_adds_only_its_own_resources(
     template: Template, pair: tuple[dict[str, ReadSetExport], Template]
 ) -> None:
-    one = template_json(template)["Resources"]
-    two = template_json(pair[1])["Resources"]
+    # The watchdog's Lambda permission has a logical id that CDK derives from the stack's
+    # path: one in each stack, compared apart.
+    def without_permission(resources: dict[str, Any]) -> dict[str, Any]:
+        permissions = [k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Permission"]
+        assert len(permissions) == 1
+        return {k: v for k, v in resources.items() if k not in permissions}
+
+    one = without_permission(template_json(template)["Resources"])
+    two = without_permission(template_json(pair[1])["Resources"])
     assert one.keys() <= two.keys()
     assert len(two) - len(one) == 5
     added = {key: two[key]["Type"] for key in two.keys() - one.keys()}
@@ -732,7 +739,8 @@ def test_handler_functions(
         "Handler": entry_point,
         "LoggingConfig": {"LogGroup": log_group},
         "MemorySize": 256,
-        "ReservedConcurrentExecutions": 4,
+        # The runner's steps: one per running export and poll.
+        "ReservedConcurrentExecutions": 4 if starts_runners else 10,
         "Role": arn(role),
         "Runtime": HANDLER_RUNTIME.name,
         "Timeout": 300,
@@ -750,6 +758,7 @@ def test_dead_letter_queue_is_encrypted_and_tls_only(template: Template) -> None
     queue = logical_id(template, "AWS::SQS::Queue", f"{SERVICE}DeadLetters/")
     props = resource_of(template, "AWS::SQS::Queue", f"{SERVICE}DeadLetters/")["Properties"]
     assert props == {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}
+    watchdog = logical_id(template, "AWS::Events::Rule", f"{SERVICE}RunnerWatchdog/")
     template.has_resource_properties(
         "AWS::SQS::QueuePolicy",
         {
@@ -762,9 +771,48 @@ def test_dead_letter_queue_is_encrypted_and_tls_only(template: Template) -> None
                             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
                             "Effect": "Deny",
                         }
-                    )
+                    ),
+                    # The watchdog rule's undeliverable events, from that rule only.
+                    {
+                        "Action": "sqs:SendMessage",
+                        "Condition": {"ArnEquals": {"aws:SourceArn": arn(watchdog)}},
+                        "Effect": "Allow",
+                        "Principal": {"Service": "events.amazonaws.com"},
+                        "Resource": arn(queue),
+                        "Sid": Match.any_value(),
+                    },
                 ]
             },
+        },
+    )
+
+
+def test_a_failed_runner_execution_is_restarted_by_the_watchdog(template: Template) -> None:
+    runner = logical_id(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Runner/")
+    step = logical_id(template, "AWS::Lambda::Function", f"{SERVICE}RunnerHandler/")
+    queue = logical_id(template, "AWS::SQS::Queue", f"{SERVICE}DeadLetters/")
+    rule = resource_of(template, "AWS::Events::Rule", f"{SERVICE}RunnerWatchdog/")["Properties"]
+    # Failed or timed out (retries spent), not stopped by hand: a person's stop stands.
+    assert rule["EventPattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": [{"Ref": runner}], "status": ["FAILED", "TIMED_OUT"]},
+    }
+    assert rule["Targets"] == [
+        {
+            "Arn": arn(step),
+            "DeadLetterConfig": {"Arn": arn(queue)},
+            "Id": "Target0",
+            "RetryPolicy": {"MaximumRetryAttempts": 12},
+        }
+    ]
+    template.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": arn(step),
+            "Principal": "events.amazonaws.com",
+            "SourceArn": arn(logical_id(template, "AWS::Events::Rule", "RunnerWatchdog")),
         },
     )
 
@@ -798,23 +846,18 @@ def test_runner_steps_waits_and_ends(synthesized: tuple[ReadSetExport, Template]
     assert resolved == runner["Properties"]["DefinitionString"]
     definition = state_machine_definition(resolved)
     retries = [
-        # CDK's retry of the Lambda service's own errors (retry_on_service_exceptions).
+        # The Lambda service's own errors, throttling included: at most a minute apart, for
+        # about 50 minutes (Step Functions applies only the first retrier that matches).
         {
             "ErrorEquals": [
                 "Lambda.ClientExecutionTimeoutException",
                 "Lambda.ServiceException",
                 "Lambda.AWSLambdaException",
                 "Lambda.SdkClientException",
+                "Lambda.TooManyRequestsException",
             ],
             "IntervalSeconds": 2,
-            "MaxAttempts": 6,
-            "BackoffRate": 2,
-        },
-        # The step's reserved concurrency is 4: throttled calls come back soon.
-        {
-            "ErrorEquals": ["Lambda.TooManyRequestsException"],
-            "IntervalSeconds": 5,
-            "MaxAttempts": 12,
+            "MaxAttempts": 60,
             "BackoffRate": 2,
             "MaxDelaySeconds": 60,
         },

@@ -26,6 +26,7 @@ from cdk_omics_export.handler import state as st
 
 from .omics_endpoint import OmicsEndpoint
 from .provider_rehearsal import StackRehearsal
+from .standins import eventbridge
 from .standins.gateway import Gateway
 
 STORE = "1234567890"
@@ -503,7 +504,8 @@ def test_a_destination_with_a_key_of_yours_is_written_with_it(
 
 
 def watch_rule(cfn: StackRehearsal) -> str:
-    (rule,) = cfn.deployed.resources("AWS::Events::Rule")
+    """The export's status-change rule (the service's own is its runner's watchdog)."""
+    (rule,) = [r for r in cfn.deployed.resources("AWS::Events::Rule") if "Watchdog" not in r]
     return rule
 
 
@@ -639,3 +641,72 @@ def test_the_runner_continues_in_new_executions_below_the_history_cap(
     # Each execution took at most 4 steps: 9 events each, and its start and end.
     assert max(r.history_events for r in runs) <= 4 * rules.RUNNER_HISTORY_EVENTS_PER_STEP + 4
     assert exported_once(omics, cohort(250))
+
+
+def status_change(cfn: StackRehearsal, run: Any) -> dict[str, Any]:
+    """Step Functions' own event for an execution that ended, as EventBridge delivers it (the
+    stand-ins do not emit these; the shape is the documented one)."""
+    return {
+        "version": "0",
+        "id": "6f2c1d70-0000-4000-8000-000000000000",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": cfn.gateway.account,
+        "time": "2026-11-29T12:00:00Z",
+        "region": cfn.gateway.region,
+        "resources": [run.arn],
+        "detail": {
+            "executionArn": run.arn,
+            "stateMachineArn": run.machine.arn,
+            "name": run.name,
+            "status": run.status,
+            "startDate": int(run.start * 1000),
+            "stopDate": int((run.stop or run.start) * 1000),
+            "input": run.input_text,
+        },
+    }
+
+
+def test_a_runner_whose_retries_run_out_after_the_deploy_is_restarted_by_the_watchdog(
+    gateway: Gateway,
+    deploy: Callable[..., StackRehearsal],
+    omics: OmicsEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After the deploy nothing waits on the export: the watchdog rule hears Step Functions'
+    FAILED event and the runner's function starts the next execution."""
+    omics.max_concurrent_jobs = 1
+    cfn = deploy("long-without-waiting")
+    props = cfn.properties()
+    cfn.upload_list(props["ReadSetList"], cohort(250))
+    created = cfn.request("Create", props)
+    assert created.status == "SUCCESS", created.reason
+    # The state table is out of reach for a while: every step fails until the retries run out.
+    original = exports.Export.advance
+    outage = [True]
+
+    def unreachable(self: exports.Export, budget: Any) -> None:
+        if outage[0]:
+            raise RuntimeError("the state table is unreachable")
+        original(self, budget)
+
+    monkeypatch.setattr(exports.Export, "advance", unreachable)
+    assert cfn.finish()
+    (failed,) = cfn.runs()
+    assert failed.status == "FAILED"
+    outage[0] = False
+    (rule,) = [r for r in cfn.deployed.resources("AWS::Events::Rule") if "Watchdog" in r]
+    pattern = cfn.deployed.resolve(cfn.deployed.resources("AWS::Events::Rule")[rule]["Properties"])
+    event = status_change(cfn, failed)
+    assert eventbridge.matches(pattern["EventPattern"], event)
+    # What a person's stop looks like is not the watchdog's business.
+    assert not eventbridge.matches(
+        pattern["EventPattern"], {**event, "detail": {**event["detail"], "status": "ABORTED"}}
+    )
+    (target,) = pattern["Targets"]
+    assert target["Arn"] == cfn.runner_function_arn
+    assert cfn.step(event) is None  # the runner's function, as the rule invokes it
+    assert cfn.finish()
+    assert [r.status for r in cfn.runs()] == ["FAILED", "SUCCEEDED"]
+    assert exported_once(omics, cohort(250))
+    assert gateway.denied() == []

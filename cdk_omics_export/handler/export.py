@@ -989,7 +989,9 @@ class Export:
         """Whether the last status-change event carried the statuses as they are now."""
         return self.record.get("eventDigest") == self._status_digest()
 
-    def claim_runner(self, segment: int, *, replacing: st.Runner | None = None) -> st.Runner:
+    def claim_runner(
+        self, segment: int, *, replacing: st.Runner | None = None, restarts: int = 0
+    ) -> st.Runner:
         """Record that execution ``segment`` of this run's runner carries the export now.
 
         With ``replacing``, only if that one is still the recorded runner (or none is): two
@@ -1007,6 +1009,8 @@ class Export:
                 "segment": segment,
                 "startedAt": self._clock(),
             }
+            if restarts:
+                runner["restarts"] = restarts
             self.record["runner"] = runner
             self.record["updatedAt"] = self._clock()
             try:

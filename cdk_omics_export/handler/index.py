@@ -71,6 +71,8 @@ FINISH_SECONDS = 30.0
 # The waiter leaves a runner execution alone for this long after it was recorded: Step
 # Functions' DescribeExecution is eventually consistent.
 RUNNER_START_GRACE_SECONDS = 60.0
+# How many times a run's failed runner execution is restarted by the watchdog.
+RUNNER_RESTARTS = 3
 # The whole answer to CloudFormation must fit 4,096 bytes.
 RESPONSE_LIMIT = 4096
 RESPONSE_MARGIN = 200
@@ -247,8 +249,15 @@ def is_complete(event: CloudFormationEvent, context: Any = None) -> IsCompleteRe
         raise ExportError(_with_logs(str(error))) from error
 
 
-def run_step(event: RunnerStep, context: Any = None) -> RunnerStepResult:
-    """One step of the runner: advance the export, then wait and step again, or end."""
+def run_step(event: RunnerStep, context: Any = None) -> RunnerStepResult | None:
+    """One step of the runner: advance the export, then wait and step again, or end.
+
+    Also the target of the runner's watchdog rule: Step Functions' event for an execution that
+    failed (``_restart``).
+    """
+    if "detail-type" in event:
+        _restart(event)  # type: ignore[arg-type]
+        return None
     LOG.info("run_step %s", json.dumps(event, sort_keys=True))
     poll = int(os.environ.get(POLL_ENV, rules.DEFAULT_POLL_INTERVAL_SECONDS))
     steps = int(event.get("steps", 0)) + 1
@@ -331,6 +340,42 @@ def _export_of_state(export_id: str, poll: int, state_machine: str) -> exports.E
     export = _export(exports.ExportRequest.of_record(record, poll), state_machine)
     export.snapshot.record = record
     return export
+
+
+def _restart(event: dict[str, Any]) -> None:
+    """Start the next execution when the one that failed still carried an unfinished export,
+    at most ``RUNNER_RESTARTS`` times per run: a step that fails every time is a fault to
+    look at, not to loop on (its error is in the execution's history and the logs)."""
+    detail = event["detail"]
+    name, machine = detail["name"], detail["stateMachineArn"]
+    export_id = json.loads(detail.get("input") or "{}").get("exportId")
+    LOG.info("runner execution %s ended %s", name, detail.get("status"))
+    if not export_id:
+        return
+    poll = int(os.environ.get(POLL_ENV, rules.DEFAULT_POLL_INTERVAL_SECONDS))
+    export = _export_of_state(export_id, poll, machine)
+    if export is None:
+        return
+    export.load()
+    runner = export.record.get("runner")
+    if runner is None or runner["name"] != name or export.runner_done():
+        return  # taken over already, or nothing left to do
+    restarts = runner.get("restarts", 0) + 1
+    if restarts > RUNNER_RESTARTS:
+        LOG.error(
+            "runner execution %s of export %s failed %d times; the waiter or the next deploy "
+            "resumes it",
+            name,
+            export_id,
+            restarts,
+        )
+        return
+    try:
+        successor = export.claim_runner(runner["segment"] + 1, replacing=runner, restarts=restarts)
+    except st.Cancelled:
+        return
+    _start_execution(successor["name"], export_id, machine)
+    LOG.warning("runner execution %s failed; %s carries export %s on", name, successor["name"], export_id)
 
 
 def _carries(record: st.ExportRecord, name: str, event: RunnerStep) -> bool:

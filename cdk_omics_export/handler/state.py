@@ -126,6 +126,7 @@ class Runner(TypedDict):
     name: str  # <export id>-<run>-<segment>: the work it carries, so a second start is harmless
     segment: int  # 0 for the run's first execution; +1 for each continuation or takeover
     startedAt: float
+    restarts: NotRequired[int]  # executions of this run restarted after they failed
 
 
 class ExportRecord(TypedDict):
