@@ -63,7 +63,7 @@ HANDLER_RESERVED_CONCURRENCY = 4
 # The runner's steps: one per running export every poll (every 10 s while batches wait for
 # the quota), each a second or so, most of it the pacer's spacing.
 RUNNER_RESERVED_CONCURRENCY = 10
-# Lambda's own transient errors (throttling included) are retried for about 50 minutes.
+# Lambda's own transient errors (throttling included) are retried for about 56 minutes.
 LAMBDA_ERRORS = (
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",

@@ -847,7 +847,7 @@ def test_runner_steps_waits_and_ends(synthesized: tuple[ReadSetExport, Template]
     definition = state_machine_definition(resolved)
     retries = [
         # The Lambda service's own errors, throttling included: at most a minute apart, for
-        # about 50 minutes (Step Functions applies only the first retrier that matches).
+        # about 56 minutes (Step Functions applies only the first retrier that matches).
         {
             "ErrorEquals": [
                 "Lambda.ClientExecutionTimeoutException",

@@ -626,6 +626,9 @@ def test_a_runner_continues_in_a_new_execution_before_its_history_fills(
     assert [e["name"] for e in runner_executions()] == [f"{export_id()}-0-0", successor]
     record = stored(export_id()).record
     assert record is not None and record["runner"]["name"] == successor
+    # The manifest names the execution that carries the export now (the status command asks
+    # Step Functions about it).
+    assert manifest(export_id())["runner"]["execution"] == successor
     expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     assert step(0, execution=successor)["action"] == "END"
     assert index.is_complete(event("Create"))["IsComplete"] is True

@@ -900,12 +900,13 @@ class Export:
             LOG.exception("could not write the manifest of export %s", self.export_id)
 
     def _status_digest(self) -> str:
-        """The statuses of the export, its runner and its jobs: the manifest is written and an
-        event published whenever one of them changed."""
+        """The statuses of the export, its runner (and which execution it is) and its jobs: the
+        manifest is written and an event published whenever one of them changed."""
         seen = [
             self.record["status"],
             str(self.record["cancelled"]),
             str(self.run["number"]),
+            self.record.get("runner", {}).get("name", ""),
             str(self.runner_done()),
         ] + [f"{b['key']}={b['status']}" for b in self.snapshot.ordered_batches()]
         return hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16]

@@ -268,8 +268,10 @@ def run_step(event: RunnerStep, context: Any = None) -> RunnerStepResult | None:
         # Well before the execution's 25,000 history events: go on in a new execution.
         export = _export_of_state(event["exportId"], poll, event["stateMachine"])
         if export is not None and _carries(export.record, event["execution"], event):
+            export.load()
             successor = export.claim_runner(export.record["runner"]["segment"] + 1)
             _start_execution(successor["name"], export.export_id, event["stateMachine"])
+            _tell(export)  # the manifest names the execution that carries the export now
             LOG.info("runner %s continues as %s", event["execution"], successor["name"])
         action = "END"
     return {
@@ -375,7 +377,16 @@ def _restart(event: dict[str, Any]) -> None:
     except st.Cancelled:
         return
     _start_execution(successor["name"], export_id, machine)
-    LOG.warning("runner execution %s failed; %s carries export %s on", name, successor["name"], export_id)
+    _tell(export)
+    LOG.warning(
+        "runner execution %s failed; %s carries export %s on", name, successor["name"], export_id
+    )
+
+
+def _tell(export: exports.Export) -> None:
+    """Write the manifest and publish the status, if either changed (best effort)."""
+    export.write_manifest(s3_client())
+    export.publish(events_client())
 
 
 def _carries(record: st.ExportRecord, name: str, event: RunnerStep) -> bool:
@@ -455,6 +466,7 @@ def _keep_the_runner_going(export: exports.Export, *, grace: bool = True) -> Non
             LOG.info("another invocation took export %s over first", export.export_id)
             return
         if _start_execution(successor["name"], export.export_id):
+            _tell(export)
             return
         # That name belongs to an execution that has closed: the next one.
         runner, segment = successor, successor["segment"] + 1
