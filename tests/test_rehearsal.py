@@ -319,10 +319,7 @@ def deleted_manifest(cfn: StackRehearsal) -> str:
 def test_a_delete_mid_export_stops_new_starts(
     gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
-    omics.max_concurrent_jobs = 1
-    cfn = deploy("250-ids")
-    props = cfn.properties()
-    cfn.upload_list(props["ReadSetList"], cohort(250))
+    cfn, props = one_job_at_a_time(deploy, omics, "250-ids")
     waiting = cfn.start("Create", props)
     while len(omics.jobs) < 2:  # the first job ends, the second starts
         assert cfn.poll(waiting) == {"IsComplete": False}
@@ -503,6 +500,18 @@ def test_a_destination_with_a_key_of_yours_is_written_with_it(
 # The runner: exports that outlive the deploy
 
 
+def one_job_at_a_time(
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint, name: str
+) -> tuple[StackRehearsal, dict[str, Any]]:
+    """A 250-read-set stack, its list uploaded, and a quota of one concurrent job: three
+    waves, so the runner has work for a while."""
+    omics.max_concurrent_jobs = 1
+    cfn = deploy(name)
+    props = cfn.properties()
+    cfn.upload_list(props["ReadSetList"], cohort(250))
+    return cfn, props
+
+
 def watch_rule(cfn: StackRehearsal) -> str:
     """The export's status-change rule (the service's own is its runner's watchdog)."""
     (rule,) = [r for r in cfn.deployed.resources("AWS::Events::Rule") if "Watchdog" not in r]
@@ -581,10 +590,7 @@ def test_a_runner_step_that_fails_and_is_retried_starts_no_duplicate_job(
 def test_a_runner_stopped_by_hand_is_taken_over_by_the_waiter(
     deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
-    omics.max_concurrent_jobs = 1
-    cfn = deploy("250-ids")
-    props = cfn.properties()
-    cfn.upload_list(props["ReadSetList"], cohort(250))
+    cfn, props = one_job_at_a_time(deploy, omics, "250-ids")
     waiting = cfn.start("Create", props)
     cfn.wait(60)
     (first,) = cfn.runs()
@@ -604,10 +610,7 @@ def test_a_runner_stopped_by_hand_is_taken_over_by_the_waiter(
 def test_a_runner_stopped_by_hand_after_the_deploy_is_taken_over_by_the_next_deploy(
     deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
-    omics.max_concurrent_jobs = 1
-    cfn = deploy("long-without-waiting")
-    props = cfn.properties()
-    cfn.upload_list(props["ReadSetList"], cohort(250))
+    cfn, props = one_job_at_a_time(deploy, omics, "long-without-waiting")
     created = cfn.request("Create", props)
     assert created.status == "SUCCESS", created.reason
     (first,) = cfn.runs()
@@ -628,10 +631,7 @@ def test_the_runner_continues_in_new_executions_below_the_history_cap(
     deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(rules, "RUNNER_STEPS_PER_EXECUTION", 4)
-    omics.max_concurrent_jobs = 1
-    cfn = deploy("250-ids")
-    props = cfn.properties()
-    cfn.upload_list(props["ReadSetList"], cohort(250))
+    cfn, props = one_job_at_a_time(deploy, omics, "250-ids")
     created = cfn.request("Create", props)
     assert created.status == "SUCCESS", created.reason
     runs = cfn.runs()
@@ -675,10 +675,7 @@ def test_a_runner_whose_retries_run_out_after_the_deploy_is_restarted_by_the_wat
 ) -> None:
     """After the deploy nothing waits on the export: the watchdog rule hears Step Functions'
     FAILED event and the runner's function starts the next execution."""
-    omics.max_concurrent_jobs = 1
-    cfn = deploy("long-without-waiting")
-    props = cfn.properties()
-    cfn.upload_list(props["ReadSetList"], cohort(250))
+    cfn, props = one_job_at_a_time(deploy, omics, "long-without-waiting")
     created = cfn.request("Create", props)
     assert created.status == "SUCCESS", created.reason
     # The state table is out of reach for a while: every step fails until the retries run out.
