@@ -117,8 +117,8 @@ VPC_NETWORKING = (
 RUNNER_LOG_DELIVERY = (
     "Step Functions delivers the runner's execution logs through CloudWatch Logs' log delivery "
     "actions, which support no resource-level permissions (the Step Functions developer "
-    "guide's policy for logging grants them on '*'); the logs go to the service's encrypted "
-    "log group."
+    "guide's policy for logging grants them on '*'); the logs go to the runner's log group, "
+    "encrypted with the service's key."
 )
 RUNNER_EXECUTIONS = (
     "The handler reads the status of the runner's executions, one per export run and segment, "
@@ -128,8 +128,8 @@ RUNNER_EXECUTIONS = (
 RUNNER_TRACING = Reason(
     ("AwsSolutions-SF2",),
     "The runner's only Task is one Lambda call per step; its execution history and ALL-level "
-    "logs in the service's encrypted log group record every step, and X-Ray would bill a "
-    "trace per step for no more insight. Enable tracing on `service.runner` if you need it.",
+    "logs in its encrypted log group record every step, and X-Ray would bill a trace per step "
+    "for no more insight. Enable tracing on `service.runner` if you need it.",
 )
 # The finding of a statement on every resource (only the VPC's EC2 describe actions).
 EVERYTHING = "AwsSolutions-IAM5[Resource::*]"

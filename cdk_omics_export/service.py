@@ -25,7 +25,9 @@ import jsii
 from aws_cdk import (
     ArnFormat,
     Aspects,
+    Aws,
     Duration,
+    Fn,
     IAspect,
     IStableStringProducer,
     Lazy,
@@ -617,10 +619,39 @@ class ReadSetExportService(Construct):
             # Every permission is in the managed policy above (none inline).
             role=role.without_policy_updates(),
             logs=sfn.LogOptions(
-                destination=self._log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+                destination=self._create_runner_logs(),
+                level=sfn.LogLevel.ALL,
+                include_execution_data=True,
             ),
             removal_policy=RemovalPolicy.DESTROY,
         )
+
+    def _create_runner_logs(self) -> logs.LogGroup:
+        """The runner's execution logs, in a log group of their own under /aws/vendedlogs/:
+        Step Functions adds every other log group it logs to to the account's CloudWatch Logs
+        resource policy, whose 5,120 characters a few dozen stacks would fill. The name ends
+        with the stack's GUID, so a stack created again after a retained one has its own."""
+        self._runner_log_group = logs.LogGroup(
+            self,
+            "RunnerLogs",
+            log_group_name=Fn.join(
+                "",
+                [
+                    "/aws/vendedlogs/states/cdk-omics-export-",
+                    Fn.select(2, Fn.split("/", Aws.STACK_ID)),
+                ],
+            ),
+            retention=self.setting("log_retention") or DEFAULT_LOG_RETENTION,
+            encryption_key=self.key,
+            removal_policy=self._removal,
+        )
+        return self._runner_log_group
+
+    @property
+    def runner_log_group(self) -> logs.LogGroup:
+        """The runner's execution logs (Step Functions' own, level ALL)."""
+        self.build()
+        return self._runner_log_group
 
     def _create_runner_watchdog(self) -> events.Rule:
         """Step Functions' own event for a runner execution that failed or timed out (its

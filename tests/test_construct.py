@@ -214,13 +214,15 @@ def test_two_exports_share_one_service(pair: tuple[dict[str, ReadSetExport], Tem
     assert ReadSetExportService.of(second) is first.service
     # The runner's step, on_event and is_complete.
     assert len(python_functions(template)) == 3
-    for type_ in (
-        "AWS::DynamoDB::Table",
-        "AWS::KMS::Key",
-        "AWS::Logs::LogGroup",
-        "AWS::SQS::Queue",
-    ):
+    for type_ in ("AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::SQS::Queue"):
         assert len(find(template, type_)) == 1, type_
+    # The handlers' and the runner's.
+    assert sorted(find(template, "AWS::Logs::LogGroup")) == sorted(
+        [
+            logical_id(template, "AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/"),
+            logical_id(template, "AWS::Logs::LogGroup", f"{SERVICE}RunnerLogs/"),
+        ]
+    )
     # The runner and the Provider framework's waiter.
     assert sorted(find(template, "AWS::StepFunctions::StateMachine")) == sorted(
         [
@@ -664,7 +666,7 @@ def test_shared_handler_gets_each_exports_scoped_statements(
                         {
                             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                             "Effect": "Allow",
-                            "Resource": of("AWS::Logs::LogGroup", SERVICE),
+                            "Resource": of("AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/"),
                         },
                         EVENTS_STATEMENT,
                     ],
@@ -907,12 +909,31 @@ def test_runner_steps_waits_and_ends(synthesized: tuple[ReadSetExport, Template]
     assert sum(delays) == 7230
 
 
-def test_runner_is_a_standard_state_machine_logging_everything_to_the_service_log_group(
+def test_runner_is_a_standard_state_machine_logging_everything_to_a_vended_log_group(
     template: Template,
 ) -> None:
     machine = logical_id(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Runner/")
     runner = template_json(template)["Resources"][machine]
-    log_group = logical_id(template, "AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/")
+    log_group = logical_id(template, "AWS::Logs::LogGroup", f"{SERVICE}RunnerLogs/")
+    key = logical_id(template, "AWS::KMS::Key", SERVICE)
+    # Under /aws/vendedlogs/, so the account's CloudWatch Logs resource policy does not grow
+    # with each stack; named by the stack's GUID, so a stack created again after a retained
+    # one gets a log group of its own.
+    logs_group = template_json(template)["Resources"][log_group]
+    assert logs_group["Properties"] == {
+        "KmsKeyId": arn(key),
+        "LogGroupName": {
+            "Fn::Join": [
+                "",
+                [
+                    "/aws/vendedlogs/states/cdk-omics-export-",
+                    {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+                ],
+            ]
+        },
+        "RetentionInDays": 365,
+    }
+    assert logs_group["DeletionPolicy"] == "Retain"
     role = logical_id(template, "AWS::IAM::Role", f"{SERVICE}RunnerRole/")
     # No tracing (acknowledged to cdk-nag): the history and the logs record every step.
     assert {k: v for k, v in runner["Properties"].items() if k != "DefinitionString"} == {
