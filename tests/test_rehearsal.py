@@ -11,6 +11,7 @@ rollbacks and abandoned waiters included.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,10 +22,10 @@ from aws_cdk.assertions import Template
 
 from cdk_omics_export import ReadSetExport, ReadSetFilter
 from cdk_omics_export.handler import export as exports
-from cdk_omics_export.handler import rules
+from cdk_omics_export.handler import pacing, rules
 from cdk_omics_export.handler import state as st
 
-from .omics_endpoint import OmicsEndpoint
+from .omics_endpoint import OmicsEndpoint, peak_per_second
 from .provider_rehearsal import StackRehearsal
 from .standins import eventbridge
 from .standins.gateway import Gateway
@@ -382,10 +383,23 @@ def _step_quietly(cfn: StackRehearsal, event: dict[str, Any]) -> Any:
 
 
 def test_three_exports_of_a_stack_share_one_request_budget(
-    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The runners of three exports step at the same moments, in real time and real threads:
-    their requests together stay within the service's budget."""
+    their requests together stay within the service's budget.
+
+    Counted as the service's shared pacer lets them go: the stand-in endpoint sees them only
+    once its own threads get the CPU, which on a loaded two-core machine can bunch requests
+    that left on time (section 5 of `make bench` reports both counts).
+    """
+    released: list[float] = []
+    wait = pacing.Pacer.wait
+
+    def counted(pacer: pacing.Pacer, **kwargs: Any) -> None:
+        wait(pacer, **kwargs)
+        released.append(time.time())
+
+    monkeypatch.setattr(pacing.Pacer, "wait", counted)
     cfn = deploy("three-exports", rate=0, simulated=False)  # the template's budget: 5 per second
     assert cfn.environment["MAX_REQUESTS_PER_SECOND"] == "5"
     waiting = [cfn.start("Create", cfn.properties(e), logical_id=e) for e in cfn.exports()]
@@ -407,7 +421,8 @@ def test_three_exports_of_a_stack_share_one_request_budget(
     assert [a["Data"]["Status"] for a in answers] == ["COMPLETED"] * 3
     assert len(omics.jobs) == 3
     assert len(omics.calls()) >= 20  # pre-flights, starts and polls of three exports
-    assert omics.peak_requests_per_second() <= 5
+    assert len(released) == len(omics.calls())
+    assert peak_per_second(released) <= 5, omics.peak_requests_per_second()
 
 
 def test_removed_state_fails_clearly_and_the_next_deploy_rebuilds(
