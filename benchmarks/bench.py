@@ -655,6 +655,25 @@ def fresh_endpoint(gateway: Gateway, **options: Any) -> OmicsEndpoint:
     return endpoint
 
 
+def quota_bound_export(
+    gateway: Gateway, template: dict[str, Any], ids: list[str], store: list[str]
+) -> tuple[OmicsEndpoint, StackRehearsal, dict[str, Any]]:
+    """One export of ``ids`` (listed in an asset) from a store holding ``store``, against a
+    HealthOmics stand-in enforcing the default quotas with jobs of JOB_SECONDS, on the
+    simulated clock: the stand-in, the rehearsal and the Create's properties."""
+    endpoint = fresh_endpoint(
+        gateway,
+        max_requests_per_second=QUOTA_RPS,
+        max_concurrent_jobs=QUOTA_JOBS,
+        job_seconds=JOB_SECONDS,
+    )
+    endpoint.add_read_sets(STORE, store)
+    rehearsal = StackRehearsal(gateway, template)
+    properties = rehearsal.properties()
+    rehearsal.upload_list(properties["ReadSetList"], ids)
+    return endpoint, rehearsal, properties
+
+
 def omics_requests(endpoint: OmicsEndpoint) -> list[tuple[float, str, int]]:
     return [r for r in endpoint.requests if not r[1].startswith("s3:")]
 
@@ -798,18 +817,9 @@ def bench_cohort_deploy(gateway: Gateway, template: dict[str, Any]) -> None:
         f"jobs; jobs of {JOB_SECONDS:.0f} s; the runner's state machine and the waiter on a "
         "simulated clock (the handler's pacer sleeps on it too); the store holds 5,000 read sets"
     )
-    endpoint = fresh_endpoint(
-        gateway,
-        max_requests_per_second=QUOTA_RPS,
-        max_concurrent_jobs=QUOTA_JOBS,
-        job_seconds=JOB_SECONDS,
-    )
-    endpoint.add_read_sets(STORE, cohort(5_000))
-    rehearsal = StackRehearsal(gateway, template)
-    clock = rehearsal.clock
     ids = cohort(COHORT)
-    properties = rehearsal.properties()
-    rehearsal.upload_list(properties["ReadSetList"], ids)
+    endpoint, rehearsal, properties = quota_bound_export(gateway, template, ids, cohort(5_000))
+    clock = rehearsal.clock
     began = clock.now()
     wall = time.perf_counter()
     response = rehearsal.request("Create", properties)
@@ -1055,18 +1065,9 @@ def bench_long_export(gateway: Gateway) -> None:
         f"{JOB_SECONDS / 60:.0f} min = {physical / 60:.0f} min"
     )
     template = template_of(long_export)
-    endpoint = fresh_endpoint(
-        gateway,
-        max_requests_per_second=QUOTA_RPS,
-        max_concurrent_jobs=QUOTA_JOBS,
-        job_seconds=JOB_SECONDS,
-    )
     ids = cohort(LONG_COHORT)
-    endpoint.add_read_sets(STORE, ids)
-    rehearsal = StackRehearsal(gateway, template)
+    endpoint, rehearsal, properties = quota_bound_export(gateway, template, ids, ids)
     clock = rehearsal.clock
-    properties = rehearsal.properties()
-    rehearsal.upload_list(properties["ReadSetList"], ids)
     began = clock.now()
     wall = time.perf_counter()
     response = rehearsal.request("Create", properties)

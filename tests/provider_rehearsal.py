@@ -102,7 +102,6 @@ class StackRehearsal:
         gateway.stepfunctions.register_function(self.runner_function_arn, self._run_step)
         self.responses: list[Response] = []
         self.largest_event = 0
-        self.between_polls: Callable[[], None] = lambda: None
 
     # Time and the runner
 
@@ -145,12 +144,12 @@ class StackRehearsal:
     def step(self, event: dict[str, Any]) -> dict[str, Any]:
         """One call of the runner's step, outside the state machine."""
         with self.as_handler():
-            answer: dict[str, Any] = self.invoke(index.run_step, event, between=False)
+            answer: dict[str, Any] = self.invoke(index.run_step, event)
             return answer
 
     def _run_step(self, event: dict[str, Any], context: Any) -> Any:
         with self.as_handler():
-            return self.invoke(index.run_step, event, context, between=False)
+            return self.invoke(index.run_step, event, context)
 
     @property
     def stack_id(self) -> str:
@@ -305,20 +304,12 @@ class StackRehearsal:
         return Response("FAILED", physical_id, reason="Operation timed out", polls=max_polls)
 
     def invoke(
-        self,
-        handler: Callable[..., Any],
-        event: dict[str, Any],
-        context: Any = None,
-        *,
-        between: bool = True,
+        self, handler: Callable[..., Any], event: dict[str, Any], context: Any = None
     ) -> Any:
+        """Call a handler entry point with the event as JSON round-trips it, as Lambda does."""
         payload = json.dumps(event)
         self.largest_event = max(self.largest_event, len(payload.encode()))
-        try:
-            return json.loads(json.dumps(handler(json.loads(payload), context)))
-        finally:
-            if between:
-                self.between_polls()
+        return json.loads(json.dumps(handler(json.loads(payload), context)))
 
     @staticmethod
     def _failed(event: dict[str, Any], error: Exception) -> Response:

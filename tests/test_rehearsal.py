@@ -309,11 +309,8 @@ def test_one_id_added_to_an_exported_long_list_exports_one_read_set(
 
 
 def deleted_manifest(cfn: StackRehearsal) -> str:
-    props = cfn.properties()
-    bucket, _, prefix = props["Destination"].removeprefix("s3://").partition("/")
-    (record,) = [r for r in cfn.runs()]  # noqa: C416
-    export_id = record.name.rsplit("-", 2)[0]
-    return f"s3://{bucket}/{prefix}cdk-omics-export/{export_id}.json"
+    (run,) = cfn.runs()
+    return exports.manifest_uri(cfn.properties()["Destination"], run.name.rsplit("-", 2)[0])
 
 
 def test_a_delete_mid_export_stops_new_starts(

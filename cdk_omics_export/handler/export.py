@@ -152,6 +152,12 @@ def runner_name(export_id: str, run: int, segment: int) -> str:
     return f"{export_id}-{run}-{segment}"
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the runner execution ``name`` of that state machine."""
+    head, _, machine = state_machine_arn.rpartition(":stateMachine:")
+    return f"{head}:execution:{machine}:{name}"
+
+
 def batch_client_token(export_id: str, run: int, number: int) -> str:
     """The same batch always sends the same token: a retried start makes no second job."""
     token = hashlib.sha256(f"{export_id}/{run}/{number}".encode()).hexdigest()
@@ -926,14 +932,7 @@ class Export:
                 return
             current = self.record["status"]
             statuses = [s for s in self.passed_statuses if s != current] + [current]
-            entries: list[PutEventsRequestEntryTypeDef] = [
-                {
-                    "Source": rules.EVENT_SOURCE,
-                    "DetailType": rules.EVENT_DETAIL_TYPE,
-                    "Detail": json.dumps(self.event_detail(status), separators=(",", ":")),
-                }
-                for status in statuses
-            ]
+            entries = [self.status_event(status) for status in statuses]
             for start in range(0, len(entries), 10):
                 answer = events.put_events(Entries=entries[start : start + 10])
                 if answer.get("FailedEntryCount"):
@@ -944,6 +943,14 @@ class Export:
             self._save_record()
         except Exception:  # noqa: BLE001
             LOG.exception("could not publish the status of export %s", self.export_id)
+
+    def status_event(self, status: str) -> PutEventsRequestEntryTypeDef:
+        """The PutEvents entry that tells of the export at ``status``."""
+        return {
+            "Source": rules.EVENT_SOURCE,
+            "DetailType": rules.EVENT_DETAIL_TYPE,
+            "Detail": json.dumps(self.event_detail(status), separators=(",", ":")),
+        }
 
     def event_detail(self, status: str) -> dict[str, Any]:
         """What a status-change event says: enough to act on without reading the state."""
@@ -980,10 +987,7 @@ class Export:
 
     def _runner_view(self) -> st.ManifestRunner:
         name = self.record.get("runner", {}).get("name", "")
-        arn = ""
-        if name and self.state_machine_arn:
-            head, _, machine = self.state_machine_arn.rpartition(":stateMachine:")
-            arn = f"{head}:execution:{machine}:{name}"
+        arn = execution_arn(self.state_machine_arn, name) if name and self.state_machine_arn else ""
         return {"execution": name, "executionArn": arn, "active": not self.runner_done()}
 
     def told(self) -> bool:

@@ -446,7 +446,7 @@ def _keep_the_runner_going(export: exports.Export, *, grace: bool = True) -> Non
         status: str = "NOT_STARTED"
         with contextlib.suppress(states_client().exceptions.ExecutionDoesNotExist):
             described = states_client().describe_execution(
-                executionArn=_execution_arn(runner["name"])
+                executionArn=exports.execution_arn(os.environ[RUNNER_ENV], runner["name"])
             )
             status = described["status"]
         # PENDING_REDRIVE: someone redrives it by hand; it carries on then.
@@ -489,12 +489,6 @@ def _start_execution(name: str, export_id: str, state_machine: str | None = None
     return True
 
 
-def _execution_arn(name: str) -> str:
-    machine = os.environ[RUNNER_ENV]
-    head, _, machine_name = machine.rpartition(":stateMachine:")
-    return f"{head}:execution:{machine_name}:{name}"
-
-
 def _cancel(event: CloudFormationEvent) -> None:
     """Mark the export cancelled. Never fails: a Delete that failed would leave the stack
     stuck, and the API cannot cancel a job anyway (running jobs end on their own); the
@@ -525,15 +519,7 @@ def _tell_cancelled(export_id: str) -> None:
         if export is None:
             return
         export.load()
-        events_client().put_events(
-            Entries=[
-                {
-                    "Source": rules.EVENT_SOURCE,
-                    "DetailType": rules.EVENT_DETAIL_TYPE,
-                    "Detail": json.dumps(export.event_detail("CANCELLED"), separators=(",", ":")),
-                }
-            ]
-        )
+        events_client().put_events(Entries=[export.status_event("CANCELLED")])
     except Exception:  # noqa: BLE001
         LOG.exception("could not publish the cancellation of export %s", export_id)
 
