@@ -49,7 +49,7 @@ from cdk_omics_export.handler import pacing  # noqa: E402
 from cdk_omics_export.handler import state as handler_state  # noqa: E402
 from tests import support  # noqa: E402
 from tests.omics_endpoint import OmicsEndpoint, peak_per_second  # noqa: E402
-from tests.provider_rehearsal import StackRehearsal  # noqa: E402
+from tests.cfn_rehearsal import StackRehearsal  # noqa: E402
 from tests.standins.gateway import Gateway  # noqa: E402
 from tests.test_rehearsal import listed_exports  # noqa: E402
 

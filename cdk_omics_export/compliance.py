@@ -7,8 +7,7 @@ construct. The same findings are also written, with the same reasons, as the ``c
 resource metadata that cdk-nag 2.x's ``NagSuppressions.add_resource_suppressions`` writes
 (without depending on cdk-nag), for teams whose packs still run as Aspects.
 
-Only two kinds are acknowledged: findings on resources that CDK's Provider framework owns (its
-code, runtime and policies are CDK's) and findings this construct cannot fix by itself; every
+Only findings this construct cannot fix by itself are acknowledged, each with its reason; every
 other finding is fixed in the construct.
 """
 
@@ -31,9 +30,6 @@ from aws_cdk import (
     Stack,
     Validations,
 )
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct, IValidation
 
 COMPLIANCE_PACKS = ("AwsSolutions", "HIPAA.Security", "NIST.800.53.R5")
@@ -44,47 +40,7 @@ class Reason(NamedTuple):
     reason: str
 
 
-FRAMEWORK = "Owned by CDK's custom_resources.Provider framework, which this construct uses as it is"
-FRAMEWORK_FUNCTION = Reason(
-    (
-        "HIPAA.Security-LambdaConcurrency",
-        "NIST.800.53.R5-LambdaConcurrency",
-        "HIPAA.Security-LambdaDLQ",
-        "NIST.800.53.R5-LambdaDLQ",
-    ),
-    f"{FRAMEWORK}: its Node.js function is invoked once per CloudFormation request or poll, "
-    "synchronously or by CloudFormation itself (which retries), and calls only Lambda, Step "
-    "Functions and the CloudFormation response URL.",
-)
 OUTSIDE_VPC = ("HIPAA.Security-LambdaInsideVPC", "NIST.800.53.R5-LambdaInsideVPC")
-FRAMEWORK_FUNCTION_OUTSIDE_VPC = Reason(
-    OUTSIDE_VPC,
-    f"{FRAMEWORK}: without the construct's vpc prop its functions run outside a VPC, like the "
-    "handler's; give vpc to place them in one.",
-)
-MANAGED_POLICY = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{}]"
-FRAMEWORK_ROLE = Reason(
-    (
-        MANAGED_POLICY.format("AWSLambdaBasicExecutionRole"),
-        MANAGED_POLICY.format("AWSLambdaVPCAccessExecutionRole"),
-    ),
-    f"{FRAMEWORK}: the framework's functions log through AWSLambdaBasicExecutionRole and, in "
-    "a VPC, attach through AWSLambdaVPCAccessExecutionRole.",
-)
-FRAMEWORK_POLICY = Reason(
-    ("HIPAA.Security-IAMNoInlinePolicy", "NIST.800.53.R5-IAMNoInlinePolicy"),
-    f"{FRAMEWORK}: the framework grants itself lambda:InvokeFunction and states:StartExecution "
-    "on its own functions and state machine in a policy CDK creates.",
-)
-FRAMEWORK_INVOKE = (
-    f"{FRAMEWORK}: lambda:InvokeFunction on '<function ARN>:*' covers the versions and aliases "
-    "of one function of this construct, nothing else."
-)
-FRAMEWORK_STATE_MACHINE = Reason(
-    ("AwsSolutions-SF1", "AwsSolutions-SF2"),
-    f"{FRAMEWORK}: the waiter state machine only retries the is_complete function; every "
-    "poll is logged by that function in the construct's encrypted log group.",
-)
 HANDLER_OUTSIDE_VPC = Reason(
     OUTSIDE_VPC,
     "Without the vpc prop the handler runs outside a VPC: it reaches only the HealthOmics "
@@ -145,23 +101,9 @@ STATE_TABLE_BACKUP = Reason(
 )
 
 
-def acknowledge_service(service: Construct, provider: Construct, *, in_vpc: bool) -> None:
+def acknowledge_service(service: Construct, *, in_vpc: bool) -> None:
     """Record the acknowledged findings of the shared service on the exact constructs."""
-    for construct in provider.node.find_all():
-        if isinstance(construct, lambda_.CfnFunction):
-            _acknowledge(construct, FRAMEWORK_FUNCTION)
-            if not in_vpc:
-                _acknowledge(construct, FRAMEWORK_FUNCTION_OUTSIDE_VPC)
-        elif isinstance(construct, iam.CfnRole):
-            # Only the managed policies the role has: the waiter's role has none, and
-            # AWSLambdaVPCAccessExecutionRole only with a VPC.
-            _at_validation(construct, partial(_acknowledge_managed_policies, construct))
-        elif isinstance(construct, iam.CfnPolicy):
-            _acknowledge(construct, FRAMEWORK_POLICY)
-            _acknowledge_wildcards(construct, FRAMEWORK_INVOKE)
-        elif isinstance(construct, sfn.CfnStateMachine):
-            _acknowledge(construct, FRAMEWORK_STATE_MACHINE)
-    for child in ("OnEventHandler", "IsCompleteHandler", "RunnerHandler"):
+    for child in ("OnEventHandler", "RunnerHandler"):
         function = _resource(service, child)
         if function is not None and not in_vpc:
             _acknowledge(function, HANDLER_OUTSIDE_VPC)
@@ -339,16 +281,6 @@ def _acknowledge_final_wildcards(
         write(policy, Reason((EVERYTHING,), everything))
         wildcards = tuple(w for w in wildcards if w != EVERYTHING)
     write(policy, Reason(wildcards, reason))
-
-
-def _acknowledge_managed_policies(role: iam.CfnRole, write: Writer) -> None:
-    stack = Stack.of(role)
-    arns = stack.resolve(role.managed_policy_arns) or []
-    findings = {f"AwsSolutions-IAM4[Policy::{_as_nag_text(arn)}]" for arn in arns}
-    write(
-        role,
-        Reason(tuple(r for r in FRAMEWORK_ROLE.rules if r in findings), FRAMEWORK_ROLE.reason),
-    )
 
 
 def _wildcard_findings(document: Any) -> tuple[str, ...]:

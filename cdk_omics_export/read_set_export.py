@@ -382,9 +382,11 @@ class ReadSetExport(Construct):
         )
         statements = [
             iam.PolicyStatement(
+                # ListReadSetExportJobs finds the job of a start whose answer was lost.
                 actions=[
                     "omics:StartReadSetExportJob",
                     "omics:GetReadSetExportJob",
+                    "omics:ListReadSetExportJobs",
                     "omics:ListReadSets",
                 ],
                 resources=[store_arn],

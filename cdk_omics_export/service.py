@@ -1,8 +1,9 @@
 """ReadSetExportService: what every ReadSetExport of a stack shares.
 
 One per stack, found by ``ReadSetExportService.of(scope)`` the way CDK's singleton functions
-are: the handler functions and the Provider, the runner (a Step Functions state machine that
-carries each export to its end, after the deploy if need be), one log group and its key, the
+are: the two handler functions (one serves the exports' custom resources, the other is the
+runner's step), the runner (a Step Functions state machine that carries each export to its end
+and answers CloudFormation, after the deploy if need be), one log group and its key, the
 dead-letter queue, the state table, the shared request budget, and the access log bucket of
 the destination buckets the exports create. Each export adds only what is its own: its custom
 resource, its export role, its bucket, and statements scoped to its store, bucket, prefix and
@@ -46,7 +47,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
 from . import compliance
@@ -59,8 +59,8 @@ SERVICE_ID = "ReadSetExportService"
 # newer one.
 HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
 HANDLER_TIMEOUT = Duration.minutes(5)
-# Per function, for the whole stack: the waiter polls each running export, and overlapping
-# polls of one export wait for its lease, so a few at a time are plenty.
+# Per function, for the whole stack: CloudFormation's requests are few and short, so a few
+# at a time are plenty.
 HANDLER_RESERVED_CONCURRENCY = 4
 # The runner's steps: one per running export every poll (every 10 s while batches wait for
 # the quota), each a second or so, most of it the pacer's spacing.
@@ -75,8 +75,7 @@ LAMBDA_ERRORS = (
 )
 LAMBDA_RETRY_ATTEMPTS = 60
 # The runner's step retries anything that failed its Lambda call: after these attempts
-# (about two hours in all) the execution fails, and the waiter or the next deploy starts a
-# new one.
+# (about two hours in all) the execution fails, and the watchdog starts a new one.
 RUNNER_RETRY_ATTEMPTS = 12
 RUNNER_RETRY_MAX_DELAY = Duration.minutes(15)
 STATES_PRINCIPAL = "states.amazonaws.com"
@@ -115,7 +114,7 @@ class ReadSetExportService(Construct):
     set its options in one place and pass it as ``service=``. Options set on an export are
     forwarded here.
 
-    :param vpc: run the handler and the Provider framework's functions in this VPC (needs
+    :param vpc: run the service's functions in this VPC (needs
         interface endpoints for HealthOmics' ``control-storage-omics``, S3, DynamoDB, Step
         Functions (``states``), EventBridge (``events``) and CloudWatch Logs, or a NAT).
         Default: outside any VPC.
@@ -126,10 +125,9 @@ class ReadSetExportService(Construct):
     :param max_requests_per_second: the most HealthOmics requests per second that all
         exports of this service send together, retries included. Default: 5, HealthOmics'
         default quota, which every stack of the account and Region shares.
-    :param poll_interval: how often the runner follows each export's jobs (and the deploy's
-        waiter reads its state); at least 10 seconds. Each poll costs 3 Step Functions state
-        transitions. Default: 30 seconds.
-    :param runtime: the Python runtime of the three handler functions, python3.11 or newer
+    :param poll_interval: how often the runner follows each export's jobs; at least 10
+        seconds. Each poll costs 3 Step Functions state transitions. Default: 30 seconds.
+    :param runtime: the Python runtime of the two handler functions, python3.11 or newer
         (for a partition or Region that lacks the newest). Default: the newest Python that
         aws-cdk-lib offers (``HANDLER_RUNTIME``).
     :param removal_policy: what ``cdk destroy`` does to the state table, the log group, the
@@ -190,7 +188,6 @@ class ReadSetExportService(Construct):
         self._access_logs: s3.Bucket | None = None
         self._policies: list[tuple[iam.ManagedPolicy, int]] = []
         self._statement_keys: set[str] = set()
-        self._provider: cr.Provider | None = None
 
         stack = Stack.of(self)
         self.key = self._create_key(stack)
@@ -207,9 +204,9 @@ class ReadSetExportService(Construct):
             encryption_key=self.key,
             removal_policy=self._removal,
         )
-        # Only asynchronous invocations reach a dead-letter queue; the Provider framework
-        # invokes the handlers synchronously, so it stays empty unless someone else
-        # invokes them asynchronously.
+        # Asynchronous invocations that fail every attempt land here: CloudFormation's
+        # requests (which the function answers even when it fails, so this is rare) and the
+        # watchdog's events.
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetters",
@@ -343,24 +340,16 @@ class ReadSetExportService(Construct):
 
     @property
     def service_token(self) -> str:
-        """The Provider's service token, built when the app is synthesized."""
-        return Lazy.string(_Produce(lambda: self.provider.service_token))
-
-    @property
-    def provider(self) -> cr.Provider:
-        self.build()
-        assert self._provider is not None
-        return self._provider
+        """The ARN of the function that serves the exports' custom resources (CloudFormation
+        invokes it with each request), known once the service is built at synthesis."""
+        return Lazy.string(_Produce(lambda: self.on_event_function.function_arn))
 
     @property
     def on_event_function(self) -> lambda_.Function:
+        """Serves the exports' custom resources: registers each request and starts the
+        runner, which answers CloudFormation."""
         self.build()
         return self._on_event
-
-    @property
-    def is_complete_function(self) -> lambda_.Function:
-        self.build()
-        return self._is_complete
 
     @property
     def runner_function(self) -> lambda_.Function:
@@ -432,7 +421,7 @@ class ReadSetExportService(Construct):
     # Building
 
     def build(self) -> None:
-        """Create the functions and the Provider with the settled options (once)."""
+        """Create the functions and the runner with the settled options (once)."""
         if self._built:
             return
         self._built = True
@@ -497,28 +486,13 @@ class ReadSetExportService(Construct):
         self._create_runner_watchdog()
         control = self._create_runner_control(stack)
         environment = {**environment, rules.RUNNER_ENV: self._runner.state_machine_arn}
+        # CloudFormation invokes it asynchronously: Lambda retries a failed invocation
+        # twice, and the function answers every request itself, errors included.
         self._on_event = self._create_function(
             "OnEventHandler", "index.on_event", code, environment, network
         )
-        self._is_complete = self._create_function(
-            "IsCompleteHandler", "index.is_complete", code, environment, network
-        )
-        for function in (self._on_event, self._is_complete):
-            function.node.add_dependency(control)
-        interval = self.poll_interval
-        attempts = max(1, rules.MAX_TIMEOUT_SECONDS // int(interval.to_seconds()))
-        self._provider = cr.Provider(
-            self,
-            "Provider",
-            on_event_handler=self._on_event,
-            is_complete_handler=self._is_complete,
-            query_interval=interval,
-            # Each export's own timeout is kept by the handler; the waiter allows the most.
-            total_timeout=Duration.seconds(attempts * int(interval.to_seconds())),
-            log_group=self._log_group,
-            **network,
-        )
-        compliance.acknowledge_service(self, self._provider, in_vpc=vpc is not None)
+        self._on_event.node.add_dependency(control)
+        compliance.acknowledge_service(self, in_vpc=vpc is not None)
 
     def _create_runner(self, stack: Stack) -> sfn.StateMachine:
         """Step → carry on? → Wait (the poll interval) → Step ..., until the export ends.
@@ -657,7 +631,8 @@ class ReadSetExportService(Construct):
         """Step Functions' own event for a runner execution that failed or timed out (its
         retries ran out) goes to the runner's function, which starts the next execution if
         that one still carried an unfinished export: no export is left without a runner after
-        the deploy. One stopped by hand (ABORTED) is left to the waiter or the next deploy."""
+        the deploy. One stopped by hand (ABORTED) is not restarted: a deploy that waits for it is
+        answered FAILED, naming the execution."""
         return events.Rule(
             self,
             "RunnerWatchdog",
@@ -667,7 +642,7 @@ class ReadSetExportService(Construct):
                 detail_type=[STATES_STATUS_CHANGE],
                 detail={
                     "stateMachineArn": [self._runner.state_machine_arn],
-                    "status": ["FAILED", "TIMED_OUT"],
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
                 },
             ),
             targets=[

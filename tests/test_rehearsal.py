@@ -4,7 +4,7 @@ boto3 client, and stand-ins that answer as AWS does.
 Every request the handler makes goes through the gateway (tests/standins/gateway.py), which
 judges it by the policies the template grants its role (S3 and DynamoDB served by moto, the
 HealthOmics endpoint by tests/omics_endpoint.py). CloudFormation's requests are played the
-way CloudFormation and CDK's Provider framework play them (tests/provider_rehearsal.py),
+way CloudFormation plays them for a Lambda-backed custom resource (tests/cfn_rehearsal.py),
 rollbacks and abandoned waiters included.
 """
 
@@ -19,13 +19,13 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 
-from cdk_omics_export import ReadSetExport, ReadSetFilter
+from cdk_omics_export import ReadSetExport, ReadSetFilter, service
 from cdk_omics_export.handler import export as exports
 from cdk_omics_export.handler import pacing, rules
 from cdk_omics_export.handler import state as st
 
 from .omics_endpoint import OmicsEndpoint, peak_per_second
-from .provider_rehearsal import StackRehearsal
+from .cfn_rehearsal import StackRehearsal
 from .standins import eventbridge
 from .standins.gateway import Gateway
 
@@ -243,7 +243,8 @@ def test_an_abandoned_update_and_its_rollback_start_nothing_more(
     deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
     """Another resource fails while this Update runs: CloudFormation abandons it and rolls
-    back; the abandoned waiter keeps polling, as nothing stops it."""
+    back. The rollback's request supersedes the abandoned one, which is answered FAILED
+    once (CloudFormation ignores it by then), and its runner starts nothing more."""
     omics.max_concurrent_jobs = 1
     cfn = deploy("three-ids")
     old = cfn.properties()
@@ -256,9 +257,9 @@ def test_an_abandoned_update_and_its_rollback_start_nothing_more(
     rollback = cfn.request("Update", old, old_properties=bigger, physical_id=created.physical_id)
     assert rollback.status == "SUCCESS", rollback.reason
     jobs = len(omics.jobs)
-    with pytest.raises(Exception, match="superseded"):
-        for _ in range(10):
-            cfn.poll(waiting)
+    abandoned = cfn.answer(waiting)
+    assert abandoned is not None and abandoned.status == "FAILED"
+    assert "superseded by request" in abandoned.reason
     # The abandoned run's runner ends at its next step, starting nothing.
     assert cfn.finish()
     assert len(omics.jobs) == jobs == 2
@@ -319,13 +320,18 @@ def test_a_delete_mid_export_stops_new_starts(
     cfn, props = one_job_at_a_time(deploy, omics, "250-ids")
     waiting = cfn.start("Create", props)
     while len(omics.jobs) < 2:  # the first job ends, the second starts
-        assert cfn.poll(waiting) == {"IsComplete": False}
+        assert cfn.answer(waiting) is None
         cfn.wait(cfn.query_interval)
     # The stack moves on (another resource failed): Delete arrives while the runner runs.
-    deleted = cfn.request("Delete", props, physical_id=waiting["PhysicalResourceId"])
+    physical_id = exports.export_id_of(
+        cfn.stack_id, props["ConstructPath"], props["Destination"], 0
+    )
+    deleted = cfn.request("Delete", props, physical_id=physical_id)
     assert deleted.status == "SUCCESS"
-    with pytest.raises(Exception, match="cancelled"):  # the abandoned waiter stops
-        cfn.poll(waiting)
+    assert deleted.physical_id == physical_id
+    abandoned = cfn.answer(waiting)  # answered once, FAILED, when the Delete cancelled it
+    assert abandoned is not None and abandoned.status == "FAILED"
+    assert "was cancelled" in abandoned.reason
     assert cfn.finish()
     assert len(omics.jobs) == 2
     # The running job's outcome was still recorded, then the runner ended.
@@ -361,9 +367,7 @@ def test_overlapping_steps_lose_no_job_record(
             break
     assert not [a for a in answers if isinstance(a, Exception)]
     assert any(a["action"] == "WAIT" and a["waitSeconds"] for a in answers)
-    final = cfn.request(
-        "Update", props, old_properties=props, physical_id=waiting["PhysicalResourceId"]
-    )
+    final = cfn.request("Update", props, old_properties=props, physical_id=waiting["RequestId"])
     assert final.status == "SUCCESS", final.reason
     record = manifest(gateway, final.data["ManifestUri"])
     recorded = {job["id"] for job in record["jobs"]}
@@ -381,50 +385,39 @@ def _step_quietly(cfn: StackRehearsal, event: dict[str, Any]) -> Any:
 def test_three_exports_of_a_stack_share_one_request_budget(
     deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The runners of three exports step at the same moments, in real time and real threads:
-    their requests together stay within the service's budget.
+    """The runners of three exports step at the same moments of the simulated clock: their
+    requests together stay within the service's budget.
 
-    Counted by the slots the shared budget handed out (the slot each request left in): when
-    a thread actually runs on a loaded two-core machine is the harness's noise, of the order
-    of the spacing itself (section 5 of `make bench` reports the endpoint's own count).
+    Counted by the slots the shared budget handed out (the slot each request left in), on the
+    simulated clock, so the count is the design's and not the machine's; `make bench`
+    (section 5) measures the same in real time and real threads, at the endpoint.
     """
     used: list[float] = []
-    local = threading.local()
     reserve, wait = st.StateStore.reserve_request_slot, pacing.Pacer.wait
+    slot = [0.0]
 
     def reserved(store: st.StateStore, interval: float, now: float) -> float:
-        local.slot = reserve(store, interval, now)
-        return local.slot
+        slot[0] = reserve(store, interval, now)
+        return slot[0]
 
     def counted(pacer: pacing.Pacer, **kwargs: Any) -> None:
         wait(pacer, **kwargs)
-        used.append(local.slot)  # the slot it left in: the last one it reserved
+        used.append(slot[0])  # the slot it left in: the last one it reserved
 
     monkeypatch.setattr(st.StateStore, "reserve_request_slot", reserved)
     monkeypatch.setattr(pacing.Pacer, "wait", counted)
-    cfn = deploy("three-exports", rate=0, simulated=False)  # the template's budget: 5 per second
+    cfn = deploy("three-exports", rate=0)  # the template's budget: 5 per second
     assert cfn.environment["MAX_REQUESTS_PER_SECOND"] == "5"
     waiting = [cfn.start("Create", cfn.properties(e), logical_id=e) for e in cfn.exports()]
-    steps = cfn.runner_steps()
-    ended: set[str] = set()
-
-    def step(name: str) -> None:
-        if cfn.step(steps[name])["action"] == "END":
-            ended.add(name)
-
-    for _ in range(10):
-        threads = [threading.Thread(target=step, args=(n,)) for n in steps if n not in ended]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert ended == set(steps)
-    answers = [cfn.poll(event) for event in waiting]
-    assert [a["Data"]["Status"] for a in answers] == ["COMPLETED"] * 3
+    # The three executions start at the same moment, so their steps fall due together.
+    assert len({run.start for run in cfn.runs()}) == 1
+    answers = [cfn.await_answer(event) for event in waiting]
+    assert [a.data["Status"] for a in answers] == ["COMPLETED"] * 3, [a.reason for a in answers]
     assert len(omics.jobs) == 3
     assert len(omics.calls()) >= 20  # pre-flights, starts and polls of three exports
     assert len(used) == len(omics.calls())
     assert peak_per_second(used) <= 5
+    assert peak_per_second([t for t, _, _ in omics.calls()]) <= 5
 
 
 def test_removed_state_fails_clearly_and_the_next_deploy_rebuilds(
@@ -437,11 +430,15 @@ def test_removed_state_fails_clearly_and_the_next_deploy_rebuilds(
     dynamodb = gateway.client("dynamodb")
     for item in dynamodb.scan(TableName=table)["Items"]:
         dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
-    with pytest.raises(Exception, match="state of export .* is missing"):
-        cfn.poll(waiting)
-    # The Create failed: CloudFormation rolls back (Delete), and the next deploy creates the
-    # export again, from nothing.
-    rollback = cfn.request("Delete", props, physical_id=waiting["PhysicalResourceId"])
+    # The request's own record went with the rest: nothing knows where to answer, and
+    # CloudFormation fails the resource at its ServiceTimeout, naming the request.
+    lost = cfn.await_answer(waiting)
+    assert lost.status == "FAILED"
+    assert waiting["RequestId"] in lost.reason and "did not receive a response" in lost.reason
+    assert lost.waited == cfn.service_timeout(cfn.exports()[0])
+    # CloudFormation rolls back (Delete), and the next deploy creates the export again, from
+    # nothing.
+    rollback = cfn.request("Delete", props, physical_id=lost.physical_id)
     assert rollback.status == "SUCCESS"
     again = cfn.request("Create", props)
     assert again.status == "SUCCESS", again.reason
@@ -465,9 +462,12 @@ def test_a_permanent_fault_names_the_read_sets_and_the_log_group(
     cfn = deploy("three-ids")
     created = cfn.request("Create", cfn.properties())
     assert created.status == "FAILED"
-    # on_event registered the export: the failure comes from the waiter, with the export's id.
-    assert created.physical_id == created.data.get("ExportId", created.physical_id)
-    assert created.physical_id.startswith("rse-")
+    # The runner answered: a failed Create's marker, with the export's id, which the Delete
+    # of the rollback recognizes.
+    export_id = exports.export_id_of(
+        cfn.stack_id, cfn.properties()["ConstructPath"], cfn.properties()["Destination"], 0
+    )
+    assert created.physical_id == f"CREATE_FAILED:{export_id}"
     assert (
         f"StartReadSetExportJob failed for sequence store {STORE} "
         f"(read sets {', '.join(READ_SETS)}): ValidationException: Explained"
@@ -604,23 +604,32 @@ def test_a_runner_step_that_fails_and_is_retried_starts_no_duplicate_job(
     assert run.events("LambdaFunctionFailed")  # the failed attempt, retried
 
 
-def test_a_runner_stopped_by_hand_is_taken_over_by_the_waiter(
+def test_a_runner_stopped_by_hand_while_the_deploy_waits_fails_it_saying_so(
     deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
+    """Nothing else waits on CloudFormation's behalf: the watchdog hears the stop and answers
+    FAILED at once, naming the execution; a person's stop stands, and the next deploy
+    resumes the export."""
     cfn, props = one_job_at_a_time(deploy, omics, "250-ids")
     waiting = cfn.start("Create", props)
     cfn.wait(60)
     (first,) = cfn.runs()
     cfn.stepfunctions.stop_by_hand(first.name)
-    answer: dict[str, Any] = {}
-    for _ in range(100):
-        answer = cfn.poll(waiting)
-        if answer["IsComplete"]:
-            break
-        cfn.wait(cfn.query_interval)
-    assert answer["IsComplete"] and answer["Data"]["Status"] == "COMPLETED"
-    assert [r.status for r in cfn.runs()] == ["ABORTED", "SUCCEEDED"]
-    assert cfn.runs()[1].name.endswith("-0-1")
+    stopped_at = cfn.clock.now()
+    failed = cfn.await_answer(waiting)
+    assert failed.status == "FAILED"
+    assert cfn.clock.now() == stopped_at  # told at once, not at the ServiceTimeout
+    assert f"Runner execution {first.name} of export" in failed.reason
+    assert "was stopped (ABORTED" in failed.reason
+    assert failed.physical_id.startswith("CREATE_FAILED:")
+    assert [r.status for r in cfn.runs()] == ["ABORTED"]
+    # The rollback's Delete names the marker: nothing is touched, and nothing restarts.
+    rollback = cfn.request("Delete", props, physical_id=failed.physical_id)
+    assert rollback.status == "SUCCESS"
+    assert cfn.finish()
+    assert [r.status for r in cfn.runs()] == ["ABORTED"]
+    again = cfn.request("Create", props)
+    assert again.status == "SUCCESS", again.reason
     assert exported_once(omics, cohort(250))
 
 
@@ -695,32 +704,24 @@ def test_a_runner_whose_retries_run_out_after_the_deploy_is_restarted_by_the_wat
     cfn, props = one_job_at_a_time(deploy, omics, "long-without-waiting")
     created = cfn.request("Create", props)
     assert created.status == "SUCCESS", created.reason
-    # The state table is out of reach for a while: every step fails until the retries run out.
+    # The state table is out of reach for a while: every step of the first execution fails
+    # until its retries run out.
     original = exports.Export.advance
-    outage = [True]
+    outage = [service.RUNNER_RETRY_ATTEMPTS + 1]
 
     def unreachable(self: exports.Export, budget: Any) -> None:
         if outage[0]:
+            outage[0] -= 1
             raise RuntimeError("the state table is unreachable")
         original(self, budget)
 
     monkeypatch.setattr(exports.Export, "advance", unreachable)
-    assert cfn.finish()
-    (failed,) = cfn.runs()
-    assert failed.status == "FAILED"
-    outage[0] = False
     (rule,) = [r for r in cfn.deployed.resources("AWS::Events::Rule") if "Watchdog" in r]
     pattern = cfn.deployed.resolve(cfn.deployed.resources("AWS::Events::Rule")[rule]["Properties"])
-    event = status_change(cfn, failed)
-    assert eventbridge.matches(pattern["EventPattern"], event)
-    # What a person's stop looks like is not the watchdog's business.
-    assert not eventbridge.matches(
-        pattern["EventPattern"], {**event, "detail": {**event["detail"], "status": "ABORTED"}}
-    )
     (target,) = pattern["Targets"]
     assert target["Arn"] == cfn.runner_function_arn
-    assert cfn.step(event) is None  # the runner's function, as the rule invokes it
-    assert cfn.finish()
+    assert cfn.finish()  # the rehearsal tells the watchdog of each execution that ended
     assert [r.status for r in cfn.runs()] == ["FAILED", "SUCCEEDED"]
+    assert eventbridge.matches(pattern["EventPattern"], status_change(cfn, cfn.runs()[0]))
     assert exported_once(omics, cohort(250))
     assert gateway.denied() == []

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 try:  # imported as cdk_omics_export.handler.export (tests, the construct)
@@ -49,6 +50,8 @@ RESERVE_SECONDS = 5.0
 QUOTA_RETRY_SECONDS = 300.0
 # IAM is eventually consistent: a role created moments ago may not be usable yet.
 IAM_PROPAGATION_SECONDS = 300.0
+# A job a lost start made was created after its batch was claimed; clocks differ a little.
+STARTED_JOB_LOOKBACK_SECONDS = 300.0
 
 
 class ExportError(Exception):
@@ -221,14 +224,15 @@ class Export:
         self.snapshot = self.store.load(self.export_id)
         return self.snapshot
 
-    def begin(self, request_id: str, request_type: str, started_at: float) -> None:
-        """Make this request the export's current run; a redelivered request keeps its run."""
+    def begin(self, request_id: str, request_type: str, started_at: float) -> str | None:
+        """Make this request the export's current run; a redelivered request keeps its run.
+        Returns the request id of the run this one replaced, if its answer may be owed."""
         while True:
             snapshot = self.load()
             record = snapshot.record
             if record is not None and record["run"]["requestId"] == request_id:
                 LOG.info("request %s already runs export %s", request_id, self.export_id)
-                return
+                return None
             try:
                 # Batches an earlier run planned but never started give way to this run's.
                 for batch in snapshot.ordered_batches():
@@ -237,7 +241,9 @@ class Export:
                         self.store.save_batch(self.export_id, batch)
                 self.snapshot.record = self._new_run(record, request_id, request_type, started_at)
                 self.store.save_record(self.record)
-                return
+                if record is None or record["run"].get("answered"):
+                    return None
+                return record["run"]["requestId"]
             except st.Conflict:
                 LOG.info("export %s changed while a run began; reading it again", self.export_id)
 
@@ -434,7 +440,7 @@ class Export:
             run["batches"],
             len(selected) - len(todo),
         )
-        self._save_record()
+        self.save_record()
 
     def run_batches(self) -> list[st.BatchRecord]:
         run = self.run
@@ -469,7 +475,7 @@ class Export:
             )
         self.run["phase"] = "EXPORTING"
         self._set_status(st.RUNNING)
-        self._save_record()
+        self.save_record()
 
     def _check_each(self, todo: list[str], budget: Budget) -> None:
         preflight = self.run["preflight"]
@@ -538,6 +544,7 @@ class Export:
 
     def _follow(self, budget: Budget) -> None:
         """Record the progress of every running job of this export, whichever run started it."""
+        self._resolve_starting(budget)
         for batch in self.snapshot.ordered_batches():
             if batch["status"] not in st.RUNNING_JOB_STATUSES or "jobId" not in batch:
                 continue
@@ -563,64 +570,131 @@ class Export:
                     batch["completionTime"] = iso_time(detail["completionTime"])
             self._save_batch_or_reload(batch)
 
+    def _resolve_starting(self, budget: Budget) -> None:
+        """Batches left STARTING by a step that died between claiming a batch and recording
+        its job, in this run or an earlier one (the lease is held: no step is sending now).
+        HealthOmics may have accepted the start: the job is looked for among the store's
+        export jobs, and adopted; otherwise the start is sent again with its client token.
+        Never left as it is: a run ends only once none is STARTING."""
+        for batch in self.snapshot.ordered_batches():
+            if batch["status"] != st.STARTING:
+                continue
+            self._ensure_time(budget)
+            job_id = self._find_started_job(batch, budget)
+            if job_id is not None:
+                LOG.info("%s was started before as job %s: following it", batch["key"], job_id)
+                self._record_started(batch, {"id": job_id, "status": "SUBMITTED"})
+                continue
+            if self.record["cancelled"]:
+                LOG.info("%s never started and the export is cancelled", batch["key"])
+                batch["status"] = st.SUPERSEDED
+                self._save_batch_or_reload(batch)
+                continue
+            if not self._send_start(batch, self._running(), release=False):
+                return  # the quota or IAM holds it back: it stays STARTING until it starts
+
+    def _find_started_job(self, batch: st.BatchRecord, budget: Budget) -> str | None:
+        """The job a lost start made for this batch: one of the store's export jobs created
+        since the batch was claimed, with its destination and exactly its read sets."""
+        claimed = batch.get("claimedAt", self.run["startedAt"])
+        wanted = sorted(batch["readSetIds"])
+        request: dict[str, Any] = {
+            "sequenceStoreId": self.request.sequence_store_id,
+            "maxResults": 100,
+            "filter": {"createdAfter": _as_datetime(claimed - STARTED_JOB_LOOKBACK_SECONDS)},
+        }
+        while True:
+            self._ensure_time(budget)
+            page = self._call(
+                "ListReadSetExportJobs", self.omics.list_read_set_export_jobs, **request
+            )
+            for job in page.get("exportJobs", []):
+                if job.get("destination") != self.request.destination:
+                    continue
+                if any(b.get("jobId") == job["id"] for b in self.snapshot.batches.values()):
+                    continue
+                self._ensure_time(budget)
+                detail = self._call(
+                    "GetReadSetExportJob",
+                    self.omics.get_read_set_export_job,
+                    sequenceStoreId=self.request.sequence_store_id,
+                    id=job["id"],
+                    job_id=job["id"],
+                )
+                if sorted(r["id"] for r in detail.get("readSets", [])) == wanted:
+                    return str(job["id"])
+            if not page.get("nextToken"):
+                return None
+            request["nextToken"] = page["nextToken"]
+
     def _start(self, budget: Budget) -> None:
-        running = sum(
-            1
-            for batch in self.snapshot.batches.values()
-            if batch["status"] in st.RUNNING_JOB_STATUSES or batch["status"] == st.STARTING
-        )
+        running = self._running()
         for batch in self.run_batches():
-            if batch["status"] not in (st.PENDING, st.STARTING):
+            if batch["status"] != st.PENDING:
                 continue
             if self._quota_still_full(running) or self._waiting_for_iam():
                 return
             self._ensure_time(budget)
             try:
-                if batch["status"] == st.PENDING:
-                    self.store.claim_start(self.export_id, self.run["number"], batch)
-                    running += 1
-                elif not self.store.is_current(self.export_id, self.run["number"]):
-                    raise st.Cancelled(f"export {self.export_id} was cancelled or superseded")
+                batch["claimedAt"] = self._clock()
+                self.store.claim_start(self.export_id, self.run["number"], batch)
+                running += 1
             except st.Cancelled:
                 LOG.info("export %s was cancelled or superseded: starting nothing", self.export_id)
                 return
             except st.Conflict:
                 self._reload_batch(batch)
                 continue
-            try:
-                started = self._call(
-                    "StartReadSetExportJob",
-                    self.omics.start_read_set_export_job,
-                    sequenceStoreId=self.request.sequence_store_id,
-                    destination=self.request.destination,
-                    roleArn=self.request.role_arn,
-                    sources=[{"readSetId": r} for r in batch["readSetIds"]],
-                    clientToken=batch_client_token(self.export_id, batch["run"], batch["number"]),
-                    read_set_ids=batch["readSetIds"],
-                )
-            except QuotaExceeded:
-                LOG.info("concurrent export job quota reached at %d running jobs", running - 1)
-                self.run["quotaWait"] = {"running": running - 1, "at": self._clock()}
-                self._unclaim(batch)
+            if not self._send_start(batch, running):
                 return
-            except NotYetAuthorized:
-                self.run.setdefault("accessDeniedSince", self._clock())
+
+    def _running(self) -> int:
+        return sum(1 for batch in self.snapshot.batches.values() if _in_flight(batch))
+
+    def _send_start(self, batch: st.BatchRecord, running: int, *, release: bool = True) -> bool:
+        """Send the batch's start (STARTING) and record its job; False when the quota or IAM
+        holds starts back for now (the batch is PENDING again, with ``release``)."""
+        try:
+            started = self._call(
+                "StartReadSetExportJob",
+                self.omics.start_read_set_export_job,
+                sequenceStoreId=self.request.sequence_store_id,
+                destination=self.request.destination,
+                roleArn=self.request.role_arn,
+                sources=[{"readSetId": r} for r in batch["readSetIds"]],
+                clientToken=batch_client_token(self.export_id, batch["run"], batch["number"]),
+                read_set_ids=batch["readSetIds"],
+            )
+        except QuotaExceeded:
+            LOG.info("concurrent export job quota reached at %d running jobs", running - 1)
+            self.run["quotaWait"] = {"running": running - 1, "at": self._clock()}
+            if release:
                 self._unclaim(batch)
-                return
-            except ExportError as error:
-                batch["status"] = "FAILED"
-                batch["statusMessage"] = str(error)
-                self._save_batch_or_reload(batch)
-                raise
-            self.run.pop("quotaWait", None)
-            self.run.pop("accessDeniedSince", None)
-            batch["jobId"] = started["id"]
-            batch["status"] = started["status"]
-            batch["creationTime"] = iso_time(started["creationTime"])
-            if started["id"] not in self.run["jobIds"]:
-                self.run["jobIds"].append(started["id"])
+            return False
+        except NotYetAuthorized:
+            self.run.setdefault("accessDeniedSince", self._clock())
+            if release:
+                self._unclaim(batch)
+            return False
+        except ExportError as error:
+            batch["status"] = "FAILED"
+            batch["statusMessage"] = str(error)
             self._save_batch_or_reload(batch)
-            LOG.info("started export job %s for %s", started["id"], batch["key"])
+            raise
+        self.run.pop("quotaWait", None)
+        self.run.pop("accessDeniedSince", None)
+        self._record_started(batch, started)
+        LOG.info("started export job %s for %s", started["id"], batch["key"])
+        return True
+
+    def _record_started(self, batch: st.BatchRecord, started: dict[str, Any]) -> None:
+        batch["jobId"] = started["id"]
+        batch["status"] = started["status"]
+        if "creationTime" in started:
+            batch["creationTime"] = iso_time(started["creationTime"])
+        if batch["run"] == self.run["number"] and started["id"] not in self.run["jobIds"]:
+            self.run["jobIds"].append(started["id"])
+        self._save_batch_or_reload(batch)
 
     def _unclaim(self, batch: st.BatchRecord) -> None:
         batch["status"] = st.PENDING
@@ -651,11 +725,13 @@ class Export:
         elif (
             run["phase"] == "EXPORTING"
             and self._nothing_left_to_start()
-            and not any(b["status"] in st.RUNNING_JOB_STATUSES for b in self._watched())
+            and not any(_in_flight(b) for b in self._watched())
+            # No selected read set is still in flight, in a batch of whichever run.
+            and self.counts().in_flight == 0
         ):
             self._conclude_exporting()
         else:
-            self._save_record()
+            self.save_record()
         return self.runner_done()
 
     def next_wait_seconds(self, poll_interval: int) -> int:
@@ -671,7 +747,7 @@ class Export:
 
     def runner_done(self) -> bool:
         return self.run["phase"] == "ENDED" and not any(
-            b["status"] in st.RUNNING_JOB_STATUSES for b in self.snapshot.batches.values()
+            _in_flight(b) for b in self.snapshot.batches.values()
         )
 
     def _nothing_left_to_start(self) -> bool:
@@ -721,7 +797,7 @@ class Export:
             if batch["status"] == st.PENDING:
                 batch["status"] = st.SUPERSEDED
                 self._save_batch_or_reload(batch)
-        self._save_record()
+        self.save_record()
 
     # Reporting
 
@@ -901,7 +977,7 @@ class Export:
                 **extra,
             )
             self.record["manifestDigest"] = digest
-            self._save_record()
+            self.save_record()
         except Exception:  # noqa: BLE001
             LOG.exception("could not write the manifest of export %s", self.export_id)
 
@@ -940,7 +1016,7 @@ class Export:
                     raise ExportError(f"PutEvents refused {len(failed)} event(s): {failed}")
             self.passed_statuses.clear()
             self.record["eventDigest"] = digest
-            self._save_record()
+            self.save_record()
         except Exception:  # noqa: BLE001
             LOG.exception("could not publish the status of export %s", self.export_id)
 
@@ -1032,7 +1108,7 @@ class Export:
 
     # State
 
-    def _save_record(self) -> None:
+    def save_record(self) -> None:
         """Save the record; if someone else wrote it since, keep their cancellation mark and
         write this run's progress again, unless a newer run took the export over."""
         mine = self.record
@@ -1144,6 +1220,14 @@ class Export:
             )
         message = f"{operation} failed for {subject}: {said}"
         return ExportError(_clip(f"{message}.{so_far}" if so_far else message))
+
+
+def _in_flight(batch: st.BatchRecord) -> bool:
+    return batch["status"] == st.STARTING or batch["status"] in st.RUNNING_JOB_STATUSES
+
+
+def _as_datetime(epoch: float) -> Any:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def error_code(error: Exception) -> str | None:

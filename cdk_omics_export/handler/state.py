@@ -10,6 +10,11 @@ key, the export id:
 - ``batch#NNNN#NNNN``: one batch of at most 100 read sets (:class:`BatchRecord`), the job that
   carries it and each read set's outcome.
 
+Each CloudFormation request has an item of its own, under ``request#<RequestId>``
+(:class:`RequestRecord`): where its answer goes (the pre-signed ResponseURL, a credential kept
+nowhere else and removed once the answer is claimed) and whether it was answered, so that
+every request is answered exactly once, whichever invocation gets there first.
+
 A read set's state is the state of the latest batch that holds it, so a new selection exports
 only what is neither exported nor in flight. Every write is conditional on the version that was
 read (optimistic locking, as Powertools' idempotency records do): overlapping invocations never
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 EXPORT_SK = "export"
+REQUEST_SK = "request"
 PACER_KEY = "service#pacer"
 
 # The export's statuses: registered and its runner starting; read sets selected and checked,
@@ -63,6 +69,7 @@ class BatchRecord(TypedDict):
     number: int
     readSetIds: list[str]
     status: str  # PENDING, STARTING, SUPERSEDED, or the job's status
+    claimedAt: NotRequired[float]  # when its start was claimed (STARTING)
     jobId: NotRequired[str]
     creationTime: NotRequired[str]
     completionTime: NotRequired[str]
@@ -113,6 +120,7 @@ class Run(TypedDict):
     jobIds: list[str]  # jobs this run started
     quotaWait: NotRequired[QuotaWait]
     accessDeniedSince: NotRequired[float]
+    answered: NotRequired[bool]  # CloudFormation's request was answered (or is not owed one)
 
 
 class Encryption(TypedDict):
@@ -151,6 +159,22 @@ class ExportRecord(TypedDict):
     runner: NotRequired[Runner]
     manifestDigest: NotRequired[str]  # the statuses the manifest was last written with
     eventDigest: NotRequired[str]  # the statuses the last status-change event carried
+    version: int
+
+
+class RequestRecord(TypedDict):
+    """One CloudFormation request to an export resource, and its answer."""
+
+    requestId: str
+    requestType: str
+    stackId: str
+    logicalResourceId: str
+    exportId: str  # "" when the request named no export that could be identified
+    physicalResourceId: str  # as CloudFormation sent it ("" on Create)
+    responseUrl: str  # pre-signed: "" once the answer is claimed
+    receivedAt: float
+    answer: NotRequired[str]  # SUCCESS or FAILED, once claimed
+    answeredAt: NotRequired[float]
     version: int
 
 
@@ -242,6 +266,10 @@ def pack_ids(ids: Iterable[str]) -> str:
 def unpack_ids(packed: str) -> list[str]:
     text = zlib.decompress(base64.b64decode(packed)).decode()
     return text.split("\n") if text else []
+
+
+def request_key(request_id: str) -> str:
+    return f"request#{request_id}"
 
 
 def batch_key(run: int, number: int) -> str:
@@ -410,6 +438,57 @@ class StateStore:
             except Conflict:
                 continue
         raise StateError(f"export {export_id}: could not mark it cancelled after {attempts} tries")
+
+    # CloudFormation's requests
+
+    def register_request(self, request: RequestRecord) -> RequestRecord:
+        """Record a request the first time it arrives; a redelivery gets the stored one."""
+        try:
+            self._put(request_key(request["requestId"]), REQUEST_SK, request)
+            return request
+        except Conflict:
+            stored = self.load_request(request["requestId"])
+            if stored is None:
+                raise StateError(f"request {request['requestId']}: its record vanished") from None
+            return stored
+
+    def load_request(self, request_id: str) -> RequestRecord | None:
+        item = self.client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": request_key(request_id)}, "sk": {"S": REQUEST_SK}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        record: RequestRecord = json.loads(item["body"]["S"])
+        record["version"] = int(item["version"]["N"])
+        return record
+
+    def claim_answer(self, request: RequestRecord, status: str, at: float) -> str | None:
+        """Claim the right to answer: the ResponseURL if this caller answers, None if the
+        request was answered already. The URL leaves the table with the claim."""
+        for _ in range(5):
+            if "answer" in request:
+                return None
+            url = request["responseUrl"]
+            claimed: RequestRecord = {
+                **request,
+                "responseUrl": "",
+                "answer": status,
+                "answeredAt": at,
+            }
+            try:
+                self._put(request_key(request["requestId"]), REQUEST_SK, claimed)
+                request.update(claimed)
+                return url
+            except Conflict:
+                fresh = self.load_request(request["requestId"])
+                if fresh is None:
+                    return None
+                for key in list(request):
+                    del request[key]  # type: ignore[misc]
+                request.update(fresh)
+        raise StateError(f"request {request['requestId']}: its record kept changing")
 
     def load_record(self, export_id: str) -> ExportRecord | None:
         item = self.client.get_item(

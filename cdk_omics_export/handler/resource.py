@@ -1,0 +1,281 @@
+"""The ``Custom::OmicsReadSetExport`` resource: CloudFormation's requests and their answers.
+
+CloudFormation invokes the service's ``OnEventHandler`` asynchronously (at least once; Lambda
+retries a failed invocation twice). On Create and Update it records the request, makes it the
+export's current run and starts the runner, then returns: the runner answers once the export
+ends or, without ``wait_for_completion``, once the read sets are selected and checked
+(``runner.py``). Delete marks the export cancelled and is answered at once; it never fails.
+Every request is answered exactly once: the answer is claimed in the state table
+(``StateStore.claim_answer``) before it is sent, whoever sends it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal, NotRequired, TypedDict
+
+try:  # imported as cdk_omics_export.handler.resource (tests, the construct)
+    from . import answer, clients, ledger, rules
+    from . import export as exports
+    from . import runner as runners
+    from . import state as st
+except ImportError:  # Lambda: the asset's root is on sys.path
+    import answer  # type: ignore[import-not-found,no-redef]
+    import clients  # type: ignore[import-not-found,no-redef]
+    import export as exports  # type: ignore[import-not-found,no-redef]
+    import ledger  # type: ignore[import-not-found,no-redef]
+    import rules  # type: ignore[import-not-found,no-redef]
+    import runner as runners  # type: ignore[import-not-found,no-redef]
+    import state as st  # type: ignore[import-not-found,no-redef]
+
+LOG = logging.getLogger(__name__)
+
+ExportError = exports.ExportError
+REQUEST_TYPES = ("Create", "Update", "Delete")
+
+
+class ResourceProperties(TypedDict):
+    ServiceToken: str
+    ConstructPath: str
+    ExportGeneration: NotRequired[str]
+    SequenceStoreId: str
+    Destination: str
+    RoleArn: str
+    ReadSetIds: NotRequired[list[str]]
+    ReadSetList: NotRequired[str]
+    ReadSetFilter: NotRequired[dict[str, str]]
+    AllowEmptySelection: NotRequired[str]
+    AllowPartialFailure: NotRequired[str]
+    WaitForCompletion: NotRequired[str]
+    TimeoutSeconds: NotRequired[str]
+    # Changed by the user to have the selection evaluated again; the handler needs no value.
+    SelectionRefresh: NotRequired[str]
+    Encryption: NotRequired[str]
+    KmsKeyArn: NotRequired[str]
+
+
+class CloudFormationEvent(TypedDict):
+    RequestType: Literal["Create", "Update", "Delete"]
+    RequestId: str
+    ResponseURL: str
+    StackId: str
+    LogicalResourceId: str
+    ResourceType: str
+    ResourceProperties: ResourceProperties
+    OldResourceProperties: NotRequired[ResourceProperties]
+    PhysicalResourceId: NotRequired[str]
+
+
+def handle(event: CloudFormationEvent, context: Any = None) -> None:
+    """Serve one delivery of a request. Never raises: whatever goes wrong is answered."""
+    _log_event(event)
+    if not all(isinstance(event.get(k), str) for k in ("RequestId", "ResponseURL", "StackId")):
+        LOG.error("not a CloudFormation request (no RequestId, ResponseURL or StackId): ignored")
+        return
+    try:
+        request = _register(event)
+    except Exception as error:  # noqa: BLE001 (the table is out of reach: answer anyway)
+        LOG.exception("could not record request %s", event["RequestId"])
+        _answer_unrecorded(event, f"The export's state table could not be reached: {error}")
+        return
+    if "answer" in request:
+        LOG.info("request %s was answered %s already", request["requestId"], request["answer"])
+        return
+    try:
+        if event["RequestType"] == "Delete":
+            _delete(event, request)
+        elif event["RequestType"] in ("Create", "Update"):
+            _create_or_update(event, request)
+        else:
+            raise ExportError(
+                f"RequestType {str(event['RequestType'])[:40]!r} is not one of "
+                f"{', '.join(REQUEST_TYPES)}; nothing was started."
+            )
+    except Exception as error:  # noqa: BLE001 (answered, never retried by Lambda)
+        if not isinstance(error, ExportError | st.StateError):
+            LOG.exception("request %s failed", event["RequestId"])
+        failed_id = _failed_physical_id(event, request["exportId"])
+        ledger.respond(request, "FAILED", failed_id, reason=ledger.with_logs(_reason(error)))
+
+
+# Create and Update
+
+
+def _create_or_update(event: CloudFormationEvent, request: st.RequestRecord) -> None:
+    export_request = parse(event)
+    export = runners.export_for(export_request)
+    replaced = export.begin(event["RequestId"], event["RequestType"], clients.now())
+    if replaced is not None:
+        # CloudFormation moved on from that request (it timed out, or the stack rolls back):
+        # its answer, if still owed, says so.
+        ledger.respond_to(
+            replaced,
+            "FAILED",
+            reason=f"Request {replaced} of export {export.export_id} was superseded by "
+            f"request {event['RequestId']}.",
+        )
+    runners.start_for_run(export)
+
+
+def parse(event: CloudFormationEvent) -> exports.ExportRequest:
+    """The export that the request's properties describe, checked; raises ExportError."""
+    props = event.get("ResourceProperties")
+    if not isinstance(props, dict):
+        raise ExportError("The request has no ResourceProperties; nothing was started.")
+    missing = [
+        name
+        for name in ("ConstructPath", "SequenceStoreId", "Destination", "RoleArn")
+        if not isinstance(props.get(name), str) or not props.get(name)
+    ]
+    if missing:
+        raise ExportError(f"ResourceProperties lack {', '.join(missing)}; nothing was started.")
+    ids = props.get("ReadSetIds")
+    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+        raise ExportError("ReadSetIds: not a list of read set ids; nothing was started.")
+    read_set_filter = props.get("ReadSetFilter")
+    if read_set_filter is not None and not isinstance(read_set_filter, dict):
+        raise ExportError("ReadSetFilter: not a map of filter fields; nothing was started.")
+    if ids is None and not props.get("ReadSetList") and not read_set_filter:
+        raise ExportError(
+            "ResourceProperties name no read sets (ReadSetIds, ReadSetList or ReadSetFilter); "
+            "nothing was started."
+        )
+    spec: st.SelectionSpec = {"allowEmpty": _flag(props, "AllowEmptySelection", default=False)}
+    if ids is not None:
+        spec["readSetIds"] = list(ids)
+    if props.get("ReadSetList"):
+        spec["readSetList"] = str(props["ReadSetList"])
+    if read_set_filter:
+        spec["filter"] = {str(k): str(v) for k, v in read_set_filter.items()}
+    encryption: st.Encryption = {"mode": str(props.get("Encryption", ""))}
+    if props.get("KmsKeyArn"):
+        encryption["keyArn"] = str(props["KmsKeyArn"])
+    request = exports.ExportRequest(
+        stack_id=event["StackId"],
+        construct_path=props["ConstructPath"],
+        destination=props["Destination"],
+        generation=_number(props, "ExportGeneration", 0),
+        sequence_store_id=props["SequenceStoreId"],
+        role_arn=props["RoleArn"],
+        selection=spec,
+        encryption=encryption,
+        wait=_flag(props, "WaitForCompletion"),
+        allow_partial_failure=_flag(props, "AllowPartialFailure", default=False),
+        timeout_seconds=_number(props, "TimeoutSeconds", rules.DEFAULT_TIMEOUT_SECONDS),
+        poll_interval_seconds=clients.poll_interval(),
+    )
+    # Synth time skips values that were tokens; they are resolved now.
+    problems = rules.check_sequence_store_id(request.sequence_store_id)
+    if ids is not None:
+        problems += rules.check_read_set_ids(list(ids))
+    problems += rules.check_timeout(request.timeout_seconds)
+    if problems:
+        raise ExportError("; ".join(problems))
+    return request
+
+
+# Delete
+
+
+def _delete(event: CloudFormationEvent, request: st.RequestRecord) -> None:
+    """Mark the export cancelled and answer at once. Never fails: a Delete that failed would
+    leave the stack stuck, and the API cannot cancel a job anyway (running jobs end on their
+    own); the runner starts nothing more and records the running jobs' outcomes. The physical
+    id stays the one CloudFormation sent."""
+    physical_id = str(event.get("PhysicalResourceId") or event["RequestId"])
+    if physical_id.startswith(answer.CREATE_FAILED_PREFIX):
+        LOG.info("physical id %s is a failed Create's: nothing to delete", physical_id)
+    elif request["exportId"]:
+        runners.cancel(request["exportId"])
+    ledger.respond(request, "SUCCESS", physical_id)
+
+
+# Answers
+
+
+def _answer_unrecorded(event: CloudFormationEvent, reason: str) -> None:
+    """Answer without the state table (it could not be reached): at least once, not once."""
+    failed_id = _failed_physical_id(event, "")
+    body = answer.body(event, "FAILED", failed_id, reason=ledger.with_logs(reason))
+    try:
+        answer.send(event["ResponseURL"], body, sleep=clients.sleep)
+    except answer.AnswerLost:
+        LOG.exception("request %s: the answer could not be delivered", event["RequestId"])
+
+
+def _register(event: CloudFormationEvent) -> st.RequestRecord:
+    return clients.state_store().register_request(
+        {
+            "requestId": event["RequestId"],
+            "requestType": str(event.get("RequestType", "")),
+            "stackId": event["StackId"],
+            "logicalResourceId": str(event.get("LogicalResourceId", "")),
+            "exportId": _export_id_or_blank(event),
+            "physicalResourceId": str(event.get("PhysicalResourceId", "")),
+            "responseUrl": event["ResponseURL"],
+            "receivedAt": clients.now(),
+            "version": 0,
+        }
+    )
+
+
+def _export_id_or_blank(event: CloudFormationEvent) -> str:
+    props = event.get("ResourceProperties")
+    if not isinstance(props, dict):
+        return ""
+    path, destination = props.get("ConstructPath"), props.get("Destination")
+    if not isinstance(path, str) or not isinstance(destination, str):
+        return ""
+    try:
+        generation = int(props.get("ExportGeneration", "0"))
+    except (TypeError, ValueError):
+        return ""
+    return exports.export_id_of(event["StackId"], path, destination, generation)
+
+
+def _failed_physical_id(event: CloudFormationEvent, export_id: str) -> str:
+    """A failed Create answers a marker that its Delete recognizes and skips; a failed Update
+    or Delete keeps the physical id CloudFormation sent."""
+    if event.get("RequestType") == "Create" or not event.get("PhysicalResourceId"):
+        return answer.CREATE_FAILED_PREFIX + (export_id or event["RequestId"])
+    return str(event["PhysicalResourceId"])
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ExportError | st.StateError):
+        return str(error)
+    return f"The export's handler failed: {type(error).__name__}: {error}"
+
+
+def _flag(props: ResourceProperties, name: str, *, default: bool = True) -> bool:
+    # CloudFormation delivers every property as a string.
+    value = props.get(name)
+    return default if value is None else str(value).lower() == "true"
+
+
+def _number(props: ResourceProperties, name: str, default: int) -> int:
+    value = props.get(name)
+    if value is None:
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ExportError(f"{name}: {str(value)[:40]!r} is not a whole number") from None
+
+
+def _log_event(event: CloudFormationEvent) -> None:
+    # The ResponseURL is a pre-signed URL that can answer for the stack: never logged.
+    safe = {
+        key: event.get(key)
+        for key in (
+            "RequestType",
+            "RequestId",
+            "LogicalResourceId",
+            "PhysicalResourceId",
+            "ResourceProperties",
+            "OldResourceProperties",
+        )
+        if key in event
+    }
+    LOG.info("request %s", " ".join(json.dumps(safe, default=str).split()))
