@@ -99,6 +99,9 @@ class OmicsEndpoint:
     job_outcome: tuple[str, str] | None = None
     max_requests_per_second: int | None = None
     max_concurrent_jobs: int | None = None
+    # How long HealthOmics remembers a client token is not published: False plays a service
+    # that has forgotten it (a second start with it makes a second job).
+    remembers_client_tokens: bool = True
     # Jobs progress by polls, or, with job_seconds, by the endpoint's clock (simulated time).
     job_seconds: float | None = None
     clock: Any = time.monotonic
@@ -264,7 +267,7 @@ class OmicsEndpoint:
 
     def _start(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         token = params.get("clientToken")
-        for job in self.jobs.values():
+        for job in self.jobs.values() if self.remembers_client_tokens else ():
             if token is not None and job.client_token == token:
                 if not job.request_matches(params):
                     return _error("ValidationException", "clientToken reused for another job")

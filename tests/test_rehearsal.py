@@ -10,6 +10,7 @@ rollbacks and abandoned waiters included.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -725,3 +726,149 @@ def test_a_runner_whose_retries_run_out_after_the_deploy_is_restarted_by_the_wat
     assert eventbridge.matches(pattern["EventPattern"], status_change(cfn, cfn.runs()[0]))
     assert exported_once(omics, cohort(250))
     assert gateway.denied() == []
+
+
+# CloudFormation's side: every request answered exactly once, on every path
+
+
+def test_a_redelivered_request_is_answered_once_and_starts_one_run(
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    cfn = deploy("three-ids")
+    created = cfn.request("Create", cfn.properties(), deliveries=3)  # at least once
+    assert created.status == "SUCCESS", created.reason
+    assert len(omics.jobs) == 1
+    assert [r.status for r in cfn.runs()] == ["SUCCEEDED"]
+    # Delivered once more after its answer: nothing happens, and nothing is answered again.
+    event = cfn.start("Create", cfn.properties(), request_id="again")
+    first = cfn.await_answer(event)
+    cfn.deliver(event)
+    assert len(cfn.answers(event)) == 1 and first.status == "SUCCESS"
+
+
+def test_the_deploy_ends_in_the_step_that_sees_the_last_job_end(
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    omics.job_seconds = 600.0
+    cfn = deploy("three-ids")
+    omics.clock = cfn.clock.now
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "SUCCESS", created.reason
+    (job,) = omics.jobs.values()
+    ended = job.started_at + 600.0
+    answered = cfn.clock.now()
+    assert ended <= answered <= ended + cfn.query_interval
+
+
+def test_at_the_deadline_the_runner_answers_the_timeout_before_the_service_timeout(
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    omics.job_seconds = 7200.0
+    cfn = deploy("three-ids")
+    omics.clock = cfn.clock.now
+    event = cfn.start("Create", cfn.properties(TimeoutSeconds="125"))
+    timed_out = cfn.await_answer(event)
+    assert timed_out.status == "FAILED"
+    assert 125 <= timed_out.waited <= 126  # at the deadline, not a poll later
+    assert "after the 125 s the deploy waits (timeout)" in timed_out.reason
+    # The failed Create cancelled the export: its job runs on, nothing more starts.
+    rollback = cfn.request("Delete", cfn.properties(), physical_id=timed_out.physical_id)
+    assert rollback.status == "SUCCESS"
+    assert cfn.finish()
+    assert len(omics.jobs) == 1
+
+
+def test_a_request_the_handler_cannot_serve_is_answered_failed_and_its_delete_skipped(
+    deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    cfn = deploy("three-ids")
+    bad = cfn.properties(SequenceStoreId="not-a-store")
+    created = cfn.request("Create", bad)
+    assert created.status == "FAILED"
+    assert "sequence_store_id: 'not-a-store' is not a sequence store id" in created.reason
+    assert created.physical_id.startswith("CREATE_FAILED:rse-")
+    assert cfn.runs() == [] and omics.jobs == {}
+    deleted = cfn.request("Delete", bad, physical_id=created.physical_id)
+    assert deleted.status == "SUCCESS"
+    odd = cfn.request("Replace", cfn.properties())
+    assert odd.status == "FAILED" and "is not one of Create, Update, Delete" in odd.reason
+    assert cfn.runs() == []
+
+
+def test_a_job_whose_start_was_lost_is_found_by_the_next_deploy_and_followed(
+    gateway: Gateway,
+    deploy: Callable[..., StackRehearsal],
+    omics: OmicsEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The step's function dies after HealthOmics accepted the start, before the job's id
+    was recorded (the batch stays STARTING), and a new deploy begins before Step Functions
+    retries the step. HealthOmics has forgotten the client token, so only finding the job
+    keeps it from being started twice."""
+    omics.remembers_client_tokens = False
+    cfn = deploy("three-ids")
+    props = cfn.properties(WaitForCompletion="false")
+    original = exports.Export._record_started
+    killed = [True]
+
+    def dies(self: exports.Export, batch: Any, started: Any) -> None:
+        if killed[0]:
+            killed[0] = False
+            raise RuntimeError("the function died")  # after HealthOmics accepted the start
+        original(self, batch, started)
+
+    monkeypatch.setattr(exports.Export, "_record_started", dies)
+    created = cfn.start("Create", props)
+    cfn.run_runner()
+    assert len(omics.jobs) == 1 and not killed[0]
+    first = cfn.answer(created)  # selected and checked before the step died
+    assert first is not None and first.status == "SUCCESS", first
+    updated = cfn.request(
+        "Update",
+        cfn.properties(SelectionRefresh="now"),
+        old_properties=props,
+        physical_id=first.physical_id,
+    )
+    assert updated.status == "SUCCESS", updated.reason
+    assert cfn.finish()
+    assert len(omics.jobs) == 1  # found, not started again
+    (job,) = omics.jobs
+    record = manifest(gateway, updated.data["ManifestUri"])
+    assert record["status"] == "COMPLETED"
+    assert record["counts"]["exported"] == record["counts"]["selected"] == 3
+    assert [j["id"] for j in record["jobs"]] == [job]
+    assert exported_once(omics, READ_SETS)
+    assert gateway.denied() == []
+
+
+def test_the_response_url_stays_in_the_state_table(
+    gateway: Gateway,
+    deploy: Callable[..., StackRehearsal],
+    omics: OmicsEndpoint,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pre-signed ResponseURL answers for the stack: never in Step Functions input or
+    history, logs, events or the manifest; and gone from the table once answered."""
+    import logging
+
+    caplog.set_level(logging.INFO)  # the handler's level in Lambda
+    cfn = deploy("long-without-waiting")
+    props = cfn.properties()
+    cfn.upload_list(props["ReadSetList"], cohort(250))
+    event = cfn.start("Create", props)
+    secret = cfn.endpoint.secret(event["RequestId"])
+    answered = cfn.await_answer(event)
+    assert answered.status == "SUCCESS", answered.reason
+    assert cfn.finish()
+    seen = [caplog.text]
+    for run in cfn.runs():
+        seen.append(run.input_text)
+        seen.extend(json.dumps(e.details, default=str) for e in run.events())
+    seen.extend(json.dumps(e, default=str) for e in gateway.events.published)
+    seen.append(json.dumps(manifest(gateway, answered.data["ManifestUri"])))
+    table = cfn.environment["STATE_TABLE_NAME"]
+    seen.append(json.dumps(gateway.client("dynamodb").scan(TableName=table)["Items"]))
+    assert [n for n, text in enumerate(seen) if secret in text] == []
+    # The log names where the answer went, without the signature.
+    assert "cloudformation-custom-resource-response/" in caplog.text
+    assert [n for n, t in enumerate(seen[1:]) if "cloudformation-custom-resource-response" in t] == []
