@@ -19,6 +19,7 @@ from aws_cdk import aws_omics as omics
 from aws_cdk.assertions import Capture, Match, Template
 
 from cdk_omics_export import ReadSetExport, ReadSetExportService, ReadSetFilter
+from cdk_omics_export import handler as handler_package
 from cdk_omics_export.service import HANDLER_RUNTIME
 
 from .support import (
@@ -79,6 +80,7 @@ def export_statements(
             "Action": [
                 "omics:StartReadSetExportJob",
                 "omics:GetReadSetExportJob",
+                "omics:ListReadSetExportJobs",
                 "omics:ListReadSets",
             ],
             "Effect": "Allow",
@@ -212,8 +214,9 @@ def test_two_exports_share_one_service(pair: tuple[dict[str, ReadSetExport], Tem
     assert first.service is second.service
     assert first.service.node.path == "Pair/ReadSetExportService"
     assert ReadSetExportService.of(second) is first.service
-    # The runner's step, on_event and is_complete.
-    assert len(python_functions(template)) == 3
+    # The runner's step and on_event; no Node.js function at all.
+    assert len(python_functions(template)) == 2
+    assert len(find(template, "AWS::Lambda::Function")) == 2
     for type_ in ("AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::SQS::Queue"):
         assert len(find(template, type_)) == 1, type_
     # The handlers' and the runner's.
@@ -223,13 +226,10 @@ def test_two_exports_share_one_service(pair: tuple[dict[str, ReadSetExport], Tem
             logical_id(template, "AWS::Logs::LogGroup", f"{SERVICE}RunnerLogs/"),
         ]
     )
-    # The runner and the Provider framework's waiter.
-    assert sorted(find(template, "AWS::StepFunctions::StateMachine")) == sorted(
-        [
-            logical_id(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Runner/"),
-            logical_id(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Provider/"),
-        ]
-    )
+    # The runner alone: it answers CloudFormation itself.
+    assert sorted(find(template, "AWS::StepFunctions::StateMachine")) == [
+        logical_id(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Runner/")
+    ]
     assert len(find(template, "Custom::OmicsReadSetExport")) == 2
 
 
@@ -709,7 +709,6 @@ def test_handler_runtime_is_the_newest_python_cdk_offers() -> None:
         # The runner's step learns its state machine from its context object.
         (f"{SERVICE}RunnerHandler/", "index.run_step", False),
         (f"{SERVICE}OnEventHandler/", "index.on_event", True),
-        (f"{SERVICE}IsCompleteHandler/", "index.is_complete", True),
     ],
 )
 def test_handler_functions(
@@ -798,7 +797,10 @@ def test_a_failed_runner_execution_is_restarted_by_the_watchdog(template: Templa
     assert rule["EventPattern"] == {
         "source": ["aws.states"],
         "detail-type": ["Step Functions Execution Status Change"],
-        "detail": {"stateMachineArn": [{"Ref": runner}], "status": ["FAILED", "TIMED_OUT"]},
+        "detail": {
+            "stateMachineArn": [{"Ref": runner}],
+            "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+        },
     }
     assert rule["Targets"] == [
         {
@@ -824,14 +826,15 @@ def test_handler_code_is_the_handler_package_alone(
 ) -> None:
     export, template = synthesized
     service = export.service
-    functions = [service.runner_function, service.on_event_function, service.is_complete_function]
-    # One asset for the three functions, staged under the first that bound it.
+    functions = [service.runner_function, service.on_event_function]
+    # One asset for the two functions, staged under the first that bound it.
     (code,) = [c for f in functions if (c := f.node.try_find_child("Code")) is not None]
     outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
     shipped = sorted(p.name for p in (outdir / code.asset_path).iterdir())  # type: ignore[attr-defined]
-    assert shipped == ["__init__.py", "export.py", "index.py", "pacing.py", "rules.py", "state.py"]
+    assert shipped == sorted(p.name for p in (Path(handler_package.__file__).parent).glob("*.py"))
+    assert "answer.py" in shipped and "index.py" in shipped
     codes = [f["Properties"]["Code"] for f in python_functions(template).values()]
-    assert len(codes) == 3
+    assert len(codes) == 2
     assert all(c == codes[0] for c in codes)
 
 
@@ -899,8 +902,8 @@ def test_runner_steps_waits_and_ends(synthesized: tuple[ReadSetExport, Template]
             "Ended": {"Type": "Succeed"},
         },
     }
-    # About two hours of retries before the execution fails and the waiter (or the next
-    # deploy) starts another: 30 + 60 + 120 + 240 + 480 + 7 x 900 seconds.
+    # About two hours of retries before the execution fails and the watchdog starts
+    # another: 30 + 60 + 120 + 240 + 480 + 7 x 900 seconds.
     last = retries[-1]
     delays = [
         min(last["IntervalSeconds"] * last["BackoffRate"] ** n, last["MaxDelaySeconds"])
@@ -1033,13 +1036,12 @@ def test_handler_starts_and_follows_only_the_runners_executions(template: Templa
     assert {"Ref": control} not in handler_role["Properties"]["ManagedPolicyArns"]
     for dependent in (
         logical_id(template, "AWS::Lambda::Function", f"{SERVICE}OnEventHandler/"),
-        logical_id(template, "AWS::Lambda::Function", f"{SERVICE}IsCompleteHandler/"),
         logical_id(template, "Custom::OmicsReadSetExport", "/Export/Resource/"),
     ):
         assert depends_on(template, dependent, control), dependent
 
 
-# Provider and custom resource
+# The custom resource, served by the service's own function
 
 
 def test_custom_resource_receives_the_export_role_and_the_export(template: Template) -> None:
@@ -1051,7 +1053,7 @@ def test_custom_resource_receives_the_export_role_and_the_export(template: Templ
         Match.object_equals(
             {
                 "ServiceToken": arn(
-                    logical_id(template, "AWS::Lambda::Function", "/Provider/framework-onEvent/")
+                    logical_id(template, "AWS::Lambda::Function", f"{SERVICE}OnEventHandler/")
                 ),
                 "ServiceTimeout": "3300",
                 "ConstructPath": "Test/Export",
@@ -1082,23 +1084,18 @@ def test_custom_resource_names_a_known_destination_key(
     assert props["ReadSetIds"] == cohort(3)
 
 
-def test_waiter_polls_every_interval_for_as_long_as_cloudformation_waits(
-    template: Template,
-) -> None:
-    machine = resource_of(template, "AWS::StepFunctions::StateMachine", "/Provider/")
-    definition = machine["Properties"]["DefinitionString"]
-    text = "".join(part if isinstance(part, str) else "" for part in definition["Fn::Join"][1])
-    # 110 x 30 s = 3,300 s: the longest timeout an export may ask for.
-    assert '"IntervalSeconds":30,"MaxAttempts":110,"BackoffRate":1' in text
-
-
-def test_provider_uses_our_handlers(template: Template) -> None:
-    on_event = logical_id(template, "AWS::Lambda::Function", f"{SERVICE}OnEventHandler/")
-    is_complete = logical_id(template, "AWS::Lambda::Function", f"{SERVICE}IsCompleteHandler/")
-    framework = resource_of(template, "AWS::Lambda::Function", "/Provider/framework-onEvent/")
-    variables = framework["Properties"]["Environment"]["Variables"]
-    assert variables["USER_ON_EVENT_FUNCTION_ARN"] == arn(on_event)
-    assert variables["USER_IS_COMPLETE_FUNCTION_ARN"] == arn(is_complete)
+def test_no_provider_framework_and_no_nodejs_function(template: Template) -> None:
+    functions = find(template, "AWS::Lambda::Function")
+    assert sorted(f["Properties"]["Handler"] for f in functions.values()) == [
+        "index.on_event",
+        "index.run_step",
+    ]
+    assert all(f["Properties"]["Runtime"].startswith("python") for f in functions.values())
+    assert not [k for k in template_json(template)["Resources"] if "Provider" in k]
+    # CloudFormation invokes the function asynchronously: no resource policy is needed for
+    # it, and the only permission is the watchdog rule's on the runner's function.
+    (permission,) = find(template, "AWS::Lambda::Permission").values()
+    assert permission["Properties"]["Principal"] == "events.amazonaws.com"
 
 
 def test_three_outputs_per_export(pair: tuple[dict[str, ReadSetExport], Template]) -> None:
@@ -1143,7 +1140,6 @@ def test_attributes(synthesized: tuple[ReadSetExport, Template]) -> None:
     service = export.service
     for construct, path in (
         (service.on_event_function, "OnEventHandler"),
-        (service.is_complete_function, "IsCompleteHandler"),
         (service.runner_function, "RunnerHandler"),
         (service.runner, "Runner"),
         (service.log_group, "HandlerLogs"),
@@ -1151,12 +1147,13 @@ def test_attributes(synthesized: tuple[ReadSetExport, Template]) -> None:
         (service.dead_letter_queue, "DeadLetters"),
         (service.table, "State"),
         (service.handler_role, "HandlerRole"),
-        (service.provider, "Provider"),
     ):
         assert construct.node.path == f"Test/ReadSetExportService/{path}"
     assert [p.node.id for p in service.handler_policies] == ["HandlerPolicy"]
     for gone in ("function", "is_complete_function", "log_group", "logs_key", "dead_letter_queue"):
         assert not hasattr(export, gone), gone
+    for gone in ("provider", "is_complete_function"):
+        assert not hasattr(service, gone), gone
 
 
 # Selections, timeouts, and cohorts of every size: one stack of exports beside each other.
@@ -1343,6 +1340,7 @@ def test_sequence_store_from_the_same_stack(
         "Action": [
             "omics:StartReadSetExportJob",
             "omics:GetReadSetExportJob",
+            "omics:ListReadSetExportJobs",
             "omics:ListReadSets",
         ],
         "Effect": "Allow",
@@ -1552,8 +1550,8 @@ def test_fifty_exports_fit_one_stack(fifty: tuple[list[ReadSetExport], Template]
     assert len(resources) < 500
     assert len(outputs) <= 200
     assert len(outputs) == 3 * len(exports)
-    assert len(python_functions(template)) == 3
-    assert len(find(template, "AWS::StepFunctions::StateMachine")) == 2
+    assert len(python_functions(template)) == 2
+    assert len(find(template, "AWS::StepFunctions::StateMachine")) == 1
     assert len(find(template, "Custom::OmicsReadSetExport")) == 50
     for policy in handler_policies(template):
         document = resources[policy]["Properties"]["PolicyDocument"]

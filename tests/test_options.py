@@ -308,7 +308,7 @@ def test_options_of_any_export_configure_the_shared_functions(options: Options) 
     service = options.exports["OwnBucket"].service
     assert all(export.service is service for export in options.exports.values())
     functions = python_functions(template)
-    assert len(functions) == 3
+    assert len(functions) == 2
     for function in functions.values():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["MAX_REQUESTS_PER_SECOND"] == "3"
@@ -327,14 +327,11 @@ def test_options_of_any_export_configure_the_shared_functions(options: Options) 
     }
     log_group = resource_of(template, "AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/")
     assert log_group["Properties"]["RetentionInDays"] == 30
-    machine = resource_of(template, "AWS::StepFunctions::StateMachine", "/Provider/")
-    definition = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-    text = "".join(part for part in definition if isinstance(part, str))
-    # The longest multiple of 45 s within the 3,300 s an export may wait: 73 polls, 3,285 s.
-    assert '"IntervalSeconds":45,"MaxAttempts":73,"BackoffRate":1' in text
-    # Each export keeps its own timeout; the poll interval is no longer a property.
+    # Each export keeps its own timeout, and CloudFormation's ServiceTimeout follows it: a
+    # lost answer fails the deploy 300 s after the runner would have answered.
     props = custom_resource(template, "Partial")
     assert props["TimeoutSeconds"] == 3000
+    assert props["ServiceTimeout"] == "3300"
     assert "PollIntervalSeconds" not in props
     assert "MaxRequestsPerSecond" not in props
 
@@ -344,11 +341,10 @@ def test_runtime_of_any_export_is_the_runtime_of_every_handler_function(
 ) -> None:
     functions = python_functions(options.template)
     assert sorted(f["Properties"]["Handler"] for f in functions.values()) == [
-        "index.is_complete",
         "index.on_event",
         "index.run_step",
     ]
-    assert [f["Properties"]["Runtime"] for f in functions.values()] == ["python3.12"] * 3
+    assert [f["Properties"]["Runtime"] for f in functions.values()] == ["python3.12"] * 2
     assert options.exports["OwnBucket"].service.runtime.name == "python3.12"
 
 
@@ -501,7 +497,7 @@ def test_a_declared_service_serves_every_export_of_its_stack(declared: Declared)
     assert declared.disposable.service is service
     assert ReadSetExportService.of(stack) is service
     assert stack.node.try_find_child("ReadSetExportService") is None
-    assert len(python_functions(template)) == 3
+    assert len(python_functions(template)) == 2
     assert len(find(template, "AWS::DynamoDB::Table")) == 1
     for function in python_functions(template).values():
         assert function["Properties"]["Environment"]["Variables"]["MAX_REQUESTS_PER_SECOND"] == "2"
@@ -664,9 +660,9 @@ def test_grant_read_is_scoped_to_the_prefix_and_the_key(options: Options) -> Non
 
 def test_permissions_boundary_reaches_every_role(options: Options) -> None:
     roles = find(options.template, "AWS::IAM::Role")
-    # 8 export roles, the handler's, the runner's, the framework's 3 functions and waiter,
-    # the analysis role, and CDK's auto-delete provider.
-    assert len(roles) == 16
+    # 8 export roles, the handler's, the runner's, the analysis role, and CDK's auto-delete
+    # provider.
+    assert len(roles) == 12
     assert logical_id(options.template, "AWS::IAM::Role", f"{SERVICE}RunnerRole/") in roles
     expected = {
         "Fn::Join": [
@@ -708,9 +704,9 @@ def test_vpc_places_every_function_in_it_with_https_out_only(in_vpc: Template) -
     template = in_vpc
     group = logical_id(template, "AWS::EC2::SecurityGroup", f"{SERVICE}HandlerSecurityGroup/")
     functions = find(template, "AWS::Lambda::Function")
-    # The runner's step, on_event and is_complete, and the framework's 3.
-    assert len(functions) == 6
-    assert len(python_functions(template)) == 3
+    # The runner's step and on_event: no other function.
+    assert len(functions) == 2
+    assert len(python_functions(template)) == 2
     for function in functions.values():
         config = function["Properties"]["VpcConfig"]
         assert config["SecurityGroupIds"] == [{"Fn::GetAtt": [group, "GroupId"]}]
