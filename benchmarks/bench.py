@@ -48,8 +48,8 @@ from cdk_omics_export import ReadSetExport  # noqa: E402
 from cdk_omics_export.handler import pacing  # noqa: E402
 from cdk_omics_export.handler import state as handler_state  # noqa: E402
 from tests import support  # noqa: E402
-from tests.omics_endpoint import OmicsEndpoint, peak_per_second  # noqa: E402
 from tests.cfn_rehearsal import StackRehearsal  # noqa: E402
+from tests.omics_endpoint import OmicsEndpoint, peak_per_second  # noqa: E402
 from tests.standins.gateway import Gateway  # noqa: E402
 from tests.test_rehearsal import listed_exports  # noqa: E402
 
@@ -230,6 +230,7 @@ class StackShape:
     largest_handler_policy: int
     largest_policy: int
     largest_policy_name: str
+    nodejs: int
 
 
 def stack_shape(count: int) -> StackShape:
@@ -264,6 +265,12 @@ def stack_shape(count: int) -> StackShape:
         largest_handler_policy=max(sizes[key] for key in handler_ids),
         largest_policy=sizes[largest],
         largest_policy_name=largest,
+        nodejs=sum(
+            1
+            for r in resources.values()
+            if r["Type"] == "AWS::Lambda::Function"
+            and str(r["Properties"].get("Runtime", "")).startswith("nodejs")
+        ),
     )
 
 
@@ -327,6 +334,12 @@ def bench_resources() -> None:
     print(f"  largest managed policy at {last.exports} exports: {last.largest_policy_name}")
     if max(deltas) > 8:
         missed(f"a further export adds {max(deltas):.1f} resources (target: at most 8)")
+    print(
+        f"  one export: {first.resources} resources, {first.nodejs} Node.js function(s) "
+        "(target: at most 24, none)"
+    )
+    if first.resources > 24 or first.nodejs:
+        missed(f"one export makes {first.resources} resources, {first.nodejs} Node.js functions")
     for kind in SHARED_TYPES:
         counts = {s.exports: s.types[kind] for s in shapes}
         if len(set(counts.values())) > 1:
@@ -814,8 +827,9 @@ def bench_cohort_deploy(gateway: Gateway, template: dict[str, Any]) -> None:
     )
     print(
         f"  HealthOmics stand-in enforcing {QUOTA_RPS} requests/s and {QUOTA_JOBS} concurrent "
-        f"jobs; jobs of {JOB_SECONDS:.0f} s; the runner's state machine and the waiter on a "
-        "simulated clock (the handler's pacer sleeps on it too); the store holds 5,000 read sets"
+        f"jobs; jobs of {JOB_SECONDS:.0f} s; the runner's state machine on a simulated clock "
+        "(the handler's pacer sleeps on it too), answering CloudFormation's ResponseURL; the "
+        "store holds 5,000 read sets"
     )
     ids = cohort(COHORT)
     endpoint, rehearsal, properties = quota_bound_export(gateway, template, ids, cohort(5_000))
@@ -823,8 +837,13 @@ def bench_cohort_deploy(gateway: Gateway, template: dict[str, Any]) -> None:
     began = clock.now()
     wall = time.perf_counter()
     response = rehearsal.request("Create", properties)
+    answered = began + response.waited
     wall = time.perf_counter() - wall
     requests = omics_requests(endpoint)
+    last_end = max(job.started_at + JOB_SECONDS for job in endpoint.jobs.values())
+    last_seen = max(t for t, op, _ in requests if op == "GetReadSetExportJob")
+    after_end, after_seen = answered - last_end, answered - last_seen
+    poll = rehearsal.query_interval
     exported = Counter(endpoint.exported())
     once = set(exported) == set(ids) and all(n == 1 for n in exported.values())
     peak = endpoint.peak_requests_per_second(omics_only=True)
@@ -836,7 +855,9 @@ def bench_cohort_deploy(gateway: Gateway, template: dict[str, Any]) -> None:
         "peak requests/s (simulated time)": peak,
         "throttled (429)": sum(1 for r in requests if r[2] == 429),
         "quota refusals (402)": sum(1 for r in requests if r[2] == 402),
-        "waiter polls": response.polls,
+        "answer after the last job's end": f"{after_end:.1f} s (target: within one poll "
+        f"interval, {poll} s)",
+        "answer after the runner saw it": f"{after_seen:.1f} s (target: within 5 s)",
         "runner steps": gateway.stepfunctions.function(rehearsal.runner_function_arn).invocations,
         "simulated deploy s": f"{clock.now() - began:,.0f}",
         "wall s": f"{wall:.1f}",
@@ -844,8 +865,7 @@ def bench_cohort_deploy(gateway: Gateway, template: dict[str, Any]) -> None:
         "ExportedReadSetCount": response.data.get("ExportedReadSetCount"),
         "IAM denials at the stand-ins": len(gateway.denied()),
         "largest handler event bytes": f"{rehearsal.largest_event:,}",
-        "largest answer to CloudFormation bytes": f"{max(r.size for r in rehearsal.responses):,}"
-        + " (limit 4,096)",
+        "answer to CloudFormation bytes": f"{response.size:,} (limit 4,096)",
     }
     for key, value in figures.items():
         print(f"  {key}: {value}")
@@ -853,6 +873,10 @@ def bench_cohort_deploy(gateway: Gateway, template: dict[str, Any]) -> None:
         missed(f"the rehearsed {COHORT:,}-read-set deploy ended {response.status}")
     if peak > QUOTA_RPS:
         missed(f"the cohort deploy peaked at {peak} requests/s (target: at most {QUOTA_RPS})")
+    if not 0 <= after_end <= poll:
+        missed(f"the deploy ended {after_end:.1f} s after the last job (target: within {poll} s)")
+    if not 0 <= after_seen <= 5:
+        missed(f"the deploy ended {after_seen:.1f} s after the runner saw the end (target: 5 s)")
     if not once:
         missed("the cohort deploy did not export every read set exactly once")
 
@@ -900,8 +924,9 @@ def bench_shared_budget(gateway: Gateway) -> None:
             for thread in threads:
                 thread.join()
     wall = time.perf_counter() - wall
-    answers = [rehearsal.poll(event) for event in waiting]
-    statuses = [a.get("Data", {}).get("Status") for a in answers]
+    # The step that ended each export answered CloudFormation.
+    answers = [rehearsal.answer(event) for event in waiting]
+    statuses = [a.data.get("Status") if a is not None else None for a in answers]
     requests = omics_requests(endpoint)
     peak = endpoint.peak_requests_per_second(omics_only=True)
     print(
@@ -1060,7 +1085,7 @@ def bench_long_export(gateway: Gateway) -> None:
     )
     print(
         f"  the runner's state machine as synthesized, run by the Step Functions stand-in; the "
-        f"deploy's waiter, the runner's Wait states, the handler's pacer and the jobs on one "
+        f"runner's Wait states, the handler's pacer and the jobs on one "
         f"simulated clock; every request under enforced IAM; physical limit {waves} waves of "
         f"{JOB_SECONDS / 60:.0f} min = {physical / 60:.0f} min"
     )

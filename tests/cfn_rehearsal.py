@@ -436,6 +436,7 @@ class StackRehearsal:
         self.largest_event = max(self.largest_event, len(payload.encode()))
         return json.loads(json.dumps(handler(json.loads(payload), context)))
 
+
 def status_change(run: Any) -> dict[str, Any]:
     """Step Functions' own event for an execution that ended, as EventBridge delivers it."""
     return {

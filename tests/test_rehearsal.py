@@ -25,8 +25,8 @@ from cdk_omics_export.handler import export as exports
 from cdk_omics_export.handler import pacing, rules
 from cdk_omics_export.handler import state as st
 
-from .omics_endpoint import OmicsEndpoint, peak_per_second
 from .cfn_rehearsal import StackRehearsal
+from .omics_endpoint import OmicsEndpoint, peak_per_second
 from .standins import eventbridge
 from .standins.gateway import Gateway
 
@@ -871,4 +871,5 @@ def test_the_response_url_stays_in_the_state_table(
     assert [n for n, text in enumerate(seen) if secret in text] == []
     # The log names where the answer went, without the signature.
     assert "cloudformation-custom-resource-response/" in caplog.text
-    assert [n for n, t in enumerate(seen[1:]) if "cloudformation-custom-resource-response" in t] == []
+    where = "cloudformation-custom-resource-response"
+    assert [n for n, text in enumerate(seen[1:]) if where in text] == []
