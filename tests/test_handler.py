@@ -1,10 +1,12 @@
-"""The handler's three entry points, against botocore's omics model through Stubber.
+"""The handler's entry points and its answers to CloudFormation, against botocore's omics
+model through Stubber.
 
 Every HealthOmics request the handler makes is checked by Stubber against the service model
 and the expected parameters. The state table, the destination, the runner's executions and the
-event bus are moto's DynamoDB, S3, Step Functions and EventBridge (in process); the runner's
-steps are called here as its state machine calls them. tests/test_rehearsal.py covers the whole
-stack, state machine included, under enforced IAM.
+event bus are moto's DynamoDB, S3, Step Functions and EventBridge (in process); the answers'
+PUTs are caught where ``answer.py`` sends them; the runner's steps are called here as its state
+machine calls them. tests/test_rehearsal.py covers the whole stack, state machine and
+CloudFormation's side included, under enforced IAM.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import urllib.error
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +25,10 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from cdk_omics_export.handler import answer, clients, index, resource, rules, runner
 from cdk_omics_export.handler import export as exports
-from cdk_omics_export.handler import index, rules
 from cdk_omics_export.handler import state as st
-from cdk_omics_export.handler.index import CloudFormationEvent, ExportError, RunnerStepResult
+from cdk_omics_export.handler.runner import RunnerStepResult
 
 from .test_state import create_state_table
 
@@ -39,14 +43,17 @@ STACK_ID = "arn:aws:cloudformation:us-east-1:111122223333:stack/Example/guid"
 TABLE = "export-state"
 LOG_GROUP = "Example-ReadSetExportServiceHandlerLogs-abc"
 CREATED = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+REQUEST_ID = "7f3c5ad4-0b1e-4c2a-9f1e-2a0b4c6d8e01"
+SIGNATURE = "s3cr3t"
 RESPONSE_URL = (
-    "https://cloudformation-custom-resource-response.example/presigned?X-Amz-Signature=s3cr3t"
+    f"https://cloudformation-custom-resource-response.example/presigned?X-Amz-Signature={SIGNATURE}"
 )
+T0 = 1_000_000.0
 
 
 def properties(**overrides: Any) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "ServiceToken": "arn:aws:lambda:us-east-1:111122223333:function:framework-onEvent",
+        "ServiceToken": "arn:aws:lambda:us-east-1:111122223333:function:OnEventHandler",
         "ConstructPath": "Example/Export",
         "ExportGeneration": "0",
         "SequenceStoreId": STORE,
@@ -62,10 +69,10 @@ def properties(**overrides: Any) -> dict[str, Any]:
     return props
 
 
-def event(request_type: str, **fields: Any) -> CloudFormationEvent:
+def event(request_type: str, **fields: Any) -> resource.CloudFormationEvent:
     base: dict[str, Any] = {
         "RequestType": request_type,
-        "RequestId": "7f3c5ad4-0b1e-4c2a-9f1e-2a0b4c6d8e01",
+        "RequestId": REQUEST_ID,
         "StackId": STACK_ID,
         "LogicalResourceId": "Export16632B07",
         "ResourceType": "Custom::OmicsReadSetExport",
@@ -143,26 +150,75 @@ def expect_get(stub: Stubber, detail: dict[str, Any], job_id: str = JOB) -> None
     stub.add_response("get_read_set_export_job", detail, {"sequenceStoreId": STORE, "id": job_id})
 
 
-CLIENTS = (
-    index.s3_client,
-    index.dynamodb_client,
-    index.omics_client,
-    index.states_client,
-    index.events_client,
-)
+@dataclass
+class Answers:
+    """The PUTs the handler sends to ResponseURLs; ``refuse`` makes the endpoint fail."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+    refuse: int = 0
+    attempts: int = 0
+
+    def only(self) -> dict[str, Any]:
+        assert len(self.sent) == 1, self.sent
+        return self.sent[0]
+
+
+class Reply:
+    status = 200
+
+    def __enter__(self) -> Reply:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        return None
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The handler's clock, set by the test; sleeps advance it."""
+    now = [T0]
+    monkeypatch.setattr(clients, "now", lambda: now[0])
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(clients, "sleep", sleep)
+    return now
+
+
+@pytest.fixture
+def answers(monkeypatch: pytest.MonkeyPatch) -> Answers:
+    caught = Answers()
+
+    def urlopen(request: Any, timeout: float) -> Reply:
+        caught.attempts += 1
+        if caught.refuse:
+            caught.refuse -= 1
+            raise urllib.error.URLError(f"refused by {request.full_url}")
+        assert request.get_method() == "PUT"
+        assert request.headers["Content-type"] == ""
+        caught.urls.append(request.full_url)
+        caught.sent.append(json.loads(request.data))
+        return Reply()
+
+    monkeypatch.setattr(answer.urllib.request, "urlopen", urlopen)
+    return caught
+
+
+@pytest.fixture
+def aws(
+    monkeypatch: pytest.MonkeyPatch, clock: list[float], answers: Answers
+) -> Iterator[list[dict[str, Any]]]:
     """moto for everything but HealthOmics; yields the events the handler publishes."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        index.TABLE_ENV: TABLE,
-        index.LOG_GROUP_ENV: LOG_GROUP,
-        index.RATE_ENV: "100",
-        index.POLL_ENV: "30",
+        rules.TABLE_ENV: TABLE,
+        rules.LOG_GROUP_ENV: LOG_GROUP,
+        rules.RATE_ENV: "100",
+        rules.POLL_ENV: "30",
     }.items():
         monkeypatch.setenv(name, value)
     for name in list(os.environ):
@@ -170,7 +226,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
             monkeypatch.delenv(name, raising=False)
     with mock_aws():
         boto3.DEFAULT_SESSION = None
-        for make in CLIENTS:
+        for make in clients.ALL:
             make.cache_clear()
         create_state_table(boto3.client("dynamodb"), TABLE)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
@@ -179,32 +235,36 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
             definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
             roleArn="arn:aws:iam::123456789012:role/RunnerRole",
         )
-        monkeypatch.setenv(index.RUNNER_ENV, machine["stateMachineArn"])
+        monkeypatch.setenv(rules.RUNNER_ENV, machine["stateMachineArn"])
         published: list[dict[str, Any]] = []
 
         def capture(params: dict[str, Any], **_: Any) -> None:
             published.extend(params["Entries"])
 
-        index.events_client().meta.events.register(
-            "provide-client-params.events.PutEvents", capture
-        )
+        clients.events().meta.events.register("provide-client-params.events.PutEvents", capture)
         yield published
-        for make in CLIENTS:
-            getattr(make, "cache_clear", lambda: None)()
+        for make in clients.ALL:
+            make.cache_clear()
         boto3.DEFAULT_SESSION = None
 
 
 @pytest.fixture
 def stub(aws: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
     client = boto3.client("omics")
-    monkeypatch.setattr(index, "omics_client", lambda: client)
+    monkeypatch.setattr(clients, "omics", lambda: client)
     with Stubber(client) as stubber:
         yield stubber
         stubber.assert_no_pending_responses()
 
 
 def stored(export: str) -> st.Snapshot:
-    return index.state_store().load(export)
+    return clients.state_store().load(export)
+
+
+def request_record(request_id: str = REQUEST_ID) -> st.RequestRecord:
+    record = clients.state_store().load_request(request_id)
+    assert record is not None
+    return record
 
 
 def step(
@@ -216,20 +276,37 @@ def step(
         record = stored(export).record
         assert record is not None and "runner" in record
         execution = record["runner"]["name"]
-    return index.run_step(
+    result: RunnerStepResult = index.run_step(
         {
             "exportId": export,
             "steps": steps,
             "execution": execution,
-            "stateMachine": os.environ[index.RUNNER_ENV],
+            "stateMachine": os.environ[rules.RUNNER_ENV],
         },
         context,
     )
+    return result
+
+
+def execution_ended(name: str, status: str, export: str | None = None) -> dict[str, Any]:
+    """Step Functions' status-change event, as the watchdog rule delivers it."""
+    machine = os.environ[rules.RUNNER_ENV]
+    return {
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "detail": {
+            "name": name,
+            "status": status,
+            "stateMachineArn": machine,
+            "executionArn": exports.execution_arn(machine, name),
+            "input": json.dumps({"exportId": export or export_id(), "steps": 0}),
+        },
+    }
 
 
 def runner_executions() -> list[dict[str, Any]]:
     client = boto3.client("stepfunctions")
-    machine = os.environ[index.RUNNER_ENV]
+    machine = os.environ[rules.RUNNER_ENV]
     return sorted(
         client.list_executions(stateMachineArn=machine)["executions"], key=lambda e: e["name"]
     )
@@ -246,6 +323,14 @@ def manifest(export: str) -> dict[str, Any]:
     return result
 
 
+def create_and_start(stub: Stubber, **props: Any) -> None:
+    """A Create whose runner checked the read sets and started their one job."""
+    index.on_event(event("Create", ResourceProperties=properties(**props)))
+    expect_preflight(stub, READ_SETS)
+    expect_start(stub, READ_SETS, **props)
+    assert step(**props)["action"] == "WAIT"
+
+
 # Identity
 
 
@@ -260,42 +345,29 @@ def test_the_export_id_derives_from_stack_construct_destination_and_generation()
     assert export_id(ReadSetIds=["3333333333"], RoleArn=ROLE_ARN + "2") == base
 
 
-# Create
+# Create: the function registers the run and starts the runner; the runner answers
 
 
-# Registering and starting the runner
-
-
-def test_create_registers_the_export_and_starts_its_runner(
-    stub: Stubber, aws: list[dict[str, Any]]
+def test_create_registers_the_run_and_starts_its_runner_without_answering(
+    stub: Stubber, aws: list[dict[str, Any]], answers: Answers
 ) -> None:
-    result = index.on_event(event("Create"))  # no HealthOmics call: the runner does them
+    assert index.on_event(event("Create")) is None  # no HealthOmics call: the runner does them
     export = export_id()
-    assert result == {
-        "PhysicalResourceId": export,
-        "Data": {
-            "ExportId": export,
-            "JobId": "",
-            "JobIds": "",
-            "Status": "SUBMITTED",
-            "Destination": DESTINATION,
-            "SequenceStoreId": STORE,
-            "CreationTime": result["Data"]["CreationTime"],
-            "JobCount": "0",
-            "ReadSetCount": "0",
-            "ExportedReadSetCount": "0",
-            "FailedReadSetCount": "0",
-            "ManifestUri": f"s3://{BUCKET}/exports/cdk-omics-export/{export}.json",
-        },
-    }
+    assert answers.sent == []  # the runner answers, once the export ends
     (execution,) = runner_executions()
     assert execution["name"] == f"{export}-0-0"
     described = boto3.client("stepfunctions").describe_execution(
         executionArn=execution["executionArn"]
     )
+    # The ResponseURL is a credential: never in the execution's input (or its history).
     assert json.loads(described["input"]) == {"exportId": export, "steps": 0}
     record = stored(export).record
     assert record is not None and record["runner"]["name"] == f"{export}-0-0"
+    assert record["run"]["requestId"] == REQUEST_ID
+    assert record["run"]["deadline"] == T0 + 3000  # the deadline starts when the request came
+    request = request_record()
+    assert (request["requestType"], request["exportId"]) == ("Create", export)
+    assert request["responseUrl"] == RESPONSE_URL and "answer" not in request
     # Rules hear the export from its first status, before the runner does anything.
     (submitted,) = aws
     assert (submitted["Source"], submitted["DetailType"]) == (
@@ -309,41 +381,61 @@ def test_create_registers_the_export_and_starts_its_runner(
         "Example/Export",
         export,
     )
-    assert detail["manifestUri"] == result["Data"]["ManifestUri"]
-    machine = os.environ[index.RUNNER_ENV]
+    assert detail["manifestUri"] == f"s3://{BUCKET}/exports/cdk-omics-export/{export}.json"
+    machine = os.environ[rules.RUNNER_ENV]
     assert detail["runner"] == {
         "execution": f"{export}-0-0",
         "executionArn": machine.replace(":stateMachine:", ":execution:") + f":{export}-0-0",
         "active": True,
     }
     assert manifest(export)["status"] == "SUBMITTED"
+    assert SIGNATURE not in json.dumps(manifest(export)) + json.dumps(aws)
 
 
-def test_the_runner_checks_starts_follows_and_reports(
-    stub: Stubber, aws: list[dict[str, Any]]
+def test_the_runner_checks_starts_follows_reports_and_answers_at_the_end(
+    stub: Stubber, aws: list[dict[str, Any]], answers: Answers
 ) -> None:
     index.on_event(event("Create"))
     expect_preflight(stub, READ_SETS)
     expect_start(stub, READ_SETS)
-    assert step() == {
-        "exportId": export_id(),
-        "steps": 1,
-        "action": "WAIT",
-        "waitSeconds": 30,
-    }
-    assert index.is_complete(event("Create")) == {"IsComplete": False}
+    assert step() == {"exportId": export_id(), "steps": 1, "action": "WAIT", "waitSeconds": 30}
     expect_get(stub, job("IN_PROGRESS"))
     assert step(1)["action"] == "WAIT"
+    assert answers.sent == []
     expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     assert step(2)["action"] == "END"
-    done = index.is_complete(event("Create"))
-    assert done["IsComplete"] is True
-    assert done["Data"]["Status"] == "COMPLETED"
-    assert (done["Data"]["JobIds"], done["Data"]["ExportedReadSetCount"]) == (JOB, "2")
-    record = manifest(export_id())
+    export = export_id()
+    assert answers.urls == [RESPONSE_URL]
+    assert answers.only() == {
+        "Status": "SUCCESS",
+        "Reason": "SUCCESS",
+        "PhysicalResourceId": export,
+        "StackId": STACK_ID,
+        "RequestId": REQUEST_ID,
+        "LogicalResourceId": "Export16632B07",
+        "NoEcho": False,
+        "Data": {
+            "ExportId": export,
+            "JobId": JOB,
+            "JobIds": JOB,
+            "Status": "COMPLETED",
+            "Destination": DESTINATION,
+            "SequenceStoreId": STORE,
+            "CreationTime": exports.iso_time(T0),
+            "JobCount": "1",
+            "ReadSetCount": "2",
+            "ExportedReadSetCount": "2",
+            "FailedReadSetCount": "0",
+            "ManifestUri": f"s3://{BUCKET}/exports/cdk-omics-export/{export}.json",
+        },
+    }
+    # Claimed with the answer, the URL leaves the table.
+    request = request_record()
+    assert (request["answer"], request["responseUrl"]) == ("SUCCESS", "")
+    record = manifest(export)
     assert record["counts"] == {"selected": 2, "exported": 2, "failed": 0, "inFlight": 0}
-    assert record["runner"]["execution"] == f"{export_id()}-0-0"
-    assert record["runner"]["executionArn"].endswith(f":execution:Runner:{export_id()}-0-0")
+    assert record["runner"]["execution"] == f"{export}-0-0"
+    assert record["runner"]["executionArn"].endswith(f":execution:Runner:{export}-0-0")
     assert record["runner"]["active"] is False
     # One event per status of the export, and one for the job's own change.
     assert statuses(aws) == ["SUBMITTED", "RUNNING", "RUNNING", "COMPLETED"]
@@ -357,10 +449,7 @@ def test_the_runner_checks_starts_follows_and_reports(
 
 
 def test_the_manifest_carries_the_destinations_encryption_headers(stub: Stubber) -> None:
-    index.on_event(event("Create"))
-    expect_preflight(stub, READ_SETS)
-    expect_start(stub, READ_SETS)
-    step()
+    create_and_start(stub)
     head = boto3.client("s3").head_object(
         Bucket=BUCKET, Key=f"exports/cdk-omics-export/{export_id()}.json"
     )
@@ -369,31 +458,26 @@ def test_the_manifest_carries_the_destinations_encryption_headers(stub: Stubber)
     assert manifest(export_id())["jobs"][0]["id"] == JOB
 
 
-def test_the_wait_deadline_starts_when_on_event_is_entered(
-    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+def test_a_redelivered_create_keeps_one_run_one_runner_and_one_answer(
+    stub: Stubber, answers: Answers
 ) -> None:
-    monkeypatch.setattr(index, "now", lambda: 1_000_000.0)
     index.on_event(event("Create"))
-    record = stored(export_id()).record
-    assert record is not None
-    assert record["run"]["deadline"] == 1_000_000.0 + 3000
-
-
-def test_the_same_create_delivered_twice_keeps_one_run_and_one_runner(stub: Stubber) -> None:
-    first = index.on_event(event("Create"))
+    index.on_event(event("Create"))  # Lambda's retry of an invocation it thinks failed
     expect_preflight(stub, READ_SETS)
     expect_start(stub, READ_SETS)
     step()
-    again = index.on_event(event("Create"))
-    assert first["PhysicalResourceId"] == again["PhysicalResourceId"]
-    assert again["Data"]["JobIds"] == JOB
+    index.on_event(event("Create"))
     record = stored(export_id()).record
     assert record is not None and record["runs"] == 1
     assert [e["name"] for e in runner_executions()] == [f"{export_id()}-0-0"]
+    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    step(1)
+    index.on_event(event("Create"))  # after the answer: nothing more is sent
+    assert answers.only()["Status"] == "SUCCESS"
 
 
 def test_preflight_names_missing_and_archived_read_sets_and_starts_nothing(
-    stub: Stubber, aws: list[dict[str, Any]]
+    stub: Stubber, aws: list[dict[str, Any]], answers: Answers
 ) -> None:
     index.on_event(event("Create"))
     stub.add_response(
@@ -409,27 +493,35 @@ def test_preflight_names_missing_and_archived_read_sets_and_starts_nothing(
         expected_params={"sequenceStoreId": STORE, "id": READ_SETS[1]},
     )
     assert step()["action"] == "END"
-    with pytest.raises(ExportError) as failed:
-        index.is_complete(event("Create"))
-    assert str(failed.value) == (
+    failed = answers.only()
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"] == (
         f"Pre-flight: 2 of 2 read sets to export from sequence store {STORE} cannot be "
         f"exported: {READ_SETS[0]} (ARCHIVED), {READ_SETS[1]} (not found). No export job was "
         "started. Archived read sets can be restored with StartReadSetActivationJob. "
         f"Handler logs: {LOG_GROUP}."
     )
+    # A failed Create answers the marker its rollback's Delete recognizes and skips.
+    assert failed["PhysicalResourceId"] == answer.CREATE_FAILED_PREFIX + export_id()
+    assert failed["Data"] == {}
     record = stored(export_id()).record
     assert record is not None and record["status"] == "FAILED"
     assert manifest(export_id())["status"] == "FAILED"
     assert statuses(aws) == ["SUBMITTED", "FAILED"]
     assert json.loads(aws[-1]["Detail"])["statusReason"].startswith("Pre-flight: 2 of 2")
+    # The rollback's Delete of the marker touches nothing and succeeds.
+    index.on_event(
+        event("Delete", RequestId="rollback", PhysicalResourceId=failed["PhysicalResourceId"])
+    )
+    assert answers.sent[-1]["Status"] == "SUCCESS"
+    assert answers.sent[-1]["PhysicalResourceId"] == failed["PhysicalResourceId"]
 
 
 def test_a_manifest_that_cannot_be_written_never_hides_the_error(
-    stub: Stubber, caplog: pytest.LogCaptureFixture
+    stub: Stubber, answers: Answers, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing_bucket = properties(Destination="s3://no-such-bucket/")
-    create = event("Create", ResourceProperties=missing_bucket)
-    index.on_event(create)
+    index.on_event(event("Create", ResourceProperties=missing_bucket))
     stub.add_client_error(
         "get_read_set_metadata",
         "ResourceNotFoundException",
@@ -439,24 +531,23 @@ def test_a_manifest_that_cannot_be_written_never_hides_the_error(
     )
     expect_preflight(stub, READ_SETS[1:])
     assert step(Destination="s3://no-such-bucket/")["action"] == "END"
-    with pytest.raises(ExportError, match=r"Pre-flight: 1 of 2 .*1111111111 \(not found\)"):
-        index.is_complete(create)
+    failed = answers.only()
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith("Pre-flight: 1 of 2 read sets to export from sequence")
+    assert f"{READ_SETS[0]} (not found)" in failed["Reason"]
     assert "could not write the manifest" in caplog.text
 
 
 def test_events_that_cannot_be_published_are_published_by_a_later_step(
     stub: Stubber, aws: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = index.events_client()
+    client = clients.events()
 
     def refuse(**_: Any) -> None:
         raise RuntimeError("the bus is unreachable")
 
     client.meta.events.register_first("before-call.events.PutEvents", refuse)
-    index.on_event(event("Create"))
-    expect_preflight(stub, READ_SETS)
-    expect_start(stub, READ_SETS)
-    step()
+    create_and_start(stub)
     assert "could not publish the status" in caplog.text
     client.meta.events.unregister("before-call.events.PutEvents", refuse)
     aws.clear()  # what was tried while the bus refused
@@ -466,40 +557,37 @@ def test_events_that_cannot_be_published_are_published_by_a_later_step(
 
 
 def test_the_runner_ends_only_once_its_final_status_is_published(
-    stub: Stubber, aws: list[dict[str, Any]]
+    stub: Stubber, aws: list[dict[str, Any]], answers: Answers
 ) -> None:
     """Rules wait for the last event: a step that cannot publish it fails, and Step Functions
-    retries it."""
-    index.on_event(event("Create"))
-    expect_preflight(stub, READ_SETS)
-    expect_start(stub, READ_SETS)
-    step()
-    client = index.events_client()
+    retries it. CloudFormation's answer does not wait for it."""
+    create_and_start(stub)
+    client = clients.events()
 
     def refuse(**_: Any) -> None:
         raise RuntimeError("the bus is unreachable")
 
     client.meta.events.register_first("before-call.events.PutEvents", refuse)
     expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
-    with pytest.raises(ExportError, match="ended COMPLETED, but its status-change event"):
+    with pytest.raises(exports.ExportError, match="ended COMPLETED, but its status-change event"):
         step(1)
+    assert answers.only()["Status"] == "SUCCESS"
     client.meta.events.unregister("before-call.events.PutEvents", refuse)
     aws.clear()
     assert step(1)["action"] == "END"  # the retry: nothing to call, the event goes out
     assert statuses(aws) == ["COMPLETED"]
+    assert len(answers.sent) == 1
 
 
 # Following
 
 
 @pytest.mark.parametrize("allow", [True, False])
-def test_partial_failures_fail_or_complete_as_asked(stub: Stubber, allow: bool) -> None:
-    props = properties(AllowPartialFailure="true") if allow else properties()
-    create = event("Create", ResourceProperties=props)
-    index.on_event(create)
-    expect_preflight(stub, READ_SETS)
-    expect_start(stub, READ_SETS)
-    step()
+def test_partial_failures_fail_or_complete_as_asked(
+    stub: Stubber, answers: Answers, allow: bool
+) -> None:
+    props = {"AllowPartialFailure": "true"} if allow else {}
+    create_and_start(stub, **props)
     expect_get(
         stub,
         job(
@@ -508,15 +596,15 @@ def test_partial_failures_fail_or_complete_as_asked(stub: Stubber, allow: bool) 
             statusMessage="Some read sets failed",
         ),
     )
-    assert step(1)["action"] == "END"
+    assert step(1, **props)["action"] == "END"
+    done = answers.only()
     if allow:
-        done = index.is_complete(create)
+        assert done["Status"] == "SUCCESS"
         assert done["Data"]["Status"] == "COMPLETED_WITH_FAILURES"
         assert done["Data"]["FailedReadSetCount"] == "1"
         return
-    with pytest.raises(ExportError) as failed:
-        index.is_complete(create)
-    assert str(failed.value) == (
+    assert done["Status"] == "FAILED"
+    assert done["Reason"] == (
         f"HealthOmics export job {JOB} in sequence store {STORE} ended "
         "COMPLETED_WITH_FAILURES: Some read sets failed. 1 read set(s) failed: "
         f"{READ_SETS[1]} (Archived). Handler logs: {LOG_GROUP}."
@@ -543,37 +631,46 @@ def test_a_quota_refusal_waits_for_a_later_step(stub: Stubber) -> None:
 
 
 def test_without_waiting_the_deploy_goes_on_once_the_read_sets_are_checked(
-    stub: Stubber,
+    stub: Stubber, answers: Answers
 ) -> None:
-    props = properties(WaitForCompletion="false")
-    create = event("Create", ResourceProperties=props)
-    index.on_event(create)
-    assert index.is_complete(create) == {"IsComplete": False}  # not selected yet
+    index.on_event(event("Create", ResourceProperties=properties(WaitForCompletion="false")))
+    assert answers.sent == []  # not selected yet
     expect_preflight(stub, READ_SETS)
     stub.add_client_error(
         "start_read_set_export_job", "ServiceQuotaExceededException", "Too many jobs", 402
     )
-    step(WaitForCompletion="false")
-    done = index.is_complete(create)  # the quota holds every start: no matter
-    assert done["IsComplete"] is True
+    assert step(WaitForCompletion="false")["action"] == "WAIT"  # the runner carries on
+    done = answers.only()  # the quota holds every start: no matter
+    assert done["Status"] == "SUCCESS"
     assert (done["Data"]["Status"], done["Data"]["JobCount"]) == ("RUNNING", "0")
 
 
-def test_the_waiter_fails_with_the_job_before_its_bare_timeout(
-    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+def test_the_timeout_is_answered_at_the_deadline_and_the_runner_goes_on(
+    stub: Stubber, clock: list[float], answers: Answers
 ) -> None:
-    create = event("Create", ResourceProperties=properties(TimeoutSeconds="600"))
-    monkeypatch.setattr(index, "now", lambda: 1_000_000.0)
-    index.on_event(create)
-    expect_preflight(stub, READ_SETS)
-    expect_start(stub, READ_SETS)
-    step(TimeoutSeconds="600")
-    monkeypatch.setattr(index, "now", lambda: 1_000_000.0 + 590)
-    with pytest.raises(ExportError, match=f"export job {JOB} .* still SUBMITTED after the 600 s"):
-        index.is_complete(create)
-    # The runner carries on until CloudFormation's rollback cancels or replaces the run.
+    create_and_start(stub, TimeoutSeconds="600")
+    expect_get(stub, job("SUBMITTED"))
+    clock[0] = T0 + 580
+    # The next wait ends at the deadline, not a whole poll after it.
+    assert step(1, TimeoutSeconds="600")["waitSeconds"] == 20
+    assert answers.sent == []
+    clock[0] = T0 + 600
+    expect_get(stub, job("SUBMITTED"))
+    assert step(2, TimeoutSeconds="600")["action"] == "WAIT"
+    failed = answers.only()
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith(
+        f"HealthOmics export job {JOB} in sequence store {STORE} is still SUBMITTED after the "
+        "600 s the deploy waits (timeout)."
+    )
+    assert failed["PhysicalResourceId"] == answer.CREATE_FAILED_PREFIX + export_id()
+    # A timed-out Create is rolled back: its Delete names the marker, so the export is
+    # cancelled now. The runner follows the running job to its end, and answers nothing more.
     record = stored(export_id()).record
-    assert record is not None and record["status"] == "RUNNING"
+    assert record is not None and record["cancelled"] is True
+    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    assert step(3, TimeoutSeconds="600")["action"] == "END"
+    assert len(answers.sent) == 1
 
 
 def test_out_of_time_a_step_sends_nothing_and_the_next_carries_on(stub: Stubber) -> None:
@@ -594,32 +691,103 @@ def test_out_of_time_a_step_sends_nothing_and_the_next_carries_on(stub: Stubber)
     assert stored(export_id()).record["run"]["jobIds"] == [JOB]  # type: ignore[index]
 
 
-def test_a_stale_waiter_stops_without_calling_the_service(stub: Stubber) -> None:
+def test_a_superseded_request_is_answered_failed_and_its_runner_ends(
+    stub: Stubber, answers: Answers
+) -> None:
     index.on_event(event("Create"))
     newer = event("Update", RequestId="newer", OldResourceProperties=properties())
     index.on_event(newer)
-    with pytest.raises(ExportError, match="superseded by request newer"):
-        index.is_complete(event("Create"))
+    superseded = answers.only()
+    assert (superseded["RequestId"], superseded["Status"]) == (REQUEST_ID, "FAILED")
+    assert superseded["Reason"] == (
+        f"Request {REQUEST_ID} of export {export_id()} was superseded by request newer."
+    )
     # The newer run has a runner of its own; the older one ends at its next step.
     assert [e["name"] for e in runner_executions()] == [
         f"{export_id()}-0-0",
         f"{export_id()}-1-0",
     ]
     assert step(execution=f"{export_id()}-0-0")["action"] == "END"
+    assert len(answers.sent) == 1
+
+
+# A lost start
+
+
+def test_a_batch_left_starting_is_found_among_the_stores_jobs_and_followed(
+    stub: Stubber, answers: Answers
+) -> None:
+    """The function died after HealthOmics accepted the start, before the job was recorded:
+    the next step finds that job and follows it, and starts no second one."""
+    index.on_event(event("Create"))
+    expect_preflight(stub, READ_SETS)
+    expect_start(stub, READ_SETS)
+
+    def killed(self: exports.Export, batch: st.BatchRecord, started: Any) -> None:
+        raise SystemExit("the function's sandbox was stopped")
+
+    with pytest.MonkeyPatch.context() as dying, pytest.raises(SystemExit):
+        dying.setattr(exports.Export, "_record_started", killed)
+        step()
+    (batch,) = stored(export_id()).batches.values()
+    assert batch["status"] == st.STARTING and "jobId" not in batch
+    other = {**started("9999999999"), "destination": "s3://someone-else/"}
+    stub.add_response(
+        "list_read_set_export_jobs",
+        {"exportJobs": [other, started()]},
+        {
+            "sequenceStoreId": STORE,
+            "maxResults": 100,
+            "filter": {
+                "createdAfter": datetime.fromtimestamp(
+                    T0 - exports.STARTED_JOB_LOOKBACK_SECONDS, UTC
+                )
+            },
+        },
+    )
+    # Its read sets say it is this batch's job; then it is followed like any other.
+    expect_get(stub, job("SUBMITTED", dict.fromkeys(READ_SETS, "SUBMITTED")))
+    expect_get(stub, job("IN_PROGRESS", dict.fromkeys(READ_SETS, "IN_PROGRESS")))
+    assert step(1)["action"] == "WAIT"
+    (batch,) = stored(export_id()).batches.values()
+    assert (batch["status"], batch["jobId"]) == ("IN_PROGRESS", JOB)
+    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    assert step(2)["action"] == "END"
+    done = answers.only()
+    assert (done["Status"], done["Data"]["ExportedReadSetCount"]) == ("SUCCESS", "2")
+
+
+def test_a_batch_left_starting_and_not_found_is_sent_again_with_its_client_token(
+    stub: Stubber,
+) -> None:
+    index.on_event(event("Create"))
+    expect_preflight(stub, READ_SETS)
+    with pytest.MonkeyPatch.context() as dying, pytest.raises(SystemExit):
+        # Killed between claiming the batch and sending its start.
+        dying.setattr(exports.Export, "_send_start", _dies_after_claiming)
+        step()
+    (batch,) = stored(export_id()).batches.values()
+    assert batch["status"] == st.STARTING
+    stub.add_response("list_read_set_export_jobs", {"exportJobs": []})
+    expect_start(stub, READ_SETS)
+    assert step(1)["action"] == "WAIT"
+    (batch,) = stored(export_id()).batches.values()
+    assert (batch["status"], batch["jobId"]) == ("SUBMITTED", JOB)
+
+
+def _dies_after_claiming(self: exports.Export, *_: Any, **__: Any) -> bool:
+    raise SystemExit("the function's sandbox was stopped")
 
 
 # The runner's executions
 
 
 def test_a_runner_continues_in_a_new_execution_before_its_history_fills(
-    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+    stub: Stubber, answers: Answers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert rules.RUNNER_STEPS_PER_EXECUTION * rules.RUNNER_HISTORY_EVENTS_PER_STEP < 25_000
     monkeypatch.setattr(rules, "RUNNER_STEPS_PER_EXECUTION", 2)
-    index.on_event(event("Create"))
-    expect_preflight(stub, READ_SETS)
-    expect_start(stub, READ_SETS)
-    assert step(0)["action"] == "WAIT"
+    create_and_start(stub)
     expect_get(stub, job("IN_PROGRESS"))
     assert step(1)["action"] == "END"  # its second step: the successor carries on
     successor = f"{export_id()}-0-1"
@@ -631,47 +799,80 @@ def test_a_runner_continues_in_a_new_execution_before_its_history_fills(
     assert manifest(export_id())["runner"]["execution"] == successor
     expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     assert step(0, execution=successor)["action"] == "END"
-    assert index.is_complete(event("Create"))["IsComplete"] is True
+    assert answers.only()["Status"] == "SUCCESS"
 
 
-def test_a_runner_stopped_by_hand_is_taken_over_by_the_waiter(
-    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+def test_a_failed_runner_execution_is_restarted_by_the_watchdog(
+    stub: Stubber, answers: Answers
 ) -> None:
-    monkeypatch.setattr(index, "now", lambda: 1_000_000.0)
+    index.on_event(event("Create"))
+    first = f"{export_id()}-0-0"
+    for restart in range(1, runner.RUNNER_RESTARTS + 1):
+        index.run_step(execution_ended(stored(export_id()).record["runner"]["name"], "FAILED"))  # type: ignore[index]
+        record = stored(export_id()).record
+        assert record is not None
+        assert record["runner"]["name"] == f"{export_id()}-0-{restart}"
+        assert record["runner"]["restarts"] == restart
+    assert len(runner_executions()) == runner.RUNNER_RESTARTS + 1
+    assert answers.sent == []
+    # The restarts are spent: the deploy is told, not left to its ServiceTimeout.
+    last = stored(export_id()).record["runner"]["name"]  # type: ignore[index]
+    index.run_step(execution_ended(last, "TIMED_OUT"))
+    failed = answers.only()
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith(
+        f"Runner execution {last} of export {export_id()} ended TIMED_OUT after its retries, "
+        f"{runner.RUNNER_RESTARTS} times this run while the deploy waited for it"
+    )
+    # An old execution's event changes nothing.
+    index.run_step(execution_ended(first, "FAILED"))
+    assert len(answers.sent) == 1
+
+
+def test_a_runner_stopped_by_hand_answers_the_waiting_deploy_at_once(
+    stub: Stubber, answers: Answers
+) -> None:
     index.on_event(event("Create"))
     (first,) = runner_executions()
     boto3.client("stepfunctions").stop_execution(executionArn=first["executionArn"])
-    # Within a minute of its start the waiter trusts the execution (DescribeExecution is
-    # eventually consistent); after it, it takes the export over.
-    assert index.is_complete(event("Create")) == {"IsComplete": False}
-    assert len(runner_executions()) == 1
-    monkeypatch.setattr(index, "now", lambda: 1_000_000.0 + index.RUNNER_START_GRACE_SECONDS + 1)
-    assert index.is_complete(event("Create")) == {"IsComplete": False}
-    successor = f"{export_id()}-0-1"
-    assert [e["name"] for e in runner_executions()] == [first["name"], successor]
-    # The stopped execution's step in flight, if any, ends without calling HealthOmics.
-    assert step(execution=first["name"])["action"] == "END"
+    index.run_step(execution_ended(first["name"], "ABORTED"))
+    failed = answers.only()
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith(
+        f"Runner execution {first['name']} of export {export_id()} was stopped (ABORTED: "
+        "StopExecution, by a person or a tool) while the deploy waited for it; nothing "
+        "carries the export now."
+    )
+    assert len(runner_executions()) == 1  # a stop is obeyed, not undone
+    # The stopped execution's step in flight, if any, calls no HealthOmics API it was not
+    # already going to: its export is still its own, and the next deploy resumes it.
     expect_preflight(stub, READ_SETS)
     expect_start(stub, READ_SETS)
-    assert step(execution=successor)["action"] == "WAIT"
+    step(execution=first["name"])
+    assert len(answers.sent) == 1
 
 
 def test_a_running_runner_is_left_alone(stub: Stubber) -> None:
     index.on_event(event("Create"))
+    export = runner.export_of_state(export_id(), 30, os.environ[rules.RUNNER_ENV])
+    assert export is not None
+    export.load()
     for _ in range(3):
-        assert index.is_complete(event("Create")) == {"IsComplete": False}
+        runner.keep_going(export, grace=False)
     assert len(runner_executions()) == 1
 
 
 def test_two_takeovers_at_once_record_one_successor(stub: Stubber) -> None:
     index.on_event(event("Create"))
-    first, second = (index._export(index._request(event("Create"))) for _ in range(2))
+    machine = os.environ[rules.RUNNER_ENV]
+    first, second = (runner.export_of_state(export_id(), 30, machine) for _ in range(2))
+    assert first is not None and second is not None
     first.load()
     second.load()
-    runner = first.record["runner"]
-    first.claim_runner(1, replacing=runner)
+    current = first.record["runner"]
+    first.claim_runner(1, replacing=current)
     with pytest.raises(st.Cancelled, match="took over first"):
-        second.claim_runner(1, replacing=runner)
+        second.claim_runner(1, replacing=current)
     record = stored(export_id()).record
     assert record is not None and record["runner"]["segment"] == 1
 
@@ -679,98 +880,228 @@ def test_two_takeovers_at_once_record_one_successor(stub: Stubber) -> None:
 # Delete
 
 
-def test_delete_marks_the_export_cancelled_and_calls_no_api(
-    stub: Stubber, aws: list[dict[str, Any]]
+def test_delete_marks_the_export_cancelled_and_answers_at_once(
+    stub: Stubber, aws: list[dict[str, Any]], answers: Answers
 ) -> None:
-    created = index.on_event(event("Create"))
-    expect_preflight(stub, READ_SETS)
-    expect_start(stub, READ_SETS)
-    step()
-    # A cancelled Create's Delete may carry a physical id CloudFormation made up.
+    create_and_start(stub, WaitForCompletion="false")
+    assert answers.only()["Status"] == "SUCCESS"
     aws.clear()
-    assert index.on_event(event("Delete", PhysicalResourceId="made-up-by-cloudformation")) == {}
-    record = stored(created["PhysicalResourceId"]).record
+    # A cancelled Create's Delete may carry a physical id CloudFormation made up: it is the
+    # one answered, never changed.
+    delete = event(
+        "Delete",
+        RequestId="delete",
+        PhysicalResourceId="made-up-by-cloudformation",
+        ResourceProperties=properties(WaitForCompletion="false"),
+    )
+    index.on_event(delete)
+    deleted = answers.sent[-1]
+    assert (deleted["RequestId"], deleted["Status"]) == ("delete", "SUCCESS")
+    assert deleted["PhysicalResourceId"] == "made-up-by-cloudformation"
+    record = stored(export_id()).record
     assert record is not None and record["cancelled"] is True
     # Told at once: CloudFormation deletes the export's rule right after the resource.
     assert statuses(aws) == ["CANCELLED"]
-    assert index.is_complete(event("Delete")) == {"IsComplete": True}
     # The runner starts nothing more, records the running job's end, then ends.
     expect_get(stub, job("IN_PROGRESS"))
-    assert step(1)["action"] == "WAIT"
+    assert step(1, WaitForCompletion="false")["action"] == "WAIT"
     expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
-    assert step(2)["action"] == "END"
+    assert step(2, WaitForCompletion="false")["action"] == "END"
     assert manifest(export_id())["status"] == "CANCELLED"
     assert manifest(export_id())["jobs"][0]["status"] == "COMPLETED"
+    assert len(answers.sent) == 2
 
 
-def test_delete_never_fails(aws: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(index.TABLE_ENV, "no-such-table")
-    assert index.on_event(event("Delete", PhysicalResourceId="x")) == {}
-    assert index.on_event(event("Delete", PhysicalResourceId="x", ResourceProperties={})) == {}
+def test_a_delete_while_the_deploy_waits_answers_both(stub: Stubber, answers: Answers) -> None:
+    create_and_start(stub)
+    index.on_event(event("Delete", RequestId="delete", PhysicalResourceId=export_id()))
+    by_request = {a["RequestId"]: a for a in answers.sent}
+    assert by_request["delete"]["Status"] == "SUCCESS"
+    assert by_request[REQUEST_ID]["Status"] == "FAILED"
+    assert by_request[REQUEST_ID]["Reason"].startswith(
+        f"Export {export_id()} was cancelled (its resource was deleted)."
+    )
+    assert len(answers.sent) == 2
 
 
-# The answer to CloudFormation
+def test_delete_never_fails(
+    aws: list[dict[str, Any]], answers: Answers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(rules.TABLE_ENV, "no-such-table")
+    index.on_event(event("Delete", PhysicalResourceId="x"))
+    index.on_event(
+        event("Delete", RequestId="other", PhysicalResourceId="x", ResourceProperties={})
+    )
+    assert [(a["Status"], a["PhysicalResourceId"]) for a in answers.sent] == [
+        ("SUCCESS", "x"),
+        ("SUCCESS", "x"),
+    ]
+
+
+# Every request answered, whatever goes wrong
+
+
+def test_a_create_without_the_state_table_is_answered_failed(
+    aws: list[dict[str, Any]], answers: Answers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(rules.TABLE_ENV, "no-such-table")
+    index.on_event(event("Create"))
+    failed = answers.only()
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith("The export's state table could not be reached:")
+    assert failed["PhysicalResourceId"] == answer.CREATE_FAILED_PREFIX + REQUEST_ID
+
+
+def test_a_handler_that_cannot_load_still_answers(
+    answers: Answers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(name: str) -> Any:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(index, "_module", broken)
+    index.on_event(event("Create"))
+    index.on_event(event("Delete", RequestId="delete", PhysicalResourceId="rse-x"))
+    created, deleted = answers.sent
+    assert created["Status"] == "FAILED"
+    assert created["Reason"] == (
+        "The export's handler could not be loaded: ImportError: No module named 'resource'"
+    )
+    assert created["PhysicalResourceId"] == answer.CREATE_FAILED_PREFIX + REQUEST_ID
+    assert (deleted["Status"], deleted["PhysicalResourceId"]) == ("SUCCESS", "rse-x")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"RequestType": "Replace"}, "RequestType 'Replace' is not one of Create, Update, Delete"),
+        ({"ResourceProperties": None}, "The request has no ResourceProperties"),
+        (
+            {"ResourceProperties": properties(RoleArn=None, Destination="")},
+            "ResourceProperties lack Destination, RoleArn",
+        ),
+        (
+            {"ResourceProperties": properties(ReadSetIds="1111111111")},
+            "ReadSetIds: not a list of read set ids",
+        ),
+        (
+            {"ResourceProperties": properties(ReadSetIds=None, ReadSetFilter="x")},
+            "ReadSetFilter: not a map of filter fields",
+        ),
+        (
+            {"ResourceProperties": properties(TimeoutSeconds="ten")},
+            "TimeoutSeconds: 'ten' is not a whole number",
+        ),
+        (
+            {"ResourceProperties": properties(SequenceStoreId="store-abc")},
+            "sequence_store_id: 'store-abc'",
+        ),
+    ],
+)
+def test_a_bad_request_is_answered_failed_and_starts_nothing(
+    stub: Stubber, answers: Answers, change: dict[str, Any], reason: str
+) -> None:
+    bad = event("Create")
+    bad.update(change)  # type: ignore[typeddict-item]
+    index.on_event(bad)
+    failed = answers.only()
+    assert failed["Status"] == "FAILED"
+    assert reason in failed["Reason"]
+    assert failed["PhysicalResourceId"].startswith(answer.CREATE_FAILED_PREFIX)
+    assert runner_executions() == []
+
+
+def test_a_request_without_a_response_url_is_ignored(
+    stub: Stubber, answers: Answers, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = event("Create")
+    del bad["ResponseURL"]  # type: ignore[misc]
+    index.on_event(bad)
+    assert answers.sent == [] and runner_executions() == []
+    assert "not a CloudFormation request" in caplog.text
+
+
+# The answer
 
 
 def test_data_fits_the_response_at_any_size(stub: Stubber) -> None:
     long_destination = f"s3://{'b' * 63}/{'p' * 900}/"
     long_stack = STACK_ID.replace("Example", "S" * 128)
-    export = exports.Export(
-        index.state_store(),
-        index.omics_client(),
-        index._request(
-            event(
-                "Create",
-                StackId=long_stack,
-                ResourceProperties=properties(Destination=long_destination),
-            )
-        ),
-        load_list=lambda uri: [],
+    create = event(
+        "Create",
+        StackId=long_stack,
+        RequestId="r" * 36,
+        ResourceProperties=properties(Destination=long_destination),
     )
-    export.begin("request", "Create", 0.0)
+    export = runner.export_for(resource.parse(create))
+    export.begin(create["RequestId"], "Create", 0.0)
     export.run["jobIds"] = [str(10**35 + n) for n in range(100)]
-    evt = event("Create", StackId=long_stack, RequestId="r" * 36)
-    data = index._data(evt, export)
-    answer = {
-        "Status": "SUCCESS",
-        "Reason": "SUCCESS",
-        "StackId": evt["StackId"],
-        "RequestId": evt["RequestId"],
-        "LogicalResourceId": evt["LogicalResourceId"],
-        "PhysicalResourceId": export.export_id,
-        "NoEcho": False,
-        "Data": data,
+    request: st.RequestRecord = {
+        "requestId": create["RequestId"],
+        "requestType": "Create",
+        "stackId": long_stack,
+        "logicalResourceId": create["LogicalResourceId"],
+        "exportId": export.export_id,
+        "physicalResourceId": "",
+        "responseUrl": RESPONSE_URL,
+        "receivedAt": 0.0,
+        "version": 0,
     }
-    assert len(json.dumps(answer).encode()) <= 4096
+    data = runner.data(request, export)
+    body = answer.body(request, "SUCCESS", export.export_id, data=data)
+    assert len(answer.encode(body)) <= answer.RESPONSE_LIMIT
     assert data["JobIds"]  # as many as fit, the rest in the manifest
     assert data["JobCount"] == "100"
 
 
-def test_tokens_resolved_at_deploy_time_are_checked(stub: Stubber) -> None:
-    bad = properties(SequenceStoreId="store-abc")
-    with pytest.raises(ExportError, match="sequence_store_id: 'store-abc'"):
-        index.on_event(event("Create", ResourceProperties=bad))
+def test_a_long_reason_is_shortened_so_the_body_fits() -> None:
+    request = {"RequestId": "r", "StackId": STACK_ID, "LogicalResourceId": "Export"}
+    body = answer.body(request, "FAILED", "rse-x", reason="é " * 5000)
+    encoded = answer.encode(body)
+    assert len(encoded) <= answer.RESPONSE_LIMIT
+    assert body["Reason"].endswith("...")
+    assert len(encoded) > answer.RESPONSE_LIMIT - 8  # shortened, not cut to nothing
+    assert answer.body(request, "SUCCESS", "rse-x")["Reason"] == "SUCCESS"
+
+
+def test_the_put_is_retried_with_backoff_and_never_logs_the_signature(
+    answers: Answers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    waits: list[float] = []
+    body = answer.body({"RequestId": "r"}, "SUCCESS", "rse-x")
+    answers.refuse = 3
+    answer.send(RESPONSE_URL, body, sleep=waits.append)
+    assert waits == [1.0, 2.0, 4.0]
+    assert answers.sent == [body]
+    answers.refuse = answer.PUT_ATTEMPTS
+    with pytest.raises(answer.AnswerLost):
+        answer.send(RESPONSE_URL, body, sleep=waits.append)
+    assert waits[3:] == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert SIGNATURE not in caplog.text
+    assert "cloudformation-custom-resource-response.example/presigned?***" in caplog.text
 
 
 def test_the_response_url_is_never_logged(stub: Stubber, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO)
-    index.on_event(event("Delete", PhysicalResourceId="x"))
-    assert "s3cr3t" not in caplog.text
+    caplog.set_level(logging.DEBUG)
+    create_and_start(stub)
+    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    step(1)
+    index.on_event(event("Delete", RequestId="delete", PhysicalResourceId=export_id()))
+    assert SIGNATURE not in caplog.text
     assert "Delete" in caplog.text
 
 
 def test_the_handler_imports_only_the_standard_library_and_boto3() -> None:
+    import ast
+    import sys
     from pathlib import Path
 
     allowed = {"boto3", "botocore"} | {
         f"mypy_boto3_{service}"
         for service in ("dynamodb", "events", "omics", "s3", "stepfunctions")
     }
-    sources = Path(index.__file__).parent.glob("*.py")
-    import ast
-    import sys
-
-    for source in sources:
+    here = Path(index.__file__).parent
+    for source in here.glob("*.py"):
         tree = ast.parse(source.read_text())
         for node in ast.walk(tree):
             names = (
@@ -782,8 +1113,23 @@ def test_the_handler_imports_only_the_standard_library_and_boto3() -> None:
             )
             for name in names:
                 top = name.split(".")[0]
-                local = (Path(index.__file__).parent / f"{top}.py").exists()
+                local = (here / f"{top}.py").exists()
                 assert top in sys.stdlib_module_names or top in allowed or local, (
                     source.name,
                     name,
                 )
+
+
+def test_the_answer_module_imports_only_the_standard_library() -> None:
+    """So that an entry point answers even when the rest of the handler cannot load."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    tree = ast.parse(Path(answer.__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            assert getattr(node, "level", 0) == 0
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            for name in names:
+                assert str(name).split(".")[0] in sys.stdlib_module_names, name

@@ -79,10 +79,19 @@ def body(
         "Data": dict(data or {}),
     }
     text = " ".join((reason or status).split())
-    room = RESPONSE_LIMIT - len(encode(answer))
-    if len(text.encode()) > room:
-        text = text.encode()[: max(room - 3, 0)].decode(errors="ignore") + "..."
     answer["Reason"] = text
+    if len(encode(answer)) <= RESPONSE_LIMIT:
+        return answer
+    # Measured as sent: JSON escapes make a character up to 12 bytes long.
+    fits, over = 0, len(text)
+    while over - fits > 1:
+        middle = (fits + over) // 2
+        answer["Reason"] = text[:middle] + "..."
+        if len(encode(answer)) <= RESPONSE_LIMIT:
+            fits = middle
+        else:
+            over = middle
+    answer["Reason"] = text[:fits] + "..."
     if len(encode(answer)) > RESPONSE_LIMIT:
         raise ValueError(f"the answer is {len(encode(answer))} bytes even without a reason")
     return answer

@@ -22,6 +22,10 @@ except ImportError:  # Lambda: the asset's root is on sys.path
     import answer  # type: ignore[import-not-found,no-redef]
 
 logging.getLogger().setLevel(logging.INFO)
+# botocore's DEBUG records carry request bodies, and the state table's hold ResponseURLs:
+# kept out of the logs even when Lambda's log level is set to DEBUG.
+for _chatty in ("botocore", "boto3", "urllib3"):
+    logging.getLogger(_chatty).setLevel(logging.INFO)
 LOG = logging.getLogger(__name__)
 
 __all__ = ["on_event", "run_step"]

@@ -195,9 +195,18 @@ def _delete(event: CloudFormationEvent, request: st.RequestRecord) -> None:
 
 
 def _answer_unrecorded(event: CloudFormationEvent, reason: str) -> None:
-    """Answer without the state table (it could not be reached): at least once, not once."""
-    failed_id = _failed_physical_id(event, "")
-    body = answer.body(event, "FAILED", failed_id, reason=ledger.with_logs(reason))
+    """Answer without the state table (it could not be reached): at least once, not once.
+    A Delete still succeeds: nothing can start for an export whose state is out of reach
+    either, and a failed Delete would leave the stack stuck."""
+    if event.get("RequestType") == "Delete":
+        physical_id = str(event.get("PhysicalResourceId") or event["RequestId"])
+        LOG.warning(
+            "request %s: Delete answered without marking the export cancelled", event["RequestId"]
+        )
+        body = answer.body(event, "SUCCESS", physical_id)
+    else:
+        failed_id = _failed_physical_id(event, "")
+        body = answer.body(event, "FAILED", failed_id, reason=ledger.with_logs(reason))
     try:
         answer.send(event["ResponseURL"], body, sleep=clients.sleep)
     except answer.AnswerLost:

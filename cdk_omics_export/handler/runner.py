@@ -173,18 +173,20 @@ def answer_if_due(export: exports.Export) -> None:
     if due is None:
         return
     status, reason = due
+    ended = run["phase"] == "ENDED"
     try:
         request = export.store.load_request(run["requestId"])
-        if request is not None:
-            physical_id = export.export_id
-            if status == "FAILED" and request["requestType"] == "Create":
+        if request is not None and "answer" not in request:
+            if status == "FAILED" and request["requestType"] == "Create" and not ended:
                 # CloudFormation's rollback deletes what this Create made; its Delete names
-                # the marker and is skipped, so the export is cancelled here.
-                export.store.cancel(export.export_id)
+                # the marker and is skipped, so an export still going is cancelled here,
+                # before the answer lets the rollback begin.
+                export.record["cancelled"] = True
+                export.save_record()
             ledger.respond(
                 request,
                 status,
-                ledger.failed_physical_id(request) if status == "FAILED" else physical_id,
+                ledger.failed_physical_id(request) if status == "FAILED" else export.export_id,
                 reason=ledger.with_logs(reason) if reason else "",
                 data=data(request, export) if status == "SUCCESS" else None,
             )
@@ -192,6 +194,9 @@ def answer_if_due(export: exports.Export) -> None:
         export.save_record()
     except st.StateError:
         LOG.exception("export %s: the answer will be tried again", export.export_id)
+        return
+    if not export.told():
+        tell(export)  # the cancellation, in the manifest and an event
 
 
 def _due_answer(export: exports.Export) -> tuple[Literal["SUCCESS", "FAILED"], str] | None:
