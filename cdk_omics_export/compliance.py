@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, NamedTuple
@@ -204,7 +205,8 @@ class _AtValidation:
         self._acknowledge = acknowledge
 
     def validate(self) -> list[str]:
-        self._acknowledge()
+        if nag_in_use():
+            self._acknowledge()
         return []
 
 
@@ -230,8 +232,16 @@ class _BeforeNagPacks:
         self._suppress = suppress
 
     def visit(self, node: IConstruct) -> None:
-        if node.node.path == self._target and _nag2_packs_apply(node):
+        if nag_in_use() and node.node.path == self._target and _nag2_packs_apply(node):
             self._suppress()
+
+
+def nag_in_use() -> bool:
+    """Whether any cdk-nag pack can be at work: a pack of either version is an object of the
+    ``cdk_nag`` module, which the app has imported by the time its packs run. Without one,
+    the findings computed from final documents are not computed at all (a whole-app synthesis
+    would pay for them)."""
+    return "cdk_nag" in sys.modules
 
 
 def _nag2_packs_apply(node: IConstruct) -> bool:

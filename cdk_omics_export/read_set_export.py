@@ -7,7 +7,7 @@ import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import Aws, CfnOutput, CustomResource, Duration, Fn, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_ec2 as ec2
@@ -19,15 +19,16 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import compliance
 from .handler import rules
-from .handler.export import MANIFEST_FOLDER
 from .read_set_filter import ReadSetFilter
 from .service import ReadSetExportService, secure_bucket
 from .validation import is_list_token, validate_export
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_sns as sns
 
 RESOURCE_TYPE = "Custom::OmicsReadSetExport"
 OMICS_SERVICE_PRINCIPAL = "omics.amazonaws.com"
@@ -399,7 +400,9 @@ class ReadSetExport(Construct):
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
                 resources=[
-                    self.bucket.arn_for_objects(f"{self.destination_prefix}{MANIFEST_FOLDER}*")
+                    self.bucket.arn_for_objects(
+                        f"{self.destination_prefix}{rules.MANIFEST_FOLDER}*"
+                    )
                 ],
             ),
             *(

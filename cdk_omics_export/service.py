@@ -46,7 +46,6 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
 from . import compliance
@@ -501,43 +500,48 @@ class ReadSetExportService(Construct):
         step is one short Lambda call that is safe to retry (every write is conditional, every
         start carries its batch's client token).
         """
-        step = tasks.LambdaInvoke(
-            self,
-            "Step",
-            lambda_function=self._runner_step,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "exportId": sfn.JsonPath.string_at("$.exportId"),
-                    "steps": sfn.JsonPath.number_at("$.steps"),
-                    "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
-                    "stateMachine": sfn.JsonPath.string_at("$$.StateMachine.Id"),
-                }
-            ),
-            payload_response_only=True,
-            retry_on_service_exceptions=False,
-        )
-        step.add_retry(
-            errors=list(LAMBDA_ERRORS),
-            interval=Duration.seconds(2),
-            max_attempts=LAMBDA_RETRY_ATTEMPTS,
-            backoff_rate=2,
-            max_delay=Duration.minutes(1),
-        )
-        step.add_retry(
-            errors=["States.ALL"],
-            interval=self.poll_interval,
-            max_attempts=RUNNER_RETRY_ATTEMPTS,
-            backoff_rate=2,
-            max_delay=RUNNER_RETRY_MAX_DELAY,
-        )
-        wait = sfn.Wait(self, "Wait", time=sfn.WaitTime.seconds_path("$.waitSeconds"))
-        ended = sfn.Succeed(self, "Ended")
-        carry_on = (
-            sfn.Choice(self, "CarryOn")
-            .when(sfn.Condition.string_equals("$.action", "END"), ended)
-            .otherwise(wait)
-        )
-        wait.next(step)
+        definition = {
+            "StartAt": "Step",
+            "States": {
+                "Step": {
+                    "Next": "CarryOn",
+                    "Retry": [
+                        {
+                            "ErrorEquals": list(LAMBDA_ERRORS),
+                            "IntervalSeconds": 2,
+                            "MaxAttempts": LAMBDA_RETRY_ATTEMPTS,
+                            "BackoffRate": 2,
+                            "MaxDelaySeconds": 60,
+                        },
+                        {
+                            "ErrorEquals": ["States.ALL"],
+                            "IntervalSeconds": int(self.poll_interval.to_seconds()),
+                            "MaxAttempts": RUNNER_RETRY_ATTEMPTS,
+                            "BackoffRate": 2,
+                            "MaxDelaySeconds": int(RUNNER_RETRY_MAX_DELAY.to_seconds()),
+                        },
+                    ],
+                    "Type": "Task",
+                    # The function itself, not the lambda:invoke integration: its result is
+                    # the next state's input, and the step's input carries no ResponseURL.
+                    "Resource": self._runner_step.function_arn,
+                    "Parameters": {
+                        "exportId.$": "$.exportId",
+                        "steps.$": "$.steps",
+                        "execution.$": "$$.Execution.Name",
+                        "stateMachine.$": "$$.StateMachine.Id",
+                    },
+                },
+                "Wait": {"Type": "Wait", "SecondsPath": "$.waitSeconds", "Next": "Step"},
+                "CarryOn": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.action", "StringEquals": "END", "Next": "Ended"}],
+                    "Default": "Wait",
+                },
+                "Ended": {"Type": "Succeed"},
+            },
+            "Comment": "cdk-omics-export: carries each export of the stack to its end",
+        }
         role = iam.Role(
             self,
             "RunnerRole",
@@ -587,8 +591,12 @@ class ReadSetExportService(Construct):
         return sfn.StateMachine(
             self,
             "Runner",
-            comment="cdk-omics-export: carries each export of the stack to its end",
-            definition_body=sfn.DefinitionBody.from_chainable(step.next(carry_on)),
+            # Written out rather than built from state constructs: five constructs and the
+            # aws_stepfunctions_tasks module cost a whole-app synthesis more than the service's
+            # every other part. The function's ARN is a token inside the string.
+            definition_body=sfn.DefinitionBody.from_string(
+                json.dumps(definition, separators=(",", ":"))
+            ),
             state_machine_type=sfn.StateMachineType.STANDARD,
             # Every permission is in the managed policy above (none inline).
             role=role.without_policy_updates(),

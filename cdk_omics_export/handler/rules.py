@@ -24,6 +24,8 @@ RUNNER_ENV = "RUNNER_STATE_MACHINE_ARN"
 # of an export or of one of its jobs (the handler's policy allows this source only).
 EVENT_SOURCE = "cdk-omics-export"
 EVENT_DETAIL_TYPE = "Read Set Export Status Change"
+# Each export's manifest: <destination>cdk-omics-export/<export id>.json.
+MANIFEST_FOLDER = "cdk-omics-export/"
 # A runner execution continues in a new one after this many steps. Each step (Task, Choice,
 # Wait) adds 9 events to the execution's history, which Step Functions caps at 25,000.
 RUNNER_STEPS_PER_EXECUTION = 1000
