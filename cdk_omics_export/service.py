@@ -17,7 +17,6 @@ with both their paths.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,7 @@ import jsii
 from aws_cdk import (
     ArnFormat,
     Aspects,
-    Aws,
     Duration,
-    Fn,
     IAspect,
     IStableStringProducer,
     Lazy,
@@ -37,8 +34,6 @@ from aws_cdk import (
 )
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -48,8 +43,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
-from . import compliance
+from . import compliance, runner
 from .handler import rules
+from .handler_policies import HandlerPolicies, vpc_statements
 from .validation import Problems, check_shared_options
 
 HANDLER_DIR = Path(__file__).parent / "handler"
@@ -64,37 +60,8 @@ HANDLER_RESERVED_CONCURRENCY = 4
 # The runner's steps: one per running export every poll (every 10 s while batches wait for
 # the quota), each a second or so, most of it the pacer's spacing.
 RUNNER_RESERVED_CONCURRENCY = 10
-# Lambda's own transient errors (throttling included) are retried for about 56 minutes.
-LAMBDA_ERRORS = (
-    "Lambda.ClientExecutionTimeoutException",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-)
-LAMBDA_RETRY_ATTEMPTS = 60
-# The runner's step retries anything that failed its Lambda call: after these attempts
-# (about two hours in all) the execution fails, and the watchdog starts a new one.
-RUNNER_RETRY_ATTEMPTS = 12
-RUNNER_RETRY_MAX_DELAY = Duration.minutes(15)
-STATES_PRINCIPAL = "states.amazonaws.com"
-STATES_STATUS_CHANGE = "Step Functions Execution Status Change"
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
-# IAM's limit for one managed policy is 6,144 characters without whitespace; chunks are
-# filled to an estimate that leaves room for the longest names CloudFormation may generate.
-POLICY_CHARACTER_LIMIT = 6144
-POLICY_CHUNK_TARGET = 5200
-# The most characters a token can resolve to, for the policy size estimate.
-TOKEN_LENGTHS = {
-    "AWS::Partition": 10,
-    "AWS::Region": 14,
-    "AWS::AccountId": 12,
-    "AWS::URLSuffix": 14,
-    "AWS::StackName": 128,
-}
-UNKNOWN_TOKEN_LENGTH = 128
-
 SHARED_OPTIONS = (
     "vpc",
     "vpc_subnets",
@@ -170,7 +137,7 @@ class ReadSetExportService(Construct):
             raise ValueError(
                 f"ReadSetExportService {self.node.path}: invalid props:\n- " + "\n- ".join(problems)
             )
-        self._removal = removal_policy or RemovalPolicy.RETAIN
+        self.removal_policy = removal_policy or RemovalPolicy.RETAIN
         self._auto_delete_objects = auto_delete_objects
         self._settings: dict[str, tuple[Any, str]] = {}
         self.configure(
@@ -185,8 +152,6 @@ class ReadSetExportService(Construct):
         )
         self._built = False
         self._access_logs: s3.Bucket | None = None
-        self._policies: list[tuple[iam.ManagedPolicy, int]] = []
-        self._statement_keys: set[str] = set()
 
         stack = Stack.of(self)
         self.key = self._create_key(stack)
@@ -201,7 +166,7 @@ class ReadSetExportService(Construct):
             ),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=self.key,
-            removal_policy=self._removal,
+            removal_policy=self.removal_policy,
         )
         # Asynchronous invocations that fail every attempt land here: CloudFormation's
         # requests (which the function answers even when it fails, so this is rare) and the
@@ -219,6 +184,7 @@ class ReadSetExportService(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Starts and follows HealthOmics read set export jobs for this stack",
         )
+        self._handler_policies = HandlerPolicies(self, self.handler_role)
         self.add_to_handler_policy(
             iam.PolicyStatement(
                 actions=[
@@ -327,6 +293,11 @@ class ReadSetExportService(Construct):
         return value
 
     @property
+    def log_retention(self) -> logs.RetentionDays:
+        value = self.setting("log_retention")
+        return value if value is not None else DEFAULT_LOG_RETENTION
+
+    @property
     def runtime(self) -> lambda_.Runtime:
         """The handler functions' runtime."""
         value = self.setting("runtime")
@@ -377,7 +348,7 @@ class ReadSetExportService(Construct):
                 "AccessLogs",
                 encryption=s3.BucketEncryption.KMS,
                 encryption_key=self.key,
-                removal_policy=self._removal,
+                removal_policy=self.removal_policy,
                 auto_delete_objects=self._auto_delete_objects,
             )
             compliance.acknowledge_bucket(self._access_logs)
@@ -386,36 +357,11 @@ class ReadSetExportService(Construct):
     def add_to_handler_policy(self, *statements: iam.PolicyStatement) -> None:
         """Add statements to the shared handler role, once each, in managed policies of at
         most IAM's 6,144 characters (a new one when the current one is full)."""
-        stack = Stack.of(self)
-        for statement in statements:
-            unresolved = statement.to_statement_json()
-            # Keyed by the statement with its tokens unresolved: a token is one string per
-            # referenced attribute, so a reference to another stack's bucket stays apart from
-            # one of the same logical id elsewhere (resolved here, both would be a bare Ref).
-            key = json.dumps(unresolved, sort_keys=True)
-            if key in self._statement_keys:
-                continue
-            self._statement_keys.add(key)
-            size = _estimated_length(stack.resolve(unresolved))
-            if not self._policies or self._policies[-1][1] + size > POLICY_CHUNK_TARGET:
-                number = len(self._policies)
-                policy = iam.ManagedPolicy(
-                    self,
-                    "HandlerPolicy" if number == 0 else f"HandlerPolicy{number + 1}",
-                    description="cdk-omics-export: what the stack's export handler may do",
-                )
-                # Through the role's ManagedPolicyArns, not the policy's Roles: the role, so
-                # the functions and every export resource, then depend on the policy, and
-                # CloudFormation grants an export's statements before its resource runs.
-                self.handler_role.add_managed_policy(policy)
-                self._policies.append((policy, 0))
-            policy, used = self._policies[-1]
-            policy.add_statements(statement)
-            self._policies[-1] = (policy, used + size)
+        self._handler_policies.add(*statements)
 
     @property
     def handler_policies(self) -> list[iam.ManagedPolicy]:
-        return [policy for policy, _ in self._policies]
+        return self._handler_policies.policies
 
     # Building
 
@@ -428,9 +374,9 @@ class ReadSetExportService(Construct):
         self._log_group = logs.LogGroup(
             self,
             "HandlerLogs",
-            retention=self.setting("log_retention") or DEFAULT_LOG_RETENTION,
+            retention=self.log_retention,
             encryption_key=self.key,
-            removal_policy=self._removal,
+            removal_policy=self.removal_policy,
         )
         self.add_to_handler_policy(
             iam.PolicyStatement(
@@ -458,7 +404,7 @@ class ReadSetExportService(Construct):
         if vpc is not None:
             if security_groups is None:
                 security_groups = [self._create_security_group(vpc)]
-            self.add_to_handler_policy(*_vpc_statements(stack))
+            self.add_to_handler_policy(*vpc_statements(stack))
         network: dict[str, Any] = {
             "vpc": vpc,
             "vpc_subnets": self.setting("vpc_subnets"),
@@ -481,9 +427,9 @@ class ReadSetExportService(Construct):
             network,
             reserved=RUNNER_RESERVED_CONCURRENCY,
         )
-        self._runner = self._create_runner(stack)
-        self._create_runner_watchdog()
-        control = self._create_runner_control(stack)
+        self._runner, self._runner_log_group = runner.create_runner(self, stack, self._runner_step)
+        runner.create_watchdog(self, self._runner, self._runner_step)
+        control = runner.create_control(self, stack, self._runner)
         environment = {**environment, rules.RUNNER_ENV: self._runner.state_machine_arn}
         # CloudFormation invokes it asynchronously: Lambda retries a failed invocation
         # twice, and the function answers every request itself, errors included.
@@ -493,201 +439,11 @@ class ReadSetExportService(Construct):
         self._on_event.node.add_dependency(control)
         compliance.acknowledge_service(self, in_vpc=vpc is not None)
 
-    def _create_runner(self, stack: Stack) -> sfn.StateMachine:
-        """Step → carry on? → Wait (the poll interval) → Step ..., until the export ends.
-
-        Waiting is Step Functions' own Wait state, which costs nothing while it waits; the
-        step is one short Lambda call that is safe to retry (every write is conditional, every
-        start carries its batch's client token).
-        """
-        definition = {
-            "StartAt": "Step",
-            "States": {
-                "Step": {
-                    "Next": "CarryOn",
-                    "Retry": [
-                        {
-                            "ErrorEquals": list(LAMBDA_ERRORS),
-                            "IntervalSeconds": 2,
-                            "MaxAttempts": LAMBDA_RETRY_ATTEMPTS,
-                            "BackoffRate": 2,
-                            "MaxDelaySeconds": 60,
-                        },
-                        {
-                            "ErrorEquals": ["States.ALL"],
-                            "IntervalSeconds": int(self.poll_interval.to_seconds()),
-                            "MaxAttempts": RUNNER_RETRY_ATTEMPTS,
-                            "BackoffRate": 2,
-                            "MaxDelaySeconds": int(RUNNER_RETRY_MAX_DELAY.to_seconds()),
-                        },
-                    ],
-                    "Type": "Task",
-                    # The function itself, not the lambda:invoke integration: its result is
-                    # the next state's input, and the step's input carries no ResponseURL.
-                    "Resource": self._runner_step.function_arn,
-                    "Parameters": {
-                        "exportId.$": "$.exportId",
-                        "steps.$": "$.steps",
-                        "execution.$": "$$.Execution.Name",
-                        "stateMachine.$": "$$.StateMachine.Id",
-                    },
-                },
-                "Wait": {"Type": "Wait", "SecondsPath": "$.waitSeconds", "Next": "Step"},
-                "CarryOn": {
-                    "Type": "Choice",
-                    "Choices": [{"Variable": "$.action", "StringEquals": "END", "Next": "Ended"}],
-                    "Default": "Wait",
-                },
-                "Ended": {"Type": "Succeed"},
-            },
-            "Comment": "cdk-omics-export: carries each export of the stack to its end",
-        }
-        role = iam.Role(
-            self,
-            "RunnerRole",
-            assumed_by=iam.ServicePrincipal(
-                STATES_PRINCIPAL,
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="states",
-                            resource="stateMachine",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    },
-                },
-            ),
-            description="Runs the cdk-omics-export runner: calls its step and logs",
-        )
-        policy = iam.ManagedPolicy(
-            self,
-            "RunnerRolePolicy",
-            description="cdk-omics-export: what the runner state machine may do",
-            statements=[
-                iam.PolicyStatement(
-                    actions=["lambda:InvokeFunction"],
-                    resources=[self._runner_step.function_arn],
-                ),
-                # What Step Functions needs to deliver its logs; these actions support no
-                # resource-level permissions.
-                iam.PolicyStatement(
-                    actions=[
-                        "logs:CreateLogDelivery",
-                        "logs:GetLogDelivery",
-                        "logs:UpdateLogDelivery",
-                        "logs:DeleteLogDelivery",
-                        "logs:ListLogDeliveries",
-                        "logs:PutResourcePolicy",
-                        "logs:DescribeResourcePolicies",
-                        "logs:DescribeLogGroups",
-                    ],
-                    resources=["*"],
-                ),
-            ],
-        )
-        role.add_managed_policy(policy)
-        return sfn.StateMachine(
-            self,
-            "Runner",
-            # Written out rather than built from state constructs: five constructs and the
-            # aws_stepfunctions_tasks module cost a whole-app synthesis more than the service's
-            # every other part. The function's ARN is a token inside the string.
-            definition_body=sfn.DefinitionBody.from_string(
-                json.dumps(definition, separators=(",", ":"))
-            ),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            # Every permission is in the managed policy above (none inline).
-            role=role.without_policy_updates(),
-            logs=sfn.LogOptions(
-                destination=self._create_runner_logs(),
-                level=sfn.LogLevel.ALL,
-                include_execution_data=True,
-            ),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-
-    def _create_runner_logs(self) -> logs.LogGroup:
-        """The runner's execution logs, in a log group of their own under /aws/vendedlogs/:
-        Step Functions adds every other log group it logs to to the account's CloudWatch Logs
-        resource policy, whose 5,120 characters a few dozen stacks would fill. The name ends
-        with the stack's GUID, so a stack created again after a retained one has its own."""
-        self._runner_log_group = logs.LogGroup(
-            self,
-            "RunnerLogs",
-            log_group_name=Fn.join(
-                "",
-                [
-                    "/aws/vendedlogs/states/cdk-omics-export-",
-                    Fn.select(2, Fn.split("/", Aws.STACK_ID)),
-                ],
-            ),
-            retention=self.setting("log_retention") or DEFAULT_LOG_RETENTION,
-            encryption_key=self.key,
-            removal_policy=self._removal,
-        )
-        return self._runner_log_group
-
     @property
     def runner_log_group(self) -> logs.LogGroup:
         """The runner's execution logs (Step Functions' own, level ALL)."""
         self.build()
         return self._runner_log_group
-
-    def _create_runner_watchdog(self) -> events.Rule:
-        """Step Functions' own event for a runner execution that failed or timed out (its
-        retries ran out) goes to the runner's function, which starts the next execution if
-        that one still carried an unfinished export: no export is left without a runner after
-        the deploy. One stopped by hand (ABORTED) is not restarted: a deploy that waits for it is
-        answered FAILED, naming the execution."""
-        return events.Rule(
-            self,
-            "RunnerWatchdog",
-            description="cdk-omics-export: restarts a runner execution that failed",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=[STATES_STATUS_CHANGE],
-                detail={
-                    "stateMachineArn": [self._runner.state_machine_arn],
-                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
-                },
-            ),
-            targets=[
-                targets.LambdaFunction(
-                    self._runner_step,
-                    retry_attempts=RUNNER_RETRY_ATTEMPTS,
-                    dead_letter_queue=self.dead_letter_queue,
-                )
-            ],
-        )
-
-    def _create_runner_control(self, stack: Stack) -> iam.ManagedPolicy:
-        """The handler's use of the runner: start executions and read their status.
-
-        Attached through the policy's Roles, not the role's ManagedPolicyArns: the state
-        machine refers to the runner function, whose role this is, so the role cannot refer
-        to a policy that refers to the state machine. The functions that use it depend on it.
-        """
-        executions = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{self._runner.state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        return iam.ManagedPolicy(
-            self,
-            "RunnerControlPolicy",
-            description="cdk-omics-export: the handler starts and follows runner executions",
-            statements=[
-                iam.PolicyStatement(
-                    actions=["states:StartExecution"],
-                    resources=[self._runner.state_machine_arn],
-                ),
-                iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]),
-            ],
-            roles=[self.handler_role],
-        )
 
     def _create_key(self, stack: Stack) -> kms.Key:
         key = kms.Key(
@@ -697,7 +453,7 @@ class ReadSetExportService(Construct):
             "access logs",
             enable_key_rotation=True,
             # Retained state and logs stay readable only while their key exists.
-            removal_policy=self._removal,
+            removal_policy=self.removal_policy,
         )
         key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -805,33 +561,6 @@ class _Produce:
         return self._produce()
 
 
-def _vpc_statements(stack: Stack) -> list[iam.PolicyStatement]:
-    """What Lambda needs to attach functions to a VPC, scoped as far as EC2 allows."""
-
-    def arn(resource: str) -> str:
-        return stack.format_arn(service="ec2", resource=resource, resource_name="*")
-
-    return [
-        iam.PolicyStatement(
-            actions=["ec2:CreateNetworkInterface"],
-            resources=[arn("network-interface"), arn("subnet"), arn("security-group")],
-        ),
-        iam.PolicyStatement(
-            actions=[
-                "ec2:DeleteNetworkInterface",
-                "ec2:AssignPrivateIpAddresses",
-                "ec2:UnassignPrivateIpAddresses",
-            ],
-            resources=[arn("network-interface")],
-        ),
-        # Describe actions support no resource-level permissions.
-        iam.PolicyStatement(
-            actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
-            resources=["*"],
-        ),
-    ]
-
-
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, Duration) and isinstance(b, Duration):
         return a.to_seconds() == b.to_seconds()
@@ -853,19 +582,3 @@ def _describe(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_describe(v) for v in value) + "]"
     return repr(value)
-
-
-def _estimated_length(value: Any) -> int:
-    """Characters a resolved policy value takes in IAM, tokens counted at their longest."""
-    if isinstance(value, list):
-        return sum(_estimated_length(v) for v in value) + 2
-    if not isinstance(value, dict):
-        return len(str(value)) + 3
-    if "Ref" in value:
-        return TOKEN_LENGTHS.get(value["Ref"], UNKNOWN_TOKEN_LENGTH)
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return sum(_estimated_length(p) for p in parts) + len(separator) * len(parts)
-    if any(key.startswith("Fn::") for key in value):
-        return UNKNOWN_TOKEN_LENGTH  # GetAtt, ImportValue, GetStackOutput, Sub...
-    return sum(len(str(k)) + 3 + _estimated_length(v) for k, v in value.items()) + 2

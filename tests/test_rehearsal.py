@@ -20,7 +20,7 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 
-from cdk_omics_export import ReadSetExport, ReadSetFilter, service
+from cdk_omics_export import ReadSetExport, ReadSetFilter, runner
 from cdk_omics_export.handler import export as exports
 from cdk_omics_export.handler import pacing, rules
 from cdk_omics_export.handler import state as st
@@ -708,7 +708,7 @@ def test_a_runner_whose_retries_run_out_after_the_deploy_is_restarted_by_the_wat
     # The state table is out of reach for a while: every step of the first execution fails
     # until its retries run out.
     original = exports.Export.advance
-    outage = [service.RUNNER_RETRY_ATTEMPTS + 1]
+    outage = [runner.RUNNER_RETRY_ATTEMPTS + 1]
 
     def unreachable(self: exports.Export, budget: Any) -> None:
         if outage[0]:
