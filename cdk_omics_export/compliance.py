@@ -88,6 +88,15 @@ RUNNER_TRACING = Reason(
     "logs in its encrypted log group record every step, and X-Ray would bill a trace per step "
     "for no more insight. Enable tracing on `service.runner` if you need it.",
 )
+NO_RESERVED_CONCURRENCY = Reason(
+    ("HIPAA.Security-LambdaConcurrency", "NIST.800.53.R5-LambdaConcurrency"),
+    "No concurrency is reserved unless reserved_concurrency asks for it: a reservation comes "
+    "out of the account's shared pool, and Lambda refuses one that would leave less than the "
+    "account's unreserved minimum, which fails a new account's first deploy (its quota can be "
+    "10). The functions' HealthOmics requests are bounded by the service's shared request "
+    "budget (max_requests_per_second), not by concurrency. Give reserved_concurrency to "
+    "reserve that many executions for each function.",
+)
 # The finding of a statement on every resource (only the VPC's EC2 describe actions).
 EVERYTHING = "AwsSolutions-IAM5[Resource::*]"
 STATE_TABLE_BACKUP = Reason(
@@ -102,12 +111,14 @@ STATE_TABLE_BACKUP = Reason(
 )
 
 
-def acknowledge_service(service: Construct, *, in_vpc: bool) -> None:
+def acknowledge_service(service: Construct, *, in_vpc: bool, reserved: bool) -> None:
     """Record the acknowledged findings of the shared service on the exact constructs."""
     for child in ("OnEventHandler", "RunnerHandler"):
         function = _resource(service, child)
         if function is not None and not in_vpc:
             _acknowledge(function, HANDLER_OUTSIDE_VPC)
+        if function is not None and not reserved:
+            _acknowledge(function, NO_RESERVED_CONCURRENCY)
     runner = _resource(service, "Runner")
     if runner is not None:
         _acknowledge(runner, RUNNER_TRACING)

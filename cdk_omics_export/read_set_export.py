@@ -100,6 +100,7 @@ class ReadSetExport(Construct):
     :param vpc_subnets: forwarded to the service. Default: the service's.
     :param security_groups: forwarded to the service. Default: the service's.
     :param log_retention: forwarded to the service. Default: the service's (one year).
+    :param reserved_concurrency: forwarded to the service. Default: the service's (none).
     :param runtime: forwarded to the service: the Python runtime of the handler functions,
         python3.11 or newer. Default: the service's (the newest Python that aws-cdk-lib
         offers).
@@ -151,6 +152,7 @@ class ReadSetExport(Construct):
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
         log_retention: logs.RetentionDays | None = None,
         runtime: lambda_.Runtime | None = None,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, id)
         if timeout is None:
@@ -163,6 +165,7 @@ class ReadSetExport(Construct):
             "max_requests_per_second": max_requests_per_second,
             "poll_interval": poll_interval,
             "runtime": runtime,
+            "reserved_concurrency": reserved_concurrency,
         }
         validate_export(
             self,

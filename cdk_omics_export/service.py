@@ -54,12 +54,6 @@ SERVICE_ID = "ReadSetExportService"
 # newer one.
 HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
 HANDLER_TIMEOUT = Duration.minutes(5)
-# Per function, for the whole stack: CloudFormation's requests are few and short, so a few
-# at a time are plenty.
-HANDLER_RESERVED_CONCURRENCY = 4
-# The runner's steps: one per running export every poll (every 10 s while batches wait for
-# the quota), each a second or so, most of it the pacer's spacing.
-RUNNER_RESERVED_CONCURRENCY = 10
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 SHARED_OPTIONS = (
@@ -70,6 +64,7 @@ SHARED_OPTIONS = (
     "max_requests_per_second",
     "poll_interval",
     "runtime",
+    "reserved_concurrency",
 )
 
 
@@ -93,6 +88,10 @@ class ReadSetExportService(Construct):
         default quota, which every stack of the account and Region shares.
     :param poll_interval: how often the runner follows each export's jobs; at least 10
         seconds. Each poll costs 3 Step Functions state transitions. Default: 30 seconds.
+    :param reserved_concurrency: the executions to reserve for each of the two functions.
+        Default: ``None``, none reserved: a reservation comes out of the account's pool, and
+        Lambda refuses one that leaves the account less than its unreserved minimum (a new
+        account's quota can be 10).
     :param runtime: the Python runtime of the two handler functions, python3.11 or newer
         (for a partition or Region that lacks the newest). Default: the newest Python that
         aws-cdk-lib offers (``HANDLER_RUNTIME``).
@@ -119,6 +118,7 @@ class ReadSetExportService(Construct):
         max_requests_per_second: int | None = None,
         poll_interval: Duration | None = None,
         runtime: lambda_.Runtime | None = None,
+        reserved_concurrency: int | None = None,
         removal_policy: RemovalPolicy | None = None,
         auto_delete_objects: bool = False,
     ) -> None:
@@ -149,6 +149,7 @@ class ReadSetExportService(Construct):
             max_requests_per_second=max_requests_per_second,
             poll_interval=poll_interval,
             runtime=runtime,
+            reserved_concurrency=reserved_concurrency,
         )
         self._built = False
         self._access_logs: s3.Bucket | None = None
@@ -425,7 +426,6 @@ class ReadSetExportService(Construct):
             code,
             environment,
             network,
-            reserved=RUNNER_RESERVED_CONCURRENCY,
         )
         self._runner, self._runner_log_group = runner.create_runner(self, stack, self._runner_step)
         runner.create_watchdog(self, self._runner, self._runner_step)
@@ -437,7 +437,11 @@ class ReadSetExportService(Construct):
             "OnEventHandler", "index.on_event", code, environment, network
         )
         self._on_event.node.add_dependency(control)
-        compliance.acknowledge_service(self, in_vpc=vpc is not None)
+        compliance.acknowledge_service(
+            self,
+            in_vpc=vpc is not None,
+            reserved=self.setting("reserved_concurrency") is not None,
+        )
 
     @property
     def runner_log_group(self) -> logs.LogGroup:
@@ -499,8 +503,6 @@ class ReadSetExportService(Construct):
         code: lambda_.Code,
         environment: dict[str, str],
         network: dict[str, Any],
-        *,
-        reserved: int = HANDLER_RESERVED_CONCURRENCY,
     ) -> lambda_.Function:
         return lambda_.Function(
             self,
@@ -517,7 +519,10 @@ class ReadSetExportService(Construct):
             environment=environment,
             log_group=self._log_group,
             dead_letter_queue=self.dead_letter_queue,
-            reserved_concurrent_executions=reserved,
+            # None by default: a reservation comes out of the account's pool, and Lambda
+            # refuses one that leaves less than its unreserved minimum (a new account's quota
+            # can be 10). The pacer, not concurrency, bounds the HealthOmics requests.
+            reserved_concurrent_executions=self.setting("reserved_concurrency"),
             description="cdk-omics-export: HealthOmics read set exports of this stack",
             **network,
         )

@@ -106,6 +106,10 @@ def validate_export(
     problems.raise_if_any(scope)
 
 
+# Lambda refuses more than the account quota leaves; 1,000 is the default quota.
+MAX_RESERVED_CONCURRENCY = 1000
+
+
 def check_shared_options(problems: Problems, options: Mapping[str, Any]) -> None:
     """The types of the options the service shares, and the runtime's version; the service
     checks the other values once they are settled."""
@@ -116,6 +120,17 @@ def check_shared_options(problems: Problems, options: Mapping[str, Any]) -> None
     if interval is not None and not isinstance(interval, Duration):
         problems.expected(
             "poll_interval", "an aws_cdk.Duration (e.g. Duration.seconds(30))", interval
+        )
+    reserved = options.get("reserved_concurrency")
+    if reserved is not None and not _is_int(reserved):
+        problems.expected("reserved_concurrency", "None or an int (e.g. 2)", reserved)
+    elif reserved is not None and not 1 <= reserved <= MAX_RESERVED_CONCURRENCY:
+        problems.add(
+            [
+                f"reserved_concurrency: {reserved} is not from 1 to {MAX_RESERVED_CONCURRENCY}: "
+                "the executions reserved for each of the service's two functions (None, the "
+                "default, reserves none)"
+            ]
         )
     retention = options.get("log_retention")
     if retention is not None and not isinstance(retention, logs.RetentionDays):

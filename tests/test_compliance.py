@@ -138,6 +138,7 @@ def every_option(app: App) -> Stack:
         notification_topic=topic,
         vpc=compliant_vpc(stack),
         log_retention=logs.RetentionDays.TEN_YEARS,
+        reserved_concurrency=2,
     )
     return stack
 
@@ -287,19 +288,19 @@ AUDITS: dict[str, tuple[Callable[[App], Stack], dict[str, Any]]] = {
     **{f"two-stacks/{r}": (two_stacks, REFERENCE_STYLES[r]) for r in REFERENCE_STYLES},
 }
 
-FRAMEWORK_PATH = f"{SERVICE_ID}/Provider/"
 INSIDE_VPC = {"HIPAA.Security-LambdaInsideVPC", "NIST.800.53.R5-LambdaInsideVPC"}
+# Without reserved_concurrency (the default) nothing is reserved.
+CONCURRENCY = {"HIPAA.Security-LambdaConcurrency", "NIST.800.53.R5-LambdaConcurrency"}
 REPLICATION = {
     "HIPAA.Security-S3BucketReplicationEnabled",
     "NIST.800.53.R5-S3BucketReplicationEnabled",
 }
 # Our own constructs whose findings are acknowledged, and which findings (the rest of the
-# acknowledgments must be on the Provider framework's constructs). Paths below the stack;
+# acknowledgments are the test fixtures'). Paths below the stack;
 # <export> is any ReadSetExport of the stack, HandlerPolicy<n> any chunk of the handler policy.
 OWN_ACKNOWLEDGED = {
-    f"{SERVICE_ID}/OnEventHandler/Resource": INSIDE_VPC,
-    f"{SERVICE_ID}/IsCompleteHandler/Resource": INSIDE_VPC,
-    f"{SERVICE_ID}/RunnerHandler/Resource": INSIDE_VPC,
+    f"{SERVICE_ID}/OnEventHandler/Resource": INSIDE_VPC | CONCURRENCY,
+    f"{SERVICE_ID}/RunnerHandler/Resource": INSIDE_VPC | CONCURRENCY,
     # Tracing: the runner's execution history and logs record each step.
     f"{SERVICE_ID}/Runner/Resource": {"AwsSolutions-SF2"},
     # Log delivery supports no resource-level permissions.
@@ -411,7 +412,7 @@ def own_key(path: str, exports: set[str]) -> str:
     return re.sub(rf"^{SERVICE_ID}/HandlerPolicy\d*/", f"{SERVICE_ID}/HandlerPolicy<n>/", rest)
 
 
-def test_acknowledged_only_framework_or_listed_findings(audited: Audit) -> None:
+def test_acknowledged_only_listed_findings(audited: Audit) -> None:
     for plugin in audited.report["pluginReports"]:
         for violation in plugin["suppressedViolations"]:
             assert len(violation["reason"]) > 40, violation
@@ -423,11 +424,8 @@ def test_acknowledged_only_framework_or_listed_findings(audited: Audit) -> None:
                     continue
                 # The construct's own acknowledgments name the very resource.
                 assert violation["acknowledgedAt"] == construct["constructPath"]
-                if path.startswith(FRAMEWORK_PATH):
-                    assert violation["reason"].startswith(compliance.FRAMEWORK), violation
-                else:
-                    key = own_key(construct["constructPath"], audited.exports)
-                    assert rule in OWN_ACKNOWLEDGED.get(key, set()), (rule, path)
+                key = own_key(construct["constructPath"], audited.exports)
+                assert rule in OWN_ACKNOWLEDGED.get(key, set()), (rule, path)
 
 
 def test_every_acknowledgment_is_of_a_reported_finding(audited: Audit) -> None:
@@ -471,6 +469,21 @@ def test_in_a_vpc_lambda_findings_go_away_rather_than_being_acknowledged(
 ) -> None:
     suppressed = findings(audits("every-option/no-flags").report, "suppressedViolations")
     assert not {rule for rule, _ in suppressed if "LambdaInsideVPC" in rule}
+
+
+def test_reserved_concurrency_is_acknowledged_only_when_nothing_is_reserved(
+    audits: Callable[[str], Audit],
+) -> None:
+    def concurrency(name: str) -> set[str]:
+        suppressed = findings(audits(name).report, "suppressedViolations")
+        return {path.rsplit("/", 2)[-2] for rule, path in suppressed if "LambdaConcurrency" in rule}
+
+    # With reserved_concurrency the finding goes away; without, both functions acknowledge it.
+    assert concurrency("every-option/no-flags") == set()
+    assert concurrency(next(name for name in AUDITS if name.startswith("own-bucket/"))) == {
+        "OnEventHandler",
+        "RunnerHandler",
+    }
 
 
 def test_handler_policy_chunks_opened_after_the_service_was_built_are_acknowledged(

@@ -108,6 +108,7 @@ class Options:
                 poll_interval=Duration.seconds(45),
                 log_retention=logs.RetentionDays.ONE_MONTH,
                 runtime=lambda_.Runtime.PYTHON_3_12,
+                reserved_concurrency=2,
             ),
             "Notify": export_in(
                 stack, "Notify", wait_for_completion=False, notification_topic=self.topic
@@ -230,6 +231,11 @@ def test_created_bucket_with_a_key_uses_sse_kms_with_it(options: Options) -> Non
         (
             {"auto_delete_objects": True, "own_bucket": True},
             r"auto_delete_objects: applies only to the bucket this construct creates",
+        ),
+        (
+            {"reserved_concurrency": 0},
+            r"reserved_concurrency: 0 is not from 1 to 1000: the executions reserved for each "
+            r"of the service's two functions \(None, the default, reserves none\)",
         ),
         (
             {"auto_delete_objects": True},
@@ -361,6 +367,7 @@ def conflict(first: dict[str, Any], second: dict[str, Any]) -> None:
         ("poll_interval", Duration.seconds(30), Duration.seconds(45)),
         ("log_retention", logs.RetentionDays.ONE_MONTH, logs.RetentionDays.ONE_YEAR),
         ("runtime", lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13),
+        ("reserved_concurrency", 2, 3),
     ],
 )
 def test_exports_that_set_a_shared_option_differently_fail(
@@ -450,6 +457,11 @@ def test_an_option_set_after_the_service_was_built_fails() -> None:
             r"runtime: python3.10 is older than python3.11, which the handler needs",
         ),
         (
+            {"reserved_concurrency": 0},
+            r"reserved_concurrency: 0 is not from 1 to 1000: the executions reserved for each "
+            r"of the service's two functions \(None, the default, reserves none\)",
+        ),
+        (
             {"auto_delete_objects": True},
             r"ReadSetExportService Invalid/Exports: invalid props:\n- auto_delete_objects: "
             r"needs removal_policy=RemovalPolicy.DESTROY",
@@ -459,6 +471,19 @@ def test_an_option_set_after_the_service_was_built_fails() -> None:
 def test_invalid_service_props_fail(props: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ReadSetExportService(Stack(App(), "Invalid"), "Exports", **props)
+
+
+def test_a_reserved_concurrency_that_is_not_a_number_fails_as_a_type() -> None:
+    with pytest.raises(
+        TypeError, match=r"reserved_concurrency: expected None or an int \(e.g. 2\), got str"
+    ):
+        export_in(Stack(App(), "Invalid"), reserved_concurrency="2")
+
+
+def test_reserved_concurrency_reserves_that_many_for_every_function(options: Options) -> None:
+    functions = python_functions(options.template)
+    assert len(functions) == 2
+    assert [f["Properties"]["ReservedConcurrentExecutions"] for f in functions.values()] == [2, 2]
 
 
 # A service declared by the user
