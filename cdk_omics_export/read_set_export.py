@@ -516,7 +516,11 @@ class ReadSetExport(Construct):
         self.manifest_uri = resource.get_att_string("ManifestUri")
         # Three outputs per export: a stack holds at most 200, and 50 exports fit.
         for name, value, description in (
-            ("JobId", self.job_id, "First HealthOmics export job this deploy started, if any"),
+            (
+                "JobId",
+                self.job_id,
+                f"First HealthOmics export job this deploy started, or {rules.NONE}",
+            ),
             ("JobStatus", self.job_status, "Export status when the deploy stopped waiting"),
             ("ManifestUri", self.manifest_uri, "S3 URI of the manifest: every job and read set"),
         ):

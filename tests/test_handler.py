@@ -643,6 +643,9 @@ def test_without_waiting_the_deploy_goes_on_once_the_read_sets_are_checked(
     done = answers.only()  # the quota holds every start: no matter
     assert done["Status"] == "SUCCESS"
     assert (done["Data"]["Status"], done["Data"]["JobCount"]) == ("RUNNING", "0")
+    # No attribute is ever empty: a run that started no job names none.
+    assert (done["Data"]["JobId"], done["Data"]["JobIds"]) == (rules.NONE, rules.NONE)
+    assert all(done["Data"].values())
 
 
 def test_the_timeout_is_answered_at_the_deadline_and_the_runner_goes_on(

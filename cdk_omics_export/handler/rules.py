@@ -24,6 +24,9 @@ RUNNER_ENV = "RUNNER_STATE_MACHINE_ARN"
 # of an export or of one of its jobs (the handler's policy allows this source only).
 EVENT_SOURCE = "cdk-omics-export"
 EVENT_DETAIL_TYPE = "Read Set Export Status Change"
+# The value of an attribute (and stack output) that has nothing to name, such as JobId for a
+# run that started no job: never empty, which reads better in describe-stacks too.
+NONE = "none"
 # Each export's manifest: <destination>cdk-omics-export/<export id>.json.
 MANIFEST_FOLDER = "cdk-omics-export/"
 # A runner execution continues in a new one after this many steps. Each step (Task, Choice,

@@ -230,7 +230,7 @@ def data(request: st.RequestRecord, export: exports.Export) -> dict[str, str]:
     job_ids = run["jobIds"]
     attributes = {
         "ExportId": export.export_id,
-        "JobId": job_ids[0] if job_ids else "",
+        "JobId": job_ids[0] if job_ids else rules.NONE,
         "JobIds": "",
         "Status": export.record["status"],
         "Destination": export.request.destination,
@@ -244,7 +244,7 @@ def data(request: st.RequestRecord, export: exports.Export) -> dict[str, str]:
     }
     from_answer = answer.body(request, "SUCCESS", export.export_id, data=attributes)
     left = answer.RESPONSE_LIMIT - len(answer.encode(from_answer)) - 16
-    attributes["JobIds"] = _bounded_join(job_ids, left)
+    attributes["JobIds"] = _bounded_join(job_ids, left) or rules.NONE
     return attributes
 
 
