@@ -248,6 +248,7 @@ class ExportStatus:
             "exported": sum(j.exported for j in jobs),
             "failed": sum(j.failed for j in jobs),
             "inFlight": sum(j.in_flight for j in jobs),
+            "activating": 0,
         }
 
     @property

@@ -433,7 +433,7 @@ def test_the_runner_checks_starts_follows_reports_and_answers_at_the_end(
     request = request_record()
     assert (request["answer"], request["responseUrl"]) == ("SUCCESS", "")
     record = manifest(export)
-    assert record["counts"] == {"selected": 2, "exported": 2, "failed": 0, "inFlight": 0}
+    assert record["counts"] == {"selected": 2, "exported": 2, "failed": 0, "inFlight": 0, "activating": 0}
     assert record["runner"]["execution"] == f"{export}-0-0"
     assert record["runner"]["executionArn"].endswith(f":execution:Runner:{export}-0-0")
     assert record["runner"]["active"] is False
@@ -479,7 +479,8 @@ def test_a_redelivered_create_keeps_one_run_one_runner_and_one_answer(
 def test_preflight_names_missing_and_archived_read_sets_and_starts_nothing(
     stub: Stubber, aws: list[dict[str, Any]], answers: Answers
 ) -> None:
-    index.on_event(event("Create"))
+    """With ArchivedReadSets FAIL, an archived read set fails the pre-flight as before."""
+    index.on_event(event("Create", ResourceProperties=properties(ArchivedReadSets="FAIL")))
     stub.add_response(
         "get_read_set_metadata",
         metadata(READ_SETS[0], "ARCHIVED"),

@@ -23,11 +23,20 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 try:  # imported as cdk_omics_export.handler.export (tests, the construct)
-    from . import rules
+    from . import activation, rules
     from . import state as st
+    from .errors import ExportError, NotYetAuthorized, OutOfTime, QuotaExceeded, ReadSetMissing
 except ImportError:  # Lambda: the asset's root is on sys.path
+    import activation  # type: ignore[import-not-found,no-redef]
     import rules  # type: ignore[import-not-found,no-redef]
     import state as st  # type: ignore[import-not-found,no-redef]
+    from errors import (  # type: ignore[import-not-found,no-redef]
+        ExportError,
+        NotYetAuthorized,
+        OutOfTime,
+        QuotaExceeded,
+        ReadSetMissing,
+    )
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -35,12 +44,28 @@ if TYPE_CHECKING:
     from mypy_boto3_omics import OmicsClient
     from mypy_boto3_s3 import S3Client
 
+# Callers and tests name the errors exports.ExportError, exports.OutOfTime, ...
+__all__ = [
+    "Budget",
+    "Counts",
+    "Export",
+    "ExportError",
+    "ExportRequest",
+    "NotYetAuthorized",
+    "OutOfTime",
+    "QuotaExceeded",
+    "ReadSetMissing",
+]
+
 LOG = logging.getLogger(__name__)
 
 MANIFEST_FOLDER = "cdk-omics-export/"
 # CloudFormation shows the reason of a failed resource from a response of at most 4,096
 # bytes, which also carries ids and Data.
 MAX_MESSAGE_LENGTH = 1000
+START_OPERATIONS = frozenset({"StartReadSetExportJob", "StartReadSetActivationJob"})
+# What a filter selects: with activation, archived read sets too; never deleted or failed ones.
+SELECTABLE_STATUSES = frozenset({"ACTIVE", "ARCHIVED", "ACTIVATING"})
 MAX_NAMED = 10
 MAX_JOBS_NAMED = 20
 MAX_EVENT_JOBS = 200
@@ -52,26 +77,6 @@ QUOTA_RETRY_SECONDS = 300.0
 IAM_PROPAGATION_SECONDS = 300.0
 # A job a lost start made was created after its batch was claimed; clocks differ a little.
 STARTED_JOB_LOOKBACK_SECONDS = 300.0
-
-
-class ExportError(Exception):
-    """A failure CloudFormation shows as the resource's status reason."""
-
-
-class OutOfTime(Exception):
-    """The invocation's budget cannot fit another request: save and let the next poll go on."""
-
-
-class ReadSetMissing(Exception):
-    """GetReadSetMetadata answered ResourceNotFoundException during the pre-flight."""
-
-
-class QuotaExceeded(Exception):
-    """StartReadSetExportJob answered ServiceQuotaExceededException: wait for capacity."""
-
-
-class NotYetAuthorized(Exception):
-    """StartReadSetExportJob answered AccessDenied while IAM may still be propagating."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class ExportRequest:
     allow_partial_failure: bool = False
     timeout_seconds: int = rules.DEFAULT_TIMEOUT_SECONDS
     poll_interval_seconds: int = rules.DEFAULT_POLL_INTERVAL_SECONDS
+    archived_read_sets: str = rules.ArchivedReadSets.ACTIVATE.value
 
     @property
     def export_id(self) -> str:
@@ -114,6 +120,8 @@ class ExportRequest:
             allow_partial_failure=run["allowPartialFailure"],
             timeout_seconds=int(timeout) or rules.DEFAULT_TIMEOUT_SECONDS,
             poll_interval_seconds=poll_interval_seconds,
+            # A run recorded before activation existed failed on archived read sets.
+            archived_read_sets=run.get("archivedReadSets", rules.ArchivedReadSets.FAIL.value),
         )
 
 
@@ -173,6 +181,7 @@ class Counts:
     exported: int = 0
     failed: int = 0
     in_flight: int = 0
+    activating: int = 0  # of in_flight: not active yet
     failures: list[str] = field(default_factory=list)  # "<id> (<message>)", first few
 
 
@@ -202,6 +211,11 @@ class Export:
         self.passed_statuses: list[str] = []
         # The runner's state machine, so the manifest and events can name its execution.
         self.state_machine_arn = ""
+        self.activations = activation.Activations(self)
+        # Facts the pre-flight learned in this invocation, saved with its progress.
+        self._facts: dict[str, st.ReadSetFacts] = {}
+        self._classification: tuple[set[str], set[str]] | None = None
+        self._classification_changed = False
 
     # The record
 
@@ -239,6 +253,10 @@ class Export:
                     if batch["status"] == st.PENDING:
                         batch["status"] = st.SUPERSEDED
                         self.store.save_batch(self.export_id, batch)
+                for pending in snapshot.ordered_activations():
+                    if pending["status"] in (st.PENDING, st.WATCHING):
+                        pending["status"] = st.SUPERSEDED
+                        self.store.save_activation(self.export_id, pending)
                 self.snapshot.record = self._new_run(record, request_id, request_type, started_at)
                 self.store.save_record(self.record)
                 if record is None or record["run"].get("answered"):
@@ -262,6 +280,7 @@ class Export:
             "startedAt": started_at,
             "wait": request.wait,
             "allowPartialFailure": request.allow_partial_failure,
+            "archivedReadSets": request.archived_read_sets,
             "selection": request.selection,
             "phase": "SELECTING",
             "preflight": {"checked": 0, "problems": [], "problemCount": 0, "archived": False},
@@ -308,6 +327,12 @@ class Export:
             if self.run["phase"] == "SELECTING" and not self.record["cancelled"]:
                 self._select(budget)
             self._follow(budget)
+            if self.run["phase"] == "EXPORTING" and self.activates():
+                self.activations.follow(budget)
+                if not self.record["cancelled"]:
+                    self.activations.plan()
+                    self._plan_batches(self.activations.ready())
+                    self.activations.start(budget)
             if self.run["phase"] == "EXPORTING" and not self.record["cancelled"]:
                 self._start(budget)
         except OutOfTime:
@@ -318,17 +343,26 @@ class Export:
 
     # Selection, planning and the pre-flight
 
+    def activates(self) -> bool:
+        return self.run.get("archivedReadSets") == activation.ACTIVATE
+
+    def selection(self) -> st.SelectionRecord | None:
+        return self.snapshot.selections.get(self.run["number"])
+
     def _select(self, budget: Budget) -> None:
         run = self.run
-        selection = self.snapshot.selections.get(run["number"])
-        if selection is None or not selection["complete"]:
-            selection = self._read_selection(selection, budget)
-            if not selection["complete"]:
-                return
-        if not run["planned"]:
-            self._plan(st.unpack_ids(selection["ids"]))
-        if run["phase"] == "SELECTING":
-            self._preflight(selection, budget)
+        selection = self.selection()
+        try:
+            if selection is None or not selection["complete"]:
+                selection = self._read_selection(selection, budget)
+                if not selection["complete"]:
+                    return
+            if not run["planned"]:
+                self._plan(selection)
+            if run["phase"] == "SELECTING":
+                self._preflight(selection, budget)
+        finally:
+            self._save_facts()
 
     def _read_selection(
         self, selection: st.SelectionRecord | None, budget: Budget
@@ -364,18 +398,25 @@ class Export:
         try:
             while True:
                 self._ensure_time(budget)
+                # Without activation only ACTIVE read sets are selected; with it, archived
+                # ones too (ListReadSets filters on one status at most).
+                wanted = {**read_set_filter}
+                if not self.activates():
+                    wanted["status"] = "ACTIVE"
                 request: dict[str, Any] = {
                     "sequenceStoreId": self.request.sequence_store_id,
                     "maxResults": 100,
-                    "filter": {"status": "ACTIVE", **read_set_filter},
+                    "filter": wanted,
                 }
                 if record.get("cursor"):
                     request["nextToken"] = record["cursor"]
                 page = self._call("ListReadSets", self.omics.list_read_sets, **request)
                 for item in page.get("readSets", []):
+                    if item["status"] not in SELECTABLE_STATUSES:
+                        continue
                     ids.append(item["id"])
-                    if item["status"] != "ACTIVE":
-                        self._problem(f"{item['id']} ({item['status']})", item["status"])
+                    self._check_status(item["id"], item["status"], record)
+                    self._learn(item)
                 if len(ids) > rules.MAX_READ_SETS:
                     raise ExportError(
                         f"read_set_filter selected more than {rules.MAX_READ_SETS} read sets "
@@ -402,9 +443,11 @@ class Export:
                 "allow_empty_selection=True to accept this."
             )
 
-    def _plan(self, selected: list[str]) -> None:
-        """Batches for the selected read sets that are neither exported nor in flight."""
+    def _plan(self, selection: st.SelectionRecord) -> None:
+        """The read sets this run exports: those selected that are neither exported nor in
+        flight (an earlier run's batch in flight is followed instead)."""
         run = self.run
+        selected = st.unpack_ids(selection["ids"])
         states = self.snapshot.read_set_states()
         todo: list[str] = []
         followed: set[str] = set()
@@ -414,46 +457,73 @@ class Export:
                 followed.add(state[1]["key"])
             elif state is None or state[0] != "EXPORTED":
                 todo.append(read_set_id)
-        size = rules.MAX_READ_SETS_PER_JOB
-        for number, start in enumerate(range(0, len(todo), size)):
-            batch: st.BatchRecord = {
-                "key": st.batch_key(run["number"], number),
-                "run": run["number"],
-                "number": number,
-                "readSetIds": todo[start : start + size],
-                "status": st.PENDING,
-                "version": 0,
-            }
-            existing = self.snapshot.batches.get(batch["key"])
-            if existing is not None:  # planned by an invocation that did not get to save
-                batch["version"] = existing["version"]
-            self.store.save_batch(self.export_id, batch)
-            self.snapshot.batches[batch["key"]] = batch
-        run["batches"] = -(-len(todo) // size)
+        selection["todo"] = st.pack_ids(todo)
+        self.store.save_selection(self.export_id, selection)
         run["followed"] = sorted(followed)
         run["planned"] = True
         LOG.info(
-            "selected %d read set(s): %d to export in %d batch(es), %d already exported or "
-            "in flight",
+            "selected %d read set(s): %d to export, %d already exported or in flight",
             len(selected),
             len(todo),
-            run["batches"],
             len(selected) - len(todo),
         )
         self.save_record()
 
-    def run_batches(self) -> list[st.BatchRecord]:
+    def _plan_batches(self, ready: list[str]) -> None:
+        """Batches of at most 100 for the read sets of ``ready`` that no batch of this run
+        holds yet; a retried step finds the batches it saved and plans them no second time."""
         run = self.run
-        keys = [st.batch_key(run["number"], n) for n in range(run["batches"])]
-        return [self.snapshot.batches[k] for k in keys if k in self.snapshot.batches]
+        states = self.snapshot.read_set_states()
+        todo = [
+            r
+            for r in ready
+            if (state := states.get(r)) is None
+            or (state[1]["run"] != run["number"] and state[0] not in ("EXPORTED", "IN_FLIGHT"))
+        ]
+        if not todo:
+            return
+        numbers = [b["number"] for b in self.snapshot.batches.values() if b["run"] == run["number"]]
+        first = max(numbers) + 1 if numbers else 0
+        size = rules.MAX_READ_SETS_PER_JOB
+        for offset, start in enumerate(range(0, len(todo), size)):
+            batch: st.BatchRecord = {
+                "key": st.batch_key(run["number"], first + offset),
+                "run": run["number"],
+                "number": first + offset,
+                "readSetIds": todo[start : start + size],
+                "status": st.PENDING,
+                "version": 0,
+            }
+            self.store.save_batch(self.export_id, batch)
+            self.snapshot.batches[batch["key"]] = batch
+        run["batches"] = len(self.run_batches())
+        LOG.info("%d read set(s) to export in %d new batch(es)", len(todo), -(-len(todo) // size))
+
+    def run_batches(self) -> list[st.BatchRecord]:
+        """This run's batches, in order (without those that gave way)."""
+        number = self.run["number"]
+        return [
+            b
+            for b in self.snapshot.ordered_batches()
+            if b["run"] == number and b["status"] != st.SUPERSEDED
+        ]
+
+    def todo(self) -> list[str]:
+        """The read sets this run exports, as its plan recorded them."""
+        selection = self.selection()
+        if selection is not None and "todo" in selection:
+            return st.unpack_ids(selection["todo"])
+        # Planned before the plan recorded them: the batches hold them.
+        return [r for batch in self.run_batches() for r in batch["readSetIds"]]
 
     def _preflight(self, selection: st.SelectionRecord, budget: Budget) -> None:
-        """Every read set to export must exist and be ACTIVE before any job starts."""
-        todo = [r for batch in self.run_batches() for r in batch["readSetIds"]]
+        """Every read set to export must exist and be ACTIVE (or, with activation, archived)
+        before any job starts."""
+        todo = self.todo()
         if "filter" in self.run["selection"]:
             pass  # ListReadSets reported each selected read set's status already
         elif len(todo) <= rules.MAX_READ_SETS_PER_JOB:
-            self._check_each(todo, budget)
+            self._check_each(todo, selection, budget)
         else:
             self._scan_store(todo, selection, budget)
         preflight = self.run["preflight"]
@@ -473,11 +543,37 @@ class Export:
                     f"{named}. No export job was started.{hint}"
                 )
             )
+        archived, activating = self._classified(selection)
+        todo_set = set(todo)
+        archived &= todo_set
+        activating &= todo_set
+        preflight["archivedCount"] = len(archived) + len(activating)
+        if preflight["archivedCount"]:
+            LOG.warning("%s", self.activation_notice())
+            self.activations.plan()
+        self._plan_batches(self.activations.ready() if self.activates() else todo)
         self.run["phase"] = "EXPORTING"
-        self._set_status(st.RUNNING)
+        self._set_status(st.ACTIVATING if preflight["archivedCount"] else st.RUNNING)
         self.save_record()
 
-    def _check_each(self, todo: list[str], budget: Budget) -> None:
+    def activation_notice(self) -> str:
+        """What the pre-flight tells of archived read sets, in the log and the reasons."""
+        count = self.run["preflight"].get("archivedCount", 0)
+        notice = (
+            f"{count} of {len(self.todo())} read sets to export from sequence store "
+            f"{self.request.sequence_store_id} are archived: they are activated first "
+            "(StartReadSetActivationJob), and each is exported once active. Activation can "
+            "take hours"
+        )
+        if self.run["wait"]:
+            notice += (
+                "; the deploy waits for it (wait_for_completion=True). With "
+                "wait_for_completion=False the deploy ends once the read sets are checked, and "
+                "the export carries on after it"
+            )
+        return notice + "."
+
+    def _check_each(self, todo: list[str], selection: st.SelectionRecord, budget: Budget) -> None:
         preflight = self.run["preflight"]
         while preflight["checked"] < len(todo):
             self._ensure_time(budget)
@@ -491,8 +587,8 @@ class Export:
                     read_set_ids=[read_set_id],
                     missing_ok=True,
                 )
-                if metadata["status"] != "ACTIVE":
-                    self._problem(f"{read_set_id} ({metadata['status']})", metadata["status"])
+                self._check_status(read_set_id, metadata["status"], selection)
+                self._learn(metadata)
             except ReadSetMissing:
                 self._problem(f"{read_set_id} (not found)", "")
             preflight["checked"] += 1
@@ -514,8 +610,8 @@ class Export:
                 for item in page.get("readSets", []):
                     if item["id"] in wanted and item["id"] not in found:
                         found.add(item["id"])
-                        if item["status"] != "ACTIVE":
-                            self._problem(f"{item['id']} ({item['status']})", item["status"])
+                        self._check_status(item["id"], item["status"], selection)
+                        self._learn(item)
                 cursor = page.get("nextToken")
                 if not cursor:
                     selection.pop("cursor", None)
@@ -525,13 +621,83 @@ class Export:
                 selection.pop("cursor", None)
         except OutOfTime:
             selection["found"] = st.pack_ids(sorted(found))
+            self._pack_classified(selection)
             self.store.save_selection(self.export_id, selection)
             raise
         for read_set_id in todo:
             if read_set_id not in found:
                 self._problem(f"{read_set_id} (not found)", "")
         selection["found"] = st.pack_ids([])
+        self._pack_classified(selection)
         self.store.save_selection(self.export_id, selection)
+
+    def _check_status(self, read_set_id: str, status: str, selection: st.SelectionRecord) -> None:
+        """An ACTIVE read set is exportable; with activation, an archived one will be."""
+        if status == "ACTIVE":
+            return
+        if self.activates() and status in ("ARCHIVED", "ACTIVATING"):
+            archived, activating = self._classified(selection)
+            (archived if status == "ARCHIVED" else activating).add(read_set_id)
+            self._classification_changed = True
+            return
+        self._problem(f"{read_set_id} ({status})", status)
+
+    def _classified(self, selection: st.SelectionRecord) -> tuple[set[str], set[str]]:
+        """The read sets the pre-flight found ARCHIVED and ACTIVATING (kept in memory while it
+        runs, packed into the selection when it is saved)."""
+        if self._classification is None:
+            empty = st.pack_ids([])
+            self._classification = (
+                set(st.unpack_ids(selection.get("archived", empty))),
+                set(st.unpack_ids(selection.get("activating", empty))),
+            )
+        return self._classification
+
+    def _pack_classified(self, selection: st.SelectionRecord) -> None:
+        if self._classification is not None:
+            selection["archived"] = st.pack_ids(sorted(self._classification[0]))
+            selection["activating"] = st.pack_ids(sorted(self._classification[1]))
+            self._classification_changed = False
+
+    def _learn(self, item: dict[str, Any]) -> None:
+        """Keep what lets a consumer check the exported files later: the file type and
+        HealthOmics' ETag. Never a sample, subject or name."""
+        facts: st.ReadSetFacts = {}
+        if item.get("fileType"):
+            facts["fileType"] = str(item["fileType"])
+        etag = item.get("etag")
+        if isinstance(etag, dict):
+            tag: st.ETag = {}
+            for key in ("algorithm", "source1", "source2"):
+                if etag.get(key):
+                    tag[key] = str(etag[key])
+            facts["etag"] = tag
+        self._facts[str(item["id"])] = facts
+
+    def _save_facts(self) -> None:
+        """Save what the pre-flight learned since the last save, and its classification."""
+        selection = self.selection()
+        if selection is not None and self._classification_changed:
+            self._pack_classified(selection)
+            self.store.save_selection(self.export_id, selection)
+        if not self._facts:
+            return
+        run = self.run["number"]
+        numbers = [f["key"] for f in self.snapshot.facts.values() if f["run"] == run]
+        for number in range(len(numbers), len(numbers) + 5):
+            record: st.FactsRecord = {
+                "key": st.facts_key(run, number),
+                "run": run,
+                "facts": st.pack_json(self._facts),
+                "version": 0,
+            }
+            try:
+                self.store.save_facts(self.export_id, record)
+            except st.Conflict:
+                continue  # saved by a step this one did not see: the next number
+            self.snapshot.facts[record["key"]] = record
+            break
+        self._facts = {}
 
     def _problem(self, text: str, status: str) -> None:
         preflight = self.run["preflight"]
@@ -725,18 +891,23 @@ class Export:
         elif (
             run["phase"] == "EXPORTING"
             and self._nothing_left_to_start()
+            and self.activations.nothing_left_to_start()
             and not any(_in_flight(b) for b in self._watched())
-            # No selected read set is still in flight, in a batch of whichever run.
+            # No selected read set is still in flight (or being activated), in whichever run.
             and self.counts().in_flight == 0
         ):
             self._conclude_exporting()
         else:
+            if run["phase"] == "EXPORTING" and self.record["status"] == st.ACTIVATING:
+                if self.activations.awaited() == 0:
+                    self._set_status(st.RUNNING)
             self.save_record()
         return self.runner_done()
 
     def next_wait_seconds(self, poll_interval: int) -> int:
         """How long the runner waits before its next step: the poll interval, or less while
         batches wait for the concurrent-job quota."""
+        # Not for the activation quota: activations take hours, and ours are polled anyway.
         if (
             self.run["phase"] == "EXPORTING"
             and "quotaWait" in self.run
@@ -806,27 +977,57 @@ class Export:
         return st.unpack_ids(selection["ids"]) if selection is not None else []
 
     def counts(self) -> Counts:
-        states = self.snapshot.read_set_states()
         counts = Counts()
-        for read_set_id in self.selected_ids():
+        for outcome in self.read_set_outcomes():
             counts.selected += 1
-            state = states.get(read_set_id)
-            if state is None:
-                continue
-            if state[0] == "EXPORTED":
+            status = outcome["status"]
+            if status == "EXPORTED":
                 counts.exported += 1
-            elif state[0] == "FAILED":
+            elif status == "FAILED":
                 counts.failed += 1
                 if len(counts.failures) < MAX_NAMED:
-                    outcomes = state[1].get("readSets", [])
-                    outcome = next((o for o in outcomes if o["id"] == read_set_id), None)
-                    message = (outcome.get("statusMessage") if outcome else None) or state[1].get(
-                        "statusMessage", state[1]["status"]
-                    )
-                    counts.failures.append(f"{read_set_id} ({_one_line(str(message))})")
-            elif state[0] == "IN_FLIGHT":
+                    message = _one_line(outcome.get("statusMessage", ""))
+                    counts.failures.append(f"{outcome['id']} ({message})")
+            elif status in ("EXPORTING", "ACTIVATING"):
                 counts.in_flight += 1
+                counts.activating += status == "ACTIVATING"
         return counts
+
+    def read_set_outcomes(self) -> list[st.ManifestReadSet]:
+        """How each selected read set stands: EXPORTED, FAILED, EXPORTING (in a job, or
+        active and about to be), ACTIVATING, or PENDING (not started)."""
+        states = self.snapshot.read_set_states()
+        number = self.run["number"]
+        # Activation counts only after the pre-flight, for the read sets this run exports.
+        activations = self.activations.effective() if self.run["phase"] != "SELECTING" else {}
+        outcomes: list[st.ManifestReadSet] = []
+        for read_set_id in self.selected_ids():
+            outcome: st.ManifestReadSet = {"id": read_set_id, "status": "PENDING"}
+            state = states.get(read_set_id)
+            activated = activations.get(read_set_id)
+            if activated is not None and activated[1] is not None and "jobId" in activated[1]:
+                outcome["activationJobId"] = activated[1]["jobId"]
+            if state is not None:
+                outcome["status"] = _OUTCOME_OF_STATE[state[0]]
+                if "jobId" in state[1]:
+                    outcome["jobId"] = state[1]["jobId"]
+                if state[0] == "FAILED":
+                    outcome["statusMessage"] = _job_failure(state[1], read_set_id)
+            if activated is not None and (state is None or state[1]["run"] != number):
+                kind, record = activated
+                if kind == "FAILED" and record is not None:
+                    outcome["status"] = "FAILED"
+                    outcome["statusMessage"] = activation.failure_of(record, read_set_id)
+                    outcome.pop("jobId", None)
+                elif self.run["phase"] == "ENDED":
+                    pass  # nothing more starts: what its batches say stands
+                elif kind != "ACTIVE":
+                    outcome["status"] = "ACTIVATING"
+                    outcome.pop("jobId", None)
+                elif state is None or state[0] not in ("EXPORTED", "IN_FLIGHT"):
+                    outcome["status"] = "EXPORTING"  # active: a batch takes it at this step
+            outcomes.append(outcome)
+        return outcomes
 
     def failure_message(self) -> str:
         watched = self._watched()
@@ -853,6 +1054,11 @@ class Export:
                 f"{len(failed_jobs)} of {len(watched)} HealthOmics export jobs in sequence "
                 f"store {store} did not complete: {named}"
             )
+        activations = self._activation_failures()
+        if activations and not failed_jobs:
+            head = activations
+        elif activations:
+            head += f". {activations}"
         where = ""
         if len(watched) > 1:
             started = [b["jobId"] for b in watched if "jobId" in b]
@@ -870,14 +1076,35 @@ class Export:
                 listing += f" and {counts.failed - len(counts.failures)} more"
         return _clip(head + where + listing + ".")
 
+    def _activation_failures(self) -> str:
+        """The activations of this run that did not bring every read set back, named."""
+        bad = self.activations.failed_records()
+        if not bad:
+            return ""
+        total = sum(1 for a in self.activations.run_records() if a["status"] != st.SUPERSEDED)
+        named = rules.first_of(
+            [
+                f"{a.get('jobId', a['key'])} ({a['status']}"
+                + (f": {_one_line(a['statusMessage'])}" if a.get("statusMessage") else "")
+                + ")"
+                for a in bad
+            ],
+            3,
+        )
+        return (
+            f"{len(bad)} of {total} HealthOmics activation jobs in sequence store "
+            f"{self.request.sequence_store_id} did not activate every read set: {named}"
+        )
+
     def timeout_message(self) -> str:
+        activating = self.counts().activating
         batches = self.run_batches()
         started = [b for b in batches if "jobId" in b]
         running = [b for b in started if b["status"] in st.RUNNING_JOB_STATUSES]
         pending = len(batches) - len(started)
         timeout = self.request.timeout_seconds
         store = self.request.sequence_store_id
-        if len(batches) == 1 and started:
+        if len(batches) == 1 and started and not activating:
             (job,) = started
             return _clip(
                 f"HealthOmics export job {job['jobId']} in sequence store {store} is still "
@@ -894,6 +1121,11 @@ class Export:
             else f"had {len(running)} export job(s) running ({ids}) and {pending} of "
             f"{len(batches)} batch(es) not yet started"
         )
+        if activating:
+            phase += (
+                f", and {activating} archived read set(s) still being activated (activation "
+                "can take hours; it goes on, and the next deploy exports what it activated)"
+            )
         return _clip(
             f"The export from sequence store {store} {phase} after the {timeout} s the deploy "
             f"waits (timeout). Started jobs keep running and cannot be cancelled; the next "
@@ -947,10 +1179,42 @@ class Export:
                 "exported": counts.exported,
                 "failed": counts.failed,
                 "inFlight": counts.in_flight,
+                "activating": counts.activating,
             },
             "runner": self._runner_view(),
             "jobs": jobs,
+            "activations": self._manifest_activations(),
+            "readSets": self._manifest_read_sets(),
         }
+
+    def _manifest_activations(self) -> list[st.ManifestActivation]:
+        listed: list[st.ManifestActivation] = []
+        for record in self.snapshot.ordered_activations():
+            if record["status"] == st.SUPERSEDED:
+                continue
+            entry: st.ManifestActivation = {
+                "key": record["key"],
+                "id": record.get("jobId"),
+                "status": record["status"],
+                "readSetIds": record["readSetIds"],
+                "sources": record.get("sources", []),
+            }
+            for key in ("statusMessage", "creationTime", "completionTime"):
+                if key in record:
+                    entry[key] = record[key]
+            listed.append(entry)
+        return listed
+
+    def _manifest_read_sets(self) -> list[st.ManifestReadSet]:
+        """Each selected read set's outcome, with its provenance (file type, HealthOmics ETag,
+        the jobs): a consumer checks the exported files against these later."""
+        facts = self.snapshot.run_facts(self.run["number"])
+        outcomes = self.read_set_outcomes()
+        for outcome in outcomes:
+            known = facts.get(outcome["id"])
+            if known is not None:
+                outcome.update(known)  # type: ignore[typeddict-item]
+        return outcomes
 
     def write_manifest(self, s3: S3Client) -> None:
         """Write the manifest when the export's or a job's status changed since last time.
@@ -991,6 +1255,7 @@ class Export:
             self.record.get("runner", {}).get("name", ""),
             str(self.runner_done()),
         ] + [f"{b['key']}={b['status']}" for b in self.snapshot.ordered_batches()]
+        seen += [f"{a['key']}={a['status']}" for a in self.snapshot.ordered_activations()]
         return hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16]
 
     def publish(self, events: EventBridgeClient) -> None:
@@ -1049,6 +1314,7 @@ class Export:
                 "exported": counts.exported,
                 "failed": counts.failed,
                 "inFlight": counts.in_flight,
+                "activating": counts.activating,
             },
             "jobIds": [job["id"] for job in jobs],
             "jobs": jobs,
@@ -1159,6 +1425,19 @@ class Export:
         if not budget.allows_a_call():
             raise OutOfTime
 
+    def ensure_time(self, budget: Budget) -> None:
+        self._ensure_time(budget)
+
+    def call(self, operation: str, method: Callable[..., Any], **params: Any) -> Any:
+        """A HealthOmics call whose failure says which job, read sets and what was said."""
+        return self._call(operation, method, **params)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def waiting_for_iam(self) -> bool:
+        return self._waiting_for_iam()
+
     def _call(
         self,
         operation: str,
@@ -1175,11 +1454,11 @@ class Export:
             raise
         except Exception as error:
             code = error_code(error)
-            if code == "ServiceQuotaExceededException" and operation == "StartReadSetExportJob":
+            if code == "ServiceQuotaExceededException" and operation in START_OPERATIONS:
                 raise QuotaExceeded from error
             if code == "ResourceNotFoundException" and missing_ok:
                 raise ReadSetMissing from error
-            if code == "AccessDeniedException" and operation == "StartReadSetExportJob":
+            if code == "AccessDeniedException" and operation in START_OPERATIONS:
                 since = self.run.get("accessDeniedSince", self._clock())
                 if (
                     not self._any_job_started()
@@ -1191,7 +1470,9 @@ class Export:
             raise self._service_error(operation, error, job_id, read_set_ids) from error
 
     def _any_job_started(self) -> bool:
-        return any("jobId" in b for b in self.snapshot.batches.values())
+        return any("jobId" in b for b in self.snapshot.batches.values()) or any(
+            "jobId" in a for a in self.snapshot.activations.values()
+        )
 
     def _service_error(
         self,
@@ -1208,7 +1489,8 @@ class Export:
             said = f"{type(error).__name__}: {_one_line(str(error))}"
         subject = f"sequence store {self.request.sequence_store_id}"
         if job_id is not None:
-            subject = f"export job {job_id} in {subject}"
+            kind = "activation job" if "Activation" in operation else "export job"
+            subject = f"{kind} {job_id} in {subject}"
         if read_set_ids:
             subject += f" (read sets {rules.first_of(read_set_ids, MAX_NAMED)})"
         started = [b["jobId"] for b in self.snapshot.ordered_batches() if "jobId" in b]
@@ -1220,6 +1502,23 @@ class Export:
             )
         message = f"{operation} failed for {subject}: {said}"
         return ExportError(_clip(f"{message}.{so_far}" if so_far else message))
+
+
+_OUTCOME_OF_STATE = {
+    "EXPORTED": "EXPORTED",
+    "FAILED": "FAILED",
+    "IN_FLIGHT": "EXPORTING",
+    "PENDING": "PENDING",
+}
+
+
+def _job_failure(batch: st.BatchRecord, read_set_id: str) -> str:
+    """What the export job said of a read set it did not export."""
+    outcome = next((o for o in batch.get("readSets", []) if o["id"] == read_set_id), None)
+    message = (outcome.get("statusMessage") if outcome else None) or batch.get(
+        "statusMessage", batch["status"]
+    )
+    return _one_line(str(message))
 
 
 def _in_flight(batch: st.BatchRecord) -> bool:

@@ -47,6 +47,7 @@ class ResourceProperties(TypedDict):
     ReadSetFilter: NotRequired[dict[str, str]]
     AllowEmptySelection: NotRequired[str]
     AllowPartialFailure: NotRequired[str]
+    ArchivedReadSets: NotRequired[str]  # ACTIVATE when absent
     WaitForCompletion: NotRequired[str]
     TimeoutSeconds: NotRequired[str]
     # Changed by the user to have the selection evaluated again; the handler needs no value.
@@ -164,6 +165,7 @@ def parse(event: CloudFormationEvent) -> exports.ExportRequest:
         allow_partial_failure=_flag(props, "AllowPartialFailure", default=False),
         timeout_seconds=_number(props, "TimeoutSeconds", rules.DEFAULT_TIMEOUT_SECONDS),
         poll_interval_seconds=clients.poll_interval(),
+        archived_read_sets=_archived_read_sets(props),
     )
     # Synth time skips values that were tokens; they are resolved now.
     problems = rules.check_sequence_store_id(request.sequence_store_id)
@@ -261,6 +263,17 @@ def _flag(props: ResourceProperties, name: str, *, default: bool = True) -> bool
     # CloudFormation delivers every property as a string.
     value = props.get(name)
     return default if value is None else str(value).lower() == "true"
+
+
+def _archived_read_sets(props: ResourceProperties) -> str:
+    value = str(props.get("ArchivedReadSets", rules.ArchivedReadSets.ACTIVATE.value))
+    accepted = [choice.value for choice in rules.ArchivedReadSets]
+    if value not in accepted:
+        raise ExportError(
+            f"ArchivedReadSets: {value[:40]!r} is not one of {', '.join(accepted)}; nothing was "
+            "started."
+        )
+    return value
 
 
 def _number(props: ResourceProperties, name: str, default: int) -> int:

@@ -8,6 +8,7 @@ so they cannot drift from the real API.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Sequence
 
@@ -43,6 +44,23 @@ ID_MIN_LENGTH = 10
 ID_MAX_LENGTH = 36
 ID_PATTERN = "[0-9]+"
 MAX_READ_SETS_PER_JOB = 100
+# StartReadSetActivationJob takes 1 to 20 sources.
+MAX_READ_SETS_PER_ACTIVATION = 20
+
+
+class ArchivedReadSets(enum.Enum):
+    """What an export does with selected read sets that HealthOmics has archived.
+
+    HealthOmics archives read sets not accessed for 30 days; they must be activated before
+    they can be exported.
+    """
+
+    ACTIVATE = "ACTIVATE"
+    """Activate them (StartReadSetActivationJob, 20 per job), and export each once active."""
+    FAIL = "FAIL"
+    """Fail the pre-flight, naming them; nothing is exported."""
+
+
 # One construct exports a cohort through as many jobs as needed.
 MAX_READ_SETS = 10_000
 # Up to this many ids travel in the custom resource's properties; more go in an S3 asset,

@@ -42,6 +42,7 @@ PACER_KEY = "service#pacer"
 # The export's statuses: registered and its runner starting; read sets selected and checked,
 # jobs starting and running; then one of the final ones.
 SUBMITTED = "SUBMITTED"
+ACTIVATING = "ACTIVATING"  # checked; archived read sets being activated (exports may run too)
 RUNNING = "RUNNING"
 FINAL_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"})
 
@@ -53,6 +54,12 @@ RUNNING_JOB_STATUSES = frozenset({"SUBMITTED", "IN_PROGRESS", "CANCELLING"})
 TERMINAL_JOB_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"})
 
 ReadSetState = Literal["EXPORTED", "IN_FLIGHT", "FAILED", "PENDING"]
+
+# Activation records: PENDING, STARTING and SUPERSEDED as for batches, WATCHING for read sets
+# that someone else is activating, or the activation job's status.
+WATCHING = "WATCHING"
+# A read set's activation: active (exportable), still activating, archived again, or failed.
+ActivationState = Literal["ACTIVE", "ACTIVATING", "ARCHIVED", "FAILED"]
 
 
 class ReadSetOutcome(TypedDict):
@@ -78,6 +85,54 @@ class BatchRecord(TypedDict):
     version: int
 
 
+class ActivationSource(TypedDict):
+    readSetId: str
+    # The activation job's per-read-set status (NOT_STARTED, IN_PROGRESS, FINISHED, FAILED);
+    # for a watched read set, ARCHIVED when someone else's activation left it archived.
+    status: str
+    statusMessage: NotRequired[str]
+
+
+class ActivationRecord(TypedDict):
+    """At most 20 archived read sets, and the activation job that brings them back."""
+
+    key: str  # activation#RRRR#NNNN
+    run: int
+    number: int
+    readSetIds: list[str]
+    status: str  # PENDING, STARTING, WATCHING, SUPERSEDED, or the activation job's status
+    claimedAt: NotRequired[float]
+    jobId: NotRequired[str]
+    creationTime: NotRequired[str]
+    completionTime: NotRequired[str]
+    statusMessage: NotRequired[str]
+    sources: NotRequired[list[ActivationSource]]
+    version: int
+
+
+class ETag(TypedDict, total=False):
+    algorithm: str
+    source1: str
+    source2: str
+
+
+class ReadSetFacts(TypedDict):
+    """What the pre-flight learned of a read set that helps check the export later: never a
+    sample, subject or name (they can identify a patient)."""
+
+    fileType: NotRequired[str]
+    etag: NotRequired[ETag]
+
+
+class FactsRecord(TypedDict):
+    """Facts of some of a run's read sets (one pre-flight page), packed."""
+
+    key: str  # facts#RRRR#NNNN
+    run: int
+    facts: str  # zlib-compressed, base64 JSON: read set id -> ReadSetFacts
+    version: int
+
+
 class SelectionSpec(TypedDict):
     """What a run selects, as the custom resource's properties say it."""
 
@@ -93,7 +148,8 @@ class Preflight(TypedDict):
     checked: int  # read sets looked at one by one
     problems: list[str]  # the first few, "<id> (<status>)"
     problemCount: int
-    archived: bool
+    archived: bool  # some read set was ARCHIVED
+    archivedCount: NotRequired[int]  # read sets to activate (ARCHIVED or ACTIVATING)
 
 
 class QuotaWait(TypedDict):
@@ -120,6 +176,9 @@ class Run(TypedDict):
     jobIds: list[str]  # jobs this run started
     quotaWait: NotRequired[QuotaWait]
     accessDeniedSince: NotRequired[float]
+    # ACTIVATE: archived read sets are activated, then exported; FAIL: the pre-flight fails.
+    archivedReadSets: NotRequired[str]
+    activationQuotaWait: NotRequired[QuotaWait]
     answered: NotRequired[bool]  # CloudFormation's request was answered (or is not owed one)
 
 
@@ -187,6 +246,9 @@ class SelectionRecord(TypedDict):
     complete: bool  # False while a filter's pages are still being read
     cursor: NotRequired[str]  # ListReadSets' nextToken
     found: NotRequired[str]  # the pre-flight's ids found so far, packed like ids
+    todo: NotRequired[str]  # the ids this run exports: neither exported nor in flight, packed
+    archived: NotRequired[str]  # ids of todo the pre-flight found ARCHIVED, packed
+    activating: NotRequired[str]  # ids of todo the pre-flight found ACTIVATING, packed
     version: int
 
 
@@ -201,6 +263,29 @@ class ManifestJob(TypedDict):
     readSets: list[ReadSetOutcome]
 
 
+class ManifestActivation(TypedDict):
+    key: str
+    id: str | None  # the activation job; None until started, and for watched read sets
+    status: str
+    statusMessage: NotRequired[str]
+    creationTime: NotRequired[str]
+    completionTime: NotRequired[str]
+    readSetIds: list[str]
+    sources: list[ActivationSource]
+
+
+class ManifestReadSet(TypedDict):
+    """One selected read set: how it went, and what lets a consumer check its files later."""
+
+    id: str
+    status: str  # EXPORTED, FAILED, EXPORTING, ACTIVATING or PENDING
+    statusMessage: NotRequired[str]
+    jobId: NotRequired[str]  # the export job that carries or carried it
+    activationJobId: NotRequired[str]  # the activation job that brought it back, if any
+    fileType: NotRequired[str]
+    etag: NotRequired[ETag]  # HealthOmics' ETag (algorithm, source1, source2), from import
+
+
 class ManifestRun(TypedDict):
     number: int
     requestType: str
@@ -213,6 +298,7 @@ class ManifestCounts(TypedDict):
     exported: int
     failed: int
     inFlight: int
+    activating: int  # of inFlight: still being activated
 
 
 class ManifestRunner(TypedDict):
@@ -224,8 +310,9 @@ class ManifestRunner(TypedDict):
 class Manifest(TypedDict):
     """The export as people and ``cdk-omics-export status`` read it, in the destination.
 
-    ``status`` is the export's: SUBMITTED (registered, its runner starting), RUNNING (read
-    sets selected and checked, jobs starting and running), then COMPLETED,
+    ``status`` is the export's: SUBMITTED (registered, its runner starting), ACTIVATING (read
+    sets selected and checked, archived ones being activated; export jobs for the active ones
+    may run meanwhile), RUNNING (export jobs starting and running), then COMPLETED,
     COMPLETED_WITH_FAILURES, FAILED or CANCELLED.
     """
 
@@ -245,6 +332,8 @@ class Manifest(TypedDict):
     counts: ManifestCounts
     runner: ManifestRunner
     jobs: list[ManifestJob]
+    activations: list[ManifestActivation]
+    readSets: list[ManifestReadSet]
 
 
 class StateError(Exception):
@@ -280,6 +369,22 @@ def selection_key(run: int) -> str:
     return f"run#{run:04d}#selection"
 
 
+def activation_key(run: int, number: int) -> str:
+    return f"activation#{run:04d}#{number:04d}"
+
+
+def facts_key(run: int, number: int) -> str:
+    return f"facts#{run:04d}#{number:04d}"
+
+
+def pack_json(value: Any) -> str:
+    return base64.b64encode(zlib.compress(json.dumps(value).encode(), 9)).decode()
+
+
+def unpack_json(packed: str) -> Any:
+    return json.loads(zlib.decompress(base64.b64decode(packed)))
+
+
 class Snapshot:
     """Everything stored for one export, as read at one moment."""
 
@@ -288,10 +393,35 @@ class Snapshot:
         record: ExportRecord | None,
         batches: dict[str, BatchRecord],
         selections: dict[int, SelectionRecord],
+        activations: dict[str, ActivationRecord] | None = None,
+        facts: dict[str, FactsRecord] | None = None,
     ) -> None:
         self.record = record
         self.batches = batches
         self.selections = selections
+        self.activations = activations if activations is not None else {}
+        self.facts = facts if facts is not None else {}
+
+    def ordered_activations(self) -> list[ActivationRecord]:
+        return [self.activations[key] for key in sorted(self.activations)]
+
+    def activation_states(self) -> dict[str, tuple[ActivationState, ActivationRecord]]:
+        """Each read set's activation: the latest record holding it that was not superseded."""
+        states: dict[str, tuple[ActivationState, ActivationRecord]] = {}
+        for record in self.ordered_activations():
+            if record["status"] == SUPERSEDED:
+                continue
+            sources = {s["readSetId"]: s for s in record.get("sources", [])}
+            for read_set_id in record["readSetIds"]:
+                states[read_set_id] = (activation_state(record, sources.get(read_set_id)), record)
+        return states
+
+    def run_facts(self, run: int) -> dict[str, ReadSetFacts]:
+        facts: dict[str, ReadSetFacts] = {}
+        for key in sorted(self.facts):
+            if self.facts[key]["run"] == run:
+                facts.update(unpack_json(self.facts[key]["facts"]))
+        return facts
 
     def ordered_batches(self) -> list[BatchRecord]:
         return [self.batches[key] for key in sorted(self.batches)]
@@ -319,6 +449,21 @@ def read_set_state(batch: BatchRecord, outcome: ReadSetOutcome | None) -> ReadSe
     return "EXPORTED" if status == "COMPLETED" else "FAILED"
 
 
+def activation_state(record: ActivationRecord, source: ActivationSource | None) -> ActivationState:
+    status = record["status"]
+    if source is not None:
+        if source["status"] == "FINISHED":
+            return "ACTIVE"
+        if source["status"] == "FAILED":
+            return "FAILED"
+        if source["status"] == "ARCHIVED":
+            return "ARCHIVED"
+    if status in (PENDING, STARTING, WATCHING) or status in RUNNING_JOB_STATUSES:
+        return "ACTIVATING"
+    # The job ended without saying this read set finished.
+    return "ACTIVE" if status == "COMPLETED" else "FAILED"
+
+
 class StateStore:
     """The export records in DynamoDB: load, and versioned saves that never lose an update."""
 
@@ -332,6 +477,8 @@ class StateStore:
         record: ExportRecord | None = None
         batches: dict[str, BatchRecord] = {}
         selections: dict[int, SelectionRecord] = {}
+        activations: dict[str, ActivationRecord] = {}
+        facts: dict[str, FactsRecord] = {}
         for item in self._query(export_id):
             sk = item["sk"]["S"]
             body = json.loads(item["body"]["S"])
@@ -343,7 +490,11 @@ class StateStore:
                 batches[sk] = body
             elif sk.endswith("#selection"):
                 selections[body["run"]] = body
-        return Snapshot(record, batches, selections)
+            elif sk.startswith("activation#"):
+                activations[sk] = body
+            elif sk.startswith("facts#"):
+                facts[sk] = body
+        return Snapshot(record, batches, selections, activations, facts)
 
     def _query(self, export_id: str) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {
@@ -392,11 +543,17 @@ class StateStore:
     def save_selection(self, export_id: str, selection: SelectionRecord) -> None:
         self._put(export_id, selection_key(selection["run"]), selection)
 
-    def claim_start(self, export_id: str, run: int, batch: BatchRecord) -> None:
+    def save_activation(self, export_id: str, activation: ActivationRecord) -> None:
+        self._put(export_id, activation["key"], activation)
+
+    def save_facts(self, export_id: str, facts: FactsRecord) -> None:
+        self._put(export_id, facts["key"], facts)
+
+    def claim_start(self, export_id: str, run: int, batch: BatchRecord | ActivationRecord) -> None:
         """Mark a batch STARTING, only while the export is not cancelled and is still this
         run's: the check and the mark are one transaction, so a Delete or a newer request
         that lands first stops the start."""
-        claimed: BatchRecord = {**batch, "status": STARTING}
+        claimed: Any = {**batch, "status": STARTING}
         try:
             self.client.transact_write_items(
                 TransactItems=[
