@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from .handler.rules import ArchivedReadSets
+
 if TYPE_CHECKING:
     from .read_set_export import ReadSetExport
     from .read_set_filter import ReadSetFilter
     from .service import ReadSetExportService
 
-__all__ = ["ReadSetExport", "ReadSetExportService", "ReadSetFilter"]
+__all__ = ["ArchivedReadSets", "ReadSetExport", "ReadSetExportService", "ReadSetFilter"]
 
 # Importing aws_cdk starts Node.js through jsii; the status command (cdk_omics_export.cli)
 # needs neither, so the construct is imported on first use.

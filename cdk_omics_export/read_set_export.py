@@ -23,6 +23,7 @@ from constructs import Construct
 
 from . import compliance
 from .handler import rules
+from .handler.rules import ArchivedReadSets
 from .read_set_filter import ReadSetFilter
 from .service import ReadSetExportService, secure_bucket
 from .validation import is_list_token, validate_export
@@ -83,7 +84,17 @@ class ReadSetExport(Construct):
         export to its end after the deploy, for as long as it takes.
     :param allow_partial_failure: whether read sets that fail (jobs ending
         ``COMPLETED_WITH_FAILURES``) complete the deploy (status ``COMPLETED_WITH_FAILURES``)
-        instead of failing it. Default: ``False``.
+        instead of failing it. Default: ``False``. Read sets that fail to activate count the
+        same way.
+    :param archived_read_sets: what the export does with selected read sets that
+        HealthOmics has archived (it archives data not accessed for 30 days).
+        ``ArchivedReadSets.ACTIVATE`` activates them (StartReadSetActivationJob, 20 per job),
+        waits for read sets someone else is activating, and exports each once it is active;
+        the export's status is ``ACTIVATING`` meanwhile. Activation can take hours: with
+        ``wait_for_completion=True`` the deploy waits for it, within ``timeout``.
+        ``ArchivedReadSets.FAIL`` fails the pre-flight, naming them, and exports nothing (and
+        a ``read_set_filter`` then selects only ACTIVE read sets). Default:
+        ``ArchivedReadSets.ACTIVATE``.
     :param timeout: how long the deploy waits; at most 55 minutes (CloudFormation waits an
         hour for a custom resource). Default: 50 minutes.
     :param service: the stack's export service. Default: the stack's
@@ -123,6 +134,7 @@ class ReadSetExport(Construct):
     destination: str
     destination_prefix: str
     sequence_store_id: str
+    archived_read_sets: ArchivedReadSets
 
     def __init__(
         self,
@@ -142,6 +154,7 @@ class ReadSetExport(Construct):
         selection_refresh: str | None = None,
         wait_for_completion: bool = True,
         allow_partial_failure: bool = False,
+        archived_read_sets: ArchivedReadSets = ArchivedReadSets.ACTIVATE,
         timeout: Duration | None = None,
         service: ReadSetExportService | None = None,
         poll_interval: Duration | None = None,
@@ -183,6 +196,7 @@ class ReadSetExport(Construct):
             selection_refresh=selection_refresh,
             wait_for_completion=wait_for_completion,
             allow_partial_failure=allow_partial_failure,
+            archived_read_sets=archived_read_sets,
             shared_options=shared_options,
         )
         ids = None if read_set_ids is None else list(read_set_ids)
@@ -196,6 +210,7 @@ class ReadSetExport(Construct):
         self.service.configure(self, **shared_options)
         self.sequence_store_id = sequence_store_id
         self.destination_prefix = destination_prefix
+        self.archived_read_sets = archived_read_sets
         if destination_bucket is None:
             self.encryption_key = encryption_key
             self.bucket = self._create_bucket(removal_policy, auto_delete_objects)
@@ -386,12 +401,22 @@ class ReadSetExport(Construct):
         )
         statements = [
             iam.PolicyStatement(
-                # ListReadSetExportJobs finds the job of a start whose answer was lost.
+                # The List actions find the job of a start whose answer was lost. Archived
+                # read sets are activated before they are exported (ACTIVATE only).
                 actions=[
                     "omics:StartReadSetExportJob",
                     "omics:GetReadSetExportJob",
                     "omics:ListReadSetExportJobs",
                     "omics:ListReadSets",
+                    *(
+                        [
+                            "omics:StartReadSetActivationJob",
+                            "omics:GetReadSetActivationJob",
+                            "omics:ListReadSetActivationJobs",
+                        ]
+                        if self.archived_read_sets is ArchivedReadSets.ACTIVATE
+                        else []
+                    ),
                 ],
                 resources=[store_arn],
             ),
@@ -498,6 +523,12 @@ class ReadSetExport(Construct):
                 **encryption,
                 "WaitForCompletion": wait_for_completion,
                 **({"AllowPartialFailure": True} if allow_partial_failure else {}),
+                # Absent means ACTIVATE, so templates from before the prop stay as they were.
+                **(
+                    {"ArchivedReadSets": ArchivedReadSets.FAIL.value}
+                    if self.archived_read_sets is ArchivedReadSets.FAIL
+                    else {}
+                ),
                 # The handler fails with the jobs' ids before the waiter's bare timeout.
                 "TimeoutSeconds": int(timeout.to_seconds()),
             },

@@ -68,6 +68,7 @@ def validate_export(
     wait_for_completion: bool,
     allow_partial_failure: bool,
     shared_options: Mapping[str, Any],
+    archived_read_sets: Any = rules.ArchivedReadSets.ACTIVATE,
 ) -> None:
     """Gather every problem with the props and raise once, naming each prop and rule."""
     problems = Problems()
@@ -102,6 +103,12 @@ def validate_export(
     ):
         if not isinstance(flag, bool):
             problems.expected(name, "True or False", flag)
+    if not isinstance(archived_read_sets, rules.ArchivedReadSets):
+        problems.expected(
+            "archived_read_sets",
+            "an ArchivedReadSets (ArchivedReadSets.ACTIVATE or ArchivedReadSets.FAIL)",
+            archived_read_sets,
+        )
     check_shared_options(problems, shared_options)
     problems.raise_if_any(scope)
 

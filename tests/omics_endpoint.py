@@ -1,19 +1,29 @@
 """A local HealthOmics endpoint for deploy rehearsals (test code, never shipped).
 
-Implements StartReadSetExportJob, GetReadSetExportJob, ListReadSetExportJobs, ListReadSets and
-GetReadSetMetadata with the real API's paths, status codes and JSON, plus S3 GetObject and
-PutObject (path-style) for the export's manifest. Every request is checked against botocore's
-omics model (types, required members, lengths, patterns) and every response is validated
-against the operation's output shape before it is sent, so a handler that passes here speaks
+Implements StartReadSetExportJob, GetReadSetExportJob, ListReadSetExportJobs, ListReadSets,
+GetReadSetMetadata and the activation operations (StartReadSetActivationJob,
+GetReadSetActivationJob, ListReadSetActivationJobs) with the real API's paths, status codes
+and JSON, plus S3 GetObject and PutObject (path-style) for the export's manifest. Every
+request is checked against botocore's omics model (types, required members, lengths,
+patterns) and every response is validated against the operation's output shape before it is
+sent, so a handler that passes here speaks
 the real contract. Jobs move SUBMITTED -> IN_PROGRESS -> a terminal status over successive
 GetReadSetExportJob polls, with per-read-set statuses. Faults can be injected per operation,
 and a request rate and a number of concurrent jobs can be enforced like the service's quotas.
 An optional `writer` writes a job's files when it ends (tests/standins/gateway.py writes them
 into S3 as the job's role), and the read sets it could not write end FAILED.
+
+Archived read sets: an activation job of 1-20 ARCHIVED read sets makes them ACTIVATING, then,
+after ``activation_seconds`` on the endpoint's clock (or over polls), ACTIVE, or ARCHIVED again
+for those in ``failing_activations``; ``activation_outcome`` forces a job's end, and
+``max_concurrent_activations`` plays the (unpublished) concurrent-activation quota. Exporting a
+read set that is not ACTIVE is refused with a ValidationException: whether the real service
+refuses it or fails the job is not published, and the handler must never send one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -39,6 +49,9 @@ OPERATIONS = (
     "ListReadSetExportJobs",
     "ListReadSets",
     "GetReadSetMetadata",
+    "StartReadSetActivationJob",
+    "GetReadSetActivationJob",
+    "ListReadSetActivationJobs",
 )
 TERMINAL = {"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"}
 
@@ -82,6 +95,19 @@ class Job:
 
 
 @dataclass
+class Activation:
+    id: str
+    sequence_store_id: str
+    read_set_ids: list[str]
+    client_token: str | None
+    creation_time: datetime
+    started_at: float
+    polls: int = 0
+    ended: str | None = None  # the final status, once reached
+    completion_time: datetime | None = None
+
+
+@dataclass
 class Fault:
     code: str
     message: str
@@ -105,6 +131,15 @@ class OmicsEndpoint:
     # Jobs progress by polls, or, with job_seconds, by the endpoint's clock (simulated time).
     job_seconds: float | None = None
     clock: Any = time.monotonic
+    # Activation jobs progress by polls, or, with activation_seconds, by the endpoint's clock.
+    activation_seconds: float | None = None
+    activation_polls: int = 2
+    max_concurrent_activations: int | None = None
+    # read set id -> why it fails to activate (it goes back to ARCHIVED).
+    failing_activations: dict[str, str] = field(default_factory=dict)
+    # Force an activation job's final status and message (e.g. ("FAILED", "Internal error")).
+    activation_outcome: tuple[str, str] | None = None
+    activations: dict[str, Activation] = field(default_factory=dict)
     # sequence store id -> read set id -> ListReadSets item (status, sampleId, ...)
     read_sets: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
@@ -132,6 +167,7 @@ class OmicsEndpoint:
                 "status": status,
                 "fileType": "CRAM",
                 "creationTime": datetime(2026, 1, 1, tzinfo=UTC),
+                "etag": {"algorithm": "CRAM_MD5up", "source1": _md5(read_set_id)},
                 **fields,
             }
 
@@ -207,12 +243,16 @@ class OmicsEndpoint:
         problem = _invalid(operation.input_shape, params)
         if problem:
             return _error("ValidationException", problem)
+        self._advance_activations()
         operations = {
             "StartReadSetExportJob": self._start,
             "GetReadSetExportJob": self._get,
             "ListReadSetExportJobs": self._list,
             "ListReadSets": self._list_read_sets,
             "GetReadSetMetadata": self._read_set_metadata,
+            "StartReadSetActivationJob": self._start_activation,
+            "GetReadSetActivationJob": self._get_activation,
+            "ListReadSetActivationJobs": self._list_activations,
         }
         return operations[name](params)
 
@@ -272,6 +312,14 @@ class OmicsEndpoint:
                 if not job.request_matches(params):
                     return _error("ValidationException", "clientToken reused for another job")
                 return self._respond("StartReadSetExportJob", self._summary(job))
+        known = self.read_sets.get(params["sequenceStoreId"], {})
+        for source in params["sources"]:
+            item = known.get(source["readSetId"])
+            if item is not None and item["status"] != "ACTIVE":
+                return _error(
+                    "ValidationException",
+                    f"Read set {source['readSetId']} is {item['status']}, not ACTIVE",
+                )
         if self.max_concurrent_jobs is not None:
             running = sum(1 for j in self.jobs.values() if self._status(j) not in TERMINAL)
             if running >= self.max_concurrent_jobs:
@@ -318,6 +366,142 @@ class OmicsEndpoint:
             and (wanted is None or self._status(j) == wanted)
         ]
         return self._respond("ListReadSetExportJobs", _page(params, "exportJobs", jobs))
+
+    # Activation
+
+    def activated(self) -> list[str]:
+        """Every read set of every activation job started, in order (duplicates kept)."""
+        return [r for job in self.activations.values() for r in job.read_set_ids]
+
+    def _start_activation(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        token = params.get("clientToken")
+        ids = [s["readSetId"] for s in params["sources"]]
+        for job in self.activations.values() if self.remembers_client_tokens else ():
+            if token is not None and job.client_token == token:
+                if job.read_set_ids != ids:
+                    return _error("ValidationException", "clientToken reused for another job")
+                return self._respond("StartReadSetActivationJob", self._activation_summary(job))
+        store = self.read_sets.get(params["sequenceStoreId"], {})
+        for read_set_id in ids:
+            item = store.get(read_set_id)
+            if item is None:
+                return _error("ResourceNotFoundException", f"Read set {read_set_id} not found")
+            if item["status"] != "ARCHIVED":
+                return _error("ValidationException", f"Read set {read_set_id} is {item['status']}")
+        if self.max_concurrent_activations is not None:
+            running = sum(1 for j in self.activations.values() if j.ended is None)
+            if running >= self.max_concurrent_activations:
+                return _error(
+                    "ServiceQuotaExceededException", "Too many concurrent activation jobs"
+                )
+        job = Activation(
+            id=str(next(self._ids)),
+            sequence_store_id=params["sequenceStoreId"],
+            read_set_ids=ids,
+            client_token=token,
+            creation_time=datetime.now(UTC).replace(microsecond=0),
+            started_at=self.clock(),
+        )
+        for read_set_id in ids:
+            store[read_set_id]["status"] = "ACTIVATING"
+        self.activations[job.id] = job
+        return self._respond("StartReadSetActivationJob", self._activation_summary(job))
+
+    def _get_activation(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        job = self.activations.get(params["id"])
+        if job is None or job.sequence_store_id != params["sequenceStoreId"]:
+            return _error("ResourceNotFoundException", f"Activation job {params['id']} not found")
+        job.polls += 1
+        self._advance_activations()
+        detail = self._activation_summary(job)
+        if job.completion_time is not None:
+            detail["completionTime"] = job.completion_time
+        if job.ended is not None and self.activation_outcome is not None:
+            detail["statusMessage"] = self.activation_outcome[1]
+        elif job.ended == "COMPLETED_WITH_FAILURES":
+            detail["statusMessage"] = "Some read sets failed to activate"
+        detail["sources"] = [self._activation_source(job, r) for r in job.read_set_ids]
+        return self._respond("GetReadSetActivationJob", detail)
+
+    def _list_activations(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        wanted = params.get("filter", {})
+        jobs = [
+            self._activation_summary(j)
+            for j in self.activations.values()
+            if j.sequence_store_id == params["sequenceStoreId"]
+            # createdAfter narrows the real list; the stand-in's jobs carry wall-clock times
+            # while rehearsals run on a simulated clock, so it lists every job, as _list does.
+            and ("status" not in wanted or self._activation_status(j) == wanted["status"])
+        ]
+        return self._respond("ListReadSetActivationJobs", _page(params, "activationJobs", jobs))
+
+    def _activation_phase(self, job: Activation) -> int:
+        """0: submitted, 1: in progress, 2: ended."""
+        if self.activation_seconds is not None:
+            elapsed = self.clock() - job.started_at
+            if elapsed < 0.05 * self.activation_seconds:
+                return 0
+            return 1 if elapsed < self.activation_seconds else 2
+        return min(2, job.polls)
+
+    def _activation_status(self, job: Activation) -> str:
+        if job.ended is not None:
+            return job.ended
+        return ("SUBMITTED", "IN_PROGRESS", "IN_PROGRESS")[self._activation_phase(job)]
+
+    def _advance_activations(self) -> None:
+        """Jobs whose time has come end: their read sets become ACTIVE, or ARCHIVED again."""
+        for job in self.activations.values():
+            if job.ended is not None or self._activation_phase(job) < 2:
+                continue
+            if self.activation_seconds is None and job.polls < self.activation_polls:
+                continue
+            store = self.read_sets.get(job.sequence_store_id, {})
+            if self.activation_outcome is not None:
+                job.ended = self.activation_outcome[0]
+                failed = list(job.read_set_ids)
+            else:
+                failed = [r for r in job.read_set_ids if r in self.failing_activations]
+                job.ended = (
+                    "COMPLETED"
+                    if not failed
+                    else "FAILED"
+                    if len(failed) == len(job.read_set_ids)
+                    else "COMPLETED_WITH_FAILURES"
+                )
+            for read_set_id in job.read_set_ids:
+                if read_set_id in store:
+                    store[read_set_id]["status"] = "ARCHIVED" if read_set_id in failed else "ACTIVE"
+            job.completion_time = datetime.now(UTC).replace(microsecond=0)
+
+    def _activation_source(self, job: Activation, read_set_id: str) -> dict[str, Any]:
+        if job.ended is None:
+            phase = self._activation_phase(job)
+            return {
+                "readSetId": read_set_id,
+                "status": ("NOT_STARTED", "IN_PROGRESS")[min(phase, 1)],
+            }
+        if self.activation_outcome is not None:
+            return {
+                "readSetId": read_set_id,
+                "status": "FAILED",
+                "statusMessage": self.activation_outcome[1],
+            }
+        if read_set_id in self.failing_activations:
+            return {
+                "readSetId": read_set_id,
+                "status": "FAILED",
+                "statusMessage": self.failing_activations[read_set_id],
+            }
+        return {"readSetId": read_set_id, "status": "FINISHED"}
+
+    def _activation_summary(self, job: Activation) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "sequenceStoreId": job.sequence_store_id,
+            "status": self._activation_status(job),
+            "creationTime": job.creation_time,
+        }
 
     # Job state
 
@@ -453,6 +637,10 @@ def _page(params: dict[str, Any], key: str, items: list[dict[str, Any]]) -> dict
     if start + size < len(items):
         page["nextToken"] = str(start + size)
     return page
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def _error(code: str, message: str) -> tuple[int, dict[str, Any]]:

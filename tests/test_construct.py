@@ -71,18 +71,25 @@ def objects(bucket: dict[str, Any], suffix: str) -> dict[str, Any]:
     return {"Fn::Join": ["", [bucket, suffix]]}
 
 
+# What the handler may do on an export's store: export, and activate archived read sets.
+STORE_ACTIONS = [
+    "omics:StartReadSetExportJob",
+    "omics:GetReadSetExportJob",
+    "omics:ListReadSetExportJobs",
+    "omics:ListReadSets",
+    "omics:StartReadSetActivationJob",
+    "omics:GetReadSetActivationJob",
+    "omics:ListReadSetActivationJobs",
+]
+
+
 def export_statements(
     store: str, manifests: dict[str, Any], role: dict[str, Any], key: Any = None
 ) -> list[dict[str, Any]]:
     """The statements one export adds to the shared handler policy, in order."""
     return [
         {
-            "Action": [
-                "omics:StartReadSetExportJob",
-                "omics:GetReadSetExportJob",
-                "omics:ListReadSetExportJobs",
-                "omics:ListReadSets",
-            ],
+            "Action": STORE_ACTIONS,
             "Effect": "Allow",
             "Resource": store_arn(store),
         },
@@ -1337,12 +1344,7 @@ def test_sequence_store_from_the_same_stack(
         ]
     }
     assert {
-        "Action": [
-            "omics:StartReadSetExportJob",
-            "omics:GetReadSetExportJob",
-            "omics:ListReadSetExportJobs",
-            "omics:ListReadSets",
-        ],
+        "Action": STORE_ACTIONS,
         "Effect": "Allow",
         "Resource": arn_of,
     } in handler_statements(template)

@@ -433,7 +433,13 @@ def test_the_runner_checks_starts_follows_reports_and_answers_at_the_end(
     request = request_record()
     assert (request["answer"], request["responseUrl"]) == ("SUCCESS", "")
     record = manifest(export)
-    assert record["counts"] == {"selected": 2, "exported": 2, "failed": 0, "inFlight": 0, "activating": 0}
+    assert record["counts"] == {
+        "selected": 2,
+        "exported": 2,
+        "failed": 0,
+        "inFlight": 0,
+        "activating": 0,
+    }
     assert record["runner"]["execution"] == f"{export}-0-0"
     assert record["runner"]["executionArn"].endswith(f":execution:Runner:{export}-0-0")
     assert record["runner"]["active"] is False

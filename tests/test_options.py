@@ -4,6 +4,7 @@ the exports of a stack share through its ReadSetExportService."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
-from cdk_omics_export import ReadSetExport, ReadSetExportService
+from cdk_omics_export import ArchivedReadSets, ReadSetExport, ReadSetExportService
 
 from .support import (
     arn,
@@ -37,6 +38,7 @@ STORE = "1234567890"
 READ_SETS = ["1111111111", "2222222222"]
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/0f4b6d43-2a11-4c4e-9f6b-6f1f1d0c1a2b"
 SERVICE = "/ReadSetExportService/"
+STRICT_STORE = "9876543210"
 
 
 def export_in(stack: Stack, id: str = "Export", **props: Any) -> ReadSetExport:
@@ -125,6 +127,12 @@ class Options:
             ),
             "Throwaway": export_in(
                 stack, "Throwaway", removal_policy=RemovalPolicy.DESTROY, auto_delete_objects=True
+            ),
+            "Strict": export_in(
+                stack,
+                "Strict",
+                sequence_store_id=STRICT_STORE,
+                archived_read_sets=ArchivedReadSets.FAIL,
             ),
         }
         self.exports["Readers"].grant_read(self.analysis)
@@ -304,6 +312,40 @@ def test_partial_failure_reaches_the_handler_only_when_asked(options: Options) -
         if name != "Partial" and "AllowPartialFailure" in custom_resource(template, name)
     ]
     assert without == []
+
+
+def test_archived_read_sets_fail_reaches_the_handler_and_drops_the_activation_grant(
+    options: Options,
+) -> None:
+    template = options.template
+    assert custom_resource(template, "Strict")["ArchivedReadSets"] == "FAIL"
+    # ACTIVATE, the default, is the handler's default too: no property, as before the prop.
+    assert [n for n in options.exports if "ArchivedReadSets" in custom_resource(template, n)] == [
+        "Strict"
+    ]
+    actions = {
+        json.dumps(statement["Resource"]): statement["Action"]
+        for statement in handler_statements(template)
+        if "omics:ListReadSets" in statement["Action"]
+    }
+    strict = next(a for r, a in actions.items() if STRICT_STORE in r)
+    default = next(a for r, a in actions.items() if STRICT_STORE not in r)
+    activation = {
+        "omics:StartReadSetActivationJob",
+        "omics:GetReadSetActivationJob",
+        "omics:ListReadSetActivationJobs",
+    }
+    assert activation.isdisjoint(strict)
+    assert activation <= set(default)
+
+
+def test_archived_read_sets_of_another_type_fail_naming_the_enum() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"archived_read_sets: expected an ArchivedReadSets \(ArchivedReadSets.ACTIVATE or "
+        r"ArchivedReadSets.FAIL\), got str",
+    ):
+        export_in(Stack(App(), "Invalid"), archived_read_sets="FAIL")
 
 
 # Shared options forwarded to the service
@@ -685,9 +727,9 @@ def test_grant_read_is_scoped_to_the_prefix_and_the_key(options: Options) -> Non
 
 def test_permissions_boundary_reaches_every_role(options: Options) -> None:
     roles = find(options.template, "AWS::IAM::Role")
-    # 8 export roles, the handler's, the runner's, the analysis role, and CDK's auto-delete
+    # 9 export roles, the handler's, the runner's, the analysis role, and CDK's auto-delete
     # provider.
-    assert len(roles) == 12
+    assert len(roles) == 13
     assert logical_id(options.template, "AWS::IAM::Role", f"{SERVICE}RunnerRole/") in roles
     expected = {
         "Fn::Join": [

@@ -20,9 +20,9 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 
-from cdk_omics_export import ReadSetExport, ReadSetFilter, runner
+from cdk_omics_export import ArchivedReadSets, ReadSetExport, ReadSetFilter, runner
+from cdk_omics_export.handler import activation, pacing, rules
 from cdk_omics_export.handler import export as exports
-from cdk_omics_export.handler import pacing, rules
 from cdk_omics_export.handler import state as st
 
 from .cfn_rehearsal import StackRehearsal
@@ -103,7 +103,18 @@ def long_without_waiting(stack: Stack) -> None:
     export.on_status_change("Watch")
 
 
+def failing_on_archived(stack: Stack) -> None:
+    ReadSetExport(
+        stack,
+        "Export",
+        sequence_store_id=STORE,
+        read_set_ids=READ_SETS,
+        archived_read_sets=ArchivedReadSets.FAIL,
+    )
+
+
 TEMPLATES: dict[str, Callable[[Stack], None]] = {
+    "fail-on-archived": failing_on_archived,
     "long-without-waiting": long_without_waiting,
     "own-key": own_key,
     "three-ids": three_ids,
@@ -873,3 +884,188 @@ def test_the_response_url_stays_in_the_state_table(
     assert "cloudformation-custom-resource-response/" in caplog.text
     where = "cloudformation-custom-resource-response"
     assert [n for n, text in enumerate(seen[1:]) if where in text] == []
+
+
+# Archived read sets
+
+
+def archive(omics: OmicsEndpoint, ids: list[str]) -> None:
+    for read_set_id in ids:
+        omics.read_sets[STORE][read_set_id]["status"] = "ARCHIVED"
+
+
+def activated_once(omics: OmicsEndpoint, ids: list[str]) -> bool:
+    activated = omics.activated()
+    return sorted(activated) == sorted(ids) and len(set(activated)) == len(activated)
+
+
+def test_a_half_archived_cohort_is_activated_once_and_exported_with_provenance(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    cfn = deploy("150-ids")
+    props = cfn.properties()
+    ids = cohort(150)
+    cfn.upload_list(props["ReadSetList"], ids)
+    archived = ids[::2]
+    archive(omics, archived)
+    omics.read_sets[STORE][ids[1]]["sampleId"] = "patient-0042"
+    created = cfn.request("Create", props)
+    assert created.status == "SUCCESS", created.reason
+    assert created.data["Status"] == "COMPLETED"
+    assert created.data["ExportedReadSetCount"] == "150"
+    assert activated_once(omics, archived)
+    assert all(1 <= len(j.read_set_ids) <= 20 for j in omics.activations.values())
+    assert exported_once(omics, ids)
+    assert gateway.denied() == []
+    record = manifest(gateway, created.data["ManifestUri"])
+    assert record["counts"]["activating"] == 0
+    assert {a["status"] for a in record["activations"]} == {"COMPLETED"}
+    by_id = {r["id"]: r for r in record["readSets"]}
+    assert {r["status"] for r in by_id.values()} == {"EXPORTED"}
+    job_of = {r: j["id"] for j in record["jobs"] for r in j["readSetIds"]}
+    for read_set_id in ids:
+        read_set = by_id[read_set_id]
+        assert read_set["jobId"] == job_of[read_set_id]
+        assert read_set["fileType"] == "CRAM"
+        assert read_set["etag"]["algorithm"] == "CRAM_MD5up"
+        assert read_set["etag"]["source1"] == omics.read_sets[STORE][read_set_id]["etag"]["source1"]
+        assert ("activationJobId" in read_set) == (read_set_id in archived)
+    assert "patient-0042" not in json.dumps(record)  # no sample, subject or name
+
+
+def test_archived_read_sets_fail_keeps_the_pre_flight_message(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    cfn = deploy("fail-on-archived")
+    archive(omics, READ_SETS[:1])
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "FAILED"
+    assert f"{READ_SETS[0]} (ARCHIVED)" in created.reason
+    assert "Archived read sets can be restored with StartReadSetActivationJob" in created.reason
+    assert omics.activations == {} and omics.jobs == {}
+    assert gateway.calls("omics:StartReadSetActivationJob") == []
+
+
+def test_a_delete_mid_activation_starts_nothing_after(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    omics.max_concurrent_activations = 1
+    cfn = deploy("150-ids")
+    props = cfn.properties()
+    ids = cohort(150)
+    cfn.upload_list(props["ReadSetList"], ids)
+    archive(omics, ids[100:])  # two batches ready now, 50 read sets in three activations
+    waiting = cfn.start("Create", props)
+    while len(omics.activations) < 2:
+        assert cfn.answer(waiting) is None
+        cfn.wait(cfn.query_interval)
+    physical_id = exports.export_id_of(
+        cfn.stack_id, props["ConstructPath"], props["Destination"], 0
+    )
+    calls = {
+        op: len(omics.calls(op)) for op in ("StartReadSetActivationJob", "StartReadSetExportJob")
+    }
+    deleted = cfn.request("Delete", props, physical_id=physical_id)
+    assert deleted.status == "SUCCESS"
+    abandoned = cfn.answer(waiting)
+    assert abandoned is not None and abandoned.status == "FAILED"
+    assert cfn.finish()
+    for operation, before in calls.items():
+        assert len(omics.calls(operation)) == before, operation
+    assert len(omics.activations) == 2
+    record = manifest(gateway, deleted_manifest(cfn))
+    assert record["status"] == "CANCELLED"
+    assert gateway.denied() == []
+
+
+def test_a_rollback_during_activation_starts_nothing_new(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    omics.max_concurrent_activations = 1
+    cfn = deploy("three-ids")
+    old = cfn.properties()
+    created = cfn.request("Create", old)
+    assert created.status == "SUCCESS", created.reason
+    more = cohort(40)
+    archive(omics, more)
+    bigger = cfn.properties(ReadSetIds=READ_SETS + more)
+    cfn.start("Update", bigger, old_properties=old, physical_id=created.physical_id)
+    while not omics.activations:
+        cfn.wait(cfn.query_interval)
+    assert len(omics.activations) == 1  # the quota holds the second back
+    # Another resource fails: CloudFormation rolls back to the old properties.
+    rollback = cfn.request("Update", old, old_properties=bigger, physical_id=created.physical_id)
+    assert rollback.status == "SUCCESS", rollback.reason
+    assert rollback.data["ExportedReadSetCount"] == "3"
+    assert cfn.finish()
+    assert len(omics.activations) == 1
+    assert exported_once(omics, READ_SETS)
+    assert gateway.denied() == []
+
+
+def test_a_step_retried_after_an_accepted_activation_starts_no_second_one(
+    gateway: Gateway,
+    deploy: Callable[..., StackRehearsal],
+    omics: OmicsEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The step dies after HealthOmics accepted StartReadSetActivationJob, before the job was
+    recorded; HealthOmics has forgotten the token. The retried step finds the job."""
+    omics.remembers_client_tokens = False
+    archive(omics, READ_SETS)
+    original = activation.Activations._record_started
+    killed = [True]
+
+    def dies(self: activation.Activations, record: Any, started: Any) -> None:
+        if killed[0]:
+            killed[0] = False
+            raise RuntimeError("the step's container died")
+        original(self, record, started)
+
+    monkeypatch.setattr(activation.Activations, "_record_started", dies)
+    cfn = deploy("three-ids")
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "SUCCESS", created.reason
+    assert not killed[0]
+    assert len(omics.activations) == 1
+    assert activated_once(omics, READ_SETS)
+    assert exported_once(omics, READ_SETS)
+    assert gateway.calls("omics:ListReadSetActivationJobs")
+    assert gateway.denied() == []
+
+
+def test_a_read_set_that_fails_to_activate_is_named_and_fails_the_export(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    archive(omics, READ_SETS[:2])
+    omics.failing_activations = {READ_SETS[0]: "Restore failed: object unavailable"}
+    cfn = deploy("three-ids")
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "FAILED"
+    (job,) = omics.activations
+    assert f"activation jobs in sequence store {STORE} did not activate every read set" in (
+        created.reason
+    )
+    assert f"{READ_SETS[0]} (activation job {job}: Restore failed: object unavailable)" in (
+        created.reason
+    )
+    assert exported_once(omics, READ_SETS[1:])
+    assert gateway.denied() == []
+
+
+def test_a_read_set_someone_else_activates_is_waited_for_not_activated_again(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    omics.read_sets[STORE][READ_SETS[0]]["status"] = "ACTIVATING"
+    cfn = deploy("three-ids")
+    waiting = cfn.start("Create", cfn.properties())
+    for _ in range(3):
+        cfn.wait(cfn.query_interval)
+    assert cfn.answer(waiting) is None
+    assert READ_SETS[0] not in omics.exported()
+    omics.read_sets[STORE][READ_SETS[0]]["status"] = "ACTIVE"  # their activation ended
+    answered = cfn.await_answer(waiting)
+    assert answered.status == "SUCCESS", answered.reason
+    assert omics.activations == {}
+    assert exported_once(omics, READ_SETS)
+    assert gateway.denied() == []

@@ -543,6 +543,9 @@ class Export:
                     f"{named}. No export job was started.{hint}"
                 )
             )
+        # Saved before anything is planned from it: a retried step plans the same.
+        self._pack_classified(selection)
+        self.store.save_selection(self.export_id, selection)
         archived, activating = self._classified(selection)
         todo_set = set(todo)
         archived &= todo_set
