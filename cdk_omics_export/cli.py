@@ -240,7 +240,8 @@ class ExportStatus:
 
     def counts(self) -> ManifestCounts:
         if self.manifest is not None and "counts" in self.manifest:
-            return self.manifest["counts"]
+            # A manifest from before activation has no "activating": none were.
+            return {"activating": 0, **self.manifest["counts"]}
         # An older manifest without counts: what its jobs hold.
         jobs = [job_read_sets(job) for job in self.jobs()]
         return {
@@ -586,7 +587,10 @@ def render_exports_table(stack: str, exports: Sequence[ExportStatus], *, jobs: b
             export.status,
             f"{counts['exported']}/{counts['selected']}",
             str(counts["failed"]),
-            str(counts["inFlight"]),
+            # Read sets still being activated are in flight too; how many of them, said so.
+            f"{counts['inFlight']} ({counts['activating']} activating)"
+            if counts.get("activating")
+            else str(counts["inFlight"]),
             f"{tally.running}/{tally.ended}/{tally.pending}",
             export.runner_state,
             export.manifest.get("updatedAt", "").replace("T", " "),
@@ -600,6 +604,17 @@ def render_exports_table(stack: str, exports: Sequence[ExportStatus], *, jobs: b
                     f"{read_sets.exported}/{read_sets.total}",
                     str(read_sets.failed),
                     str(read_sets.in_flight),
+                )
+            for activation in export.manifest.get("activations", []):
+                sources = activation.get("sources", [])
+                finished = sum(1 for s in sources if s["status"] == "FINISHED")
+                failed = sum(1 for s in sources if s["status"] == "FAILED")
+                table.add_row(
+                    f"  {activation['id'] or '(watched)'} (activation)",
+                    activation["status"],
+                    f"{finished}/{len(activation['readSetIds'])} active",
+                    str(failed),
+                    str(len(activation["readSetIds"]) - finished - failed),
                 )
     return table
 
@@ -690,6 +705,17 @@ def export_json(export: ExportStatus, *, jobs: bool) -> dict[str, Any]:
                 "completionTime": job.get("completionTime"),
             }
             for job in export.jobs()
+        ]
+        report["activationList"] = [
+            {
+                "key": activation["key"],
+                "id": activation["id"],
+                "status": activation["status"],
+                "statusMessage": activation.get("statusMessage", ""),
+                "readSetIds": activation["readSetIds"],
+                "sources": activation.get("sources", []),
+            }
+            for activation in ([] if manifest is None else manifest.get("activations", []))
         ]
     return report
 

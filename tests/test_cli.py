@@ -359,7 +359,13 @@ def test_json_output_for_scripts(stubs: Stubs) -> None:
                 "status": "COMPLETED_WITH_FAILURES",
                 "statusReason": REASON,
                 "cancelled": False,
-                "counts": {"selected": 4, "exported": 3, "failed": 1, "inFlight": 0},
+                "counts": {
+                    "activating": 0,
+                    "selected": 4,
+                    "exported": 3,
+                    "failed": 1,
+                    "inFlight": 0,
+                },
                 "runner": {"execution": EXECUTION, "active": False, "executionStatus": None},
                 "stalled": False,
                 "jobs": {"running": 0, "ended": 1, "pending": 0, "total": 1},
@@ -956,3 +962,38 @@ def test_help_describes_the_exports_and_the_exit_codes(capsys: pytest.CaptureFix
         assert f"\n  {code} " in text
     assert "runner" in text
     assert "--jobs" in text
+
+
+def test_an_export_activating_archived_read_sets_says_how_many_and_lists_activations(
+    stubs: Stubs,
+) -> None:
+    stubs.stack()
+    body = manifest("ACTIVATING", active=True, counts=(40, 0, 0, 40))
+    body["counts"]["activating"] = 20
+    body["activations"] = [
+        {
+            "key": "activation#0001#0000",
+            "id": "7000000001",
+            "status": "IN_PROGRESS",
+            "readSetIds": [str(4000000000 + n) for n in range(20)],
+            "sources": [
+                {"readSetId": str(4000000000 + n), "status": "FINISHED" if n < 5 else "IN_PROGRESS"}
+                for n in range(20)
+            ],
+        }
+    ]
+    stubs.manifest(body)
+    code, out, _ = run(stubs, "--stack", STACK, "--jobs")
+    assert code == cli.EXIT_RUNNING
+    lines = rows(out)
+    assert f"Export ACTIVATING 0/40 0 40 (20 activating) 0/0/0 active {SHOWN}" in lines
+    assert "7000000001 (activation) IN_PROGRESS 5/20 active 0 15" in lines
+    stubs.stack()
+    stubs.manifest(body)
+    code, out, _ = run(stubs, "--stack", STACK, "--json", "--jobs")
+    (listed,) = json.loads(out)["exports"][0]["activationList"]
+    assert (listed["id"], listed["status"], len(listed["sources"])) == (
+        "7000000001",
+        "IN_PROGRESS",
+        20,
+    )
