@@ -9,6 +9,8 @@
 6. Rollback scenarios: how many jobs each starts.
 7. An export that outlives the deploy: 10,000 read sets, 5 concurrent jobs of 10 minutes,
    ``wait_for_completion=False``, its runner run as synthesized on a simulated clock.
+8. An archived cohort: the same 10,000 read sets all ARCHIVED, activation jobs of 20 that take
+   2 simulated hours, at most 10 at a time (assumed: neither is published).
 
 Prints figures; asserts nothing about time in tests (shared machines vary), but exits 1 when
 a target is missed, listing each as a TARGET MISSED line at the end.
@@ -41,7 +43,7 @@ BIN = Path(sys.executable).parent  # the venv's bin, as `make` runs it
 os.environ["PATH"] = str(BIN) + os.pathsep + os.environ["PATH"]
 os.environ["JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION"] = "1"
 
-from aws_cdk import App, Stack  # noqa: E402
+from aws_cdk import App, Duration, Stack  # noqa: E402
 
 from benchmarks import profile_app  # noqa: E402
 from cdk_omics_export import ReadSetExport  # noqa: E402
@@ -1167,6 +1169,106 @@ def bench_long_export(gateway: Gateway) -> None:
         missed(f"the rule made before the export heard {heard} (target: SUBMITTED to COMPLETED)")
 
 
+ACTIVATION_SECONDS = 2 * 3600.0
+QUOTA_ACTIVATIONS = 10
+# The runner's poll for the archived cohort: 100 simulated hours at the default 30 s would
+# be 12,000 steps of wall time here; 2 minutes costs at most that much per activation wave.
+ARCHIVED_POLL_SECONDS = 120
+
+
+def archived_cohort(stack: Stack) -> None:
+    ReadSetExport(
+        stack,
+        "Export",
+        sequence_store_id=STORE,
+        read_set_ids=cohort(LONG_COHORT),
+        wait_for_completion=False,
+        poll_interval=Duration.seconds(ARCHIVED_POLL_SECONDS),
+    )
+
+
+def bench_archived_cohort(gateway: Gateway) -> None:
+    per_wave = 20 * QUOTA_ACTIVATIONS
+    waves = -(-LONG_COHORT // per_wave)
+    # The last wave's read sets still need exporting: ceil(200 / 100) jobs, 5 at a time.
+    tail_jobs = -(-per_wave // 100)
+    tail_waves = -(-tail_jobs // QUOTA_JOBS)
+    physical = waves * ACTIVATION_SECONDS + tail_waves * JOB_SECONDS
+    heading(
+        8,
+        f"An archived cohort: {LONG_COHORT:,} read sets, all ARCHIVED; activation jobs of 20 "
+        f"taking {ACTIVATION_SECONDS / 3600:.0f} h, at most {QUOTA_ACTIVATIONS} at a time "
+        f"(assumed); exports of {QUOTA_JOBS} concurrent jobs of {JOB_SECONDS / 60:.0f} min, "
+        "wait_for_completion=False",
+    )
+    print(
+        f"  physical limit: {waves} activation waves of {ACTIVATION_SECONDS / 3600:.0f} h, then "
+        f"{tail_waves} export wave of {JOB_SECONDS / 60:.0f} min = {physical / 3600:,.2f} h; "
+        f"the runner polls every {ARCHIVED_POLL_SECONDS} s; every request under enforced IAM"
+    )
+    template = template_of(archived_cohort)
+    ids = cohort(LONG_COHORT)
+    endpoint, rehearsal, properties = quota_bound_export(gateway, template, ids, ids)
+    endpoint.activation_seconds = ACTIVATION_SECONDS
+    endpoint.max_concurrent_activations = QUOTA_ACTIVATIONS
+    for read_set in endpoint.read_sets[STORE].values():
+        read_set["status"] = "ARCHIVED"
+    clock = rehearsal.clock
+    began = clock.now()
+    wall = time.perf_counter()
+    response = rehearsal.request("Create", properties)
+    deployed = clock.now() - began
+    rehearsal.finish(limit_seconds=30 * 24 * 3600)
+    wall = time.perf_counter() - wall
+    runs = rehearsal.runs()
+    ended = max((r.stop or clock.now()) for r in runs) - began
+    ratio = ended / physical
+    requests = omics_requests(endpoint)
+    peak = endpoint.peak_requests_per_second(omics_only=True)
+    exported = Counter(endpoint.exported())
+    activated = Counter(endpoint.activated())
+    exported_once = set(exported) == set(ids) and set(exported.values()) == {1}
+    activated_once = set(activated) == set(ids) and set(activated.values()) == {1}
+    statuses = [r["status"] for r in endpoint.read_sets[STORE].values()]
+    largest = max((len(j.read_set_ids) for j in endpoint.activations.values()), default=0)
+    steps = gateway.stepfunctions.function(rehearsal.runner_function_arn).invocations
+    figures = {
+        "deploy": f"{response.status} in {deployed:,.0f} simulated s, status "
+        f"{response.data.get('Status')}",
+        "runner": f"export ended after {ended / 3600:,.2f} simulated h = {ratio:.3f}x the "
+        f"physical limit (target: at most {LONG_RATIO}x)",
+        "activation jobs": f"{len(endpoint.activations):,} (largest {largest} read sets)",
+        "export jobs": f"{len(endpoint.jobs):,}",
+        "every read set activated exactly once": activated_once,
+        "every read set exported exactly once": exported_once,
+        "read sets ACTIVE at the end": f"{statuses.count('ACTIVE'):,} of {len(statuses):,}",
+        "HealthOmics requests": f"{len(requests):,} {dict(Counter(op for _, op, _ in requests))}",
+        "peak requests/s (simulated time)": f"{peak} (target: at most {QUOTA_RPS})",
+        "throttled (429)": sum(1 for r in requests if r[2] == 429),
+        "quota refusals (402)": sum(1 for r in requests if r[2] == 402),
+        "runner executions": f"{len(runs)}, largest history "
+        f"{max(r.history_events for r in runs):,} events (cap 25,000)",
+        "runner steps (Lambda invocations)": f"{steps:,}",
+        "IAM denials at the stand-ins": len(gateway.denied()),
+        "wall s": f"{wall:.1f}",
+    }
+    for key, value in figures.items():
+        print(f"  {key}: {value}")
+    if response.status != "SUCCESS":
+        missed(f"the archived cohort's deploy ended {response.status}: {response.reason}")
+    if ratio > LONG_RATIO:
+        missed(
+            f"the archived cohort took {ratio:.3f}x the physical limit (target: at most "
+            f"{LONG_RATIO}x)"
+        )
+    if peak > QUOTA_RPS:
+        missed(f"the archived cohort peaked at {peak} requests/s (target: at most {QUOTA_RPS})")
+    if not (exported_once and activated_once):
+        missed("the archived cohort did not activate and export every read set exactly once")
+    if gateway.denied():
+        missed(f"the archived cohort met {len(gateway.denied())} IAM denials")
+
+
 # Running it all
 
 
@@ -1196,6 +1298,7 @@ def main() -> int:
             section(lambda: bench_shared_budget(gateway), "three exports at once")
             section(lambda: bench_rollbacks(gateway), "rollback scenarios")
             section(lambda: bench_long_export(gateway), "export that outlives the deploy")
+            section(lambda: bench_archived_cohort(gateway), "archived cohort")
     finally:
         for folder in _SCRATCH:
             shutil.rmtree(folder, ignore_errors=True)

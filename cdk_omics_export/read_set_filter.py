@@ -24,9 +24,11 @@ class ReadSetFilter:
     :param created_after: only read sets created after this time (timezone-aware datetime
         or ISO 8601 string).
     :param created_before: only read sets created before this time.
-    :param status: the read set status to select. Default: ``"ACTIVE"``. Only ACTIVE read
-        sets can be exported: with another status, any read set the filter selects fails the
-        pre-flight (named in the error) and no job starts.
+    :param status: the read set status to select. Default: ``None``: ACTIVE read sets, and,
+        with ``ArchivedReadSets.ACTIVATE`` (the export's default), ARCHIVED and ACTIVATING ones
+        too, which are activated before they are exported. With another status, any read set
+        the filter selects that cannot be exported fails the pre-flight (named in the error)
+        and no job starts.
 
     The filter is evaluated when the export resource is created or updated, not afterwards:
     to pick up read sets added since, change ``selection_refresh`` on the ``ReadSetExport``
@@ -41,7 +43,7 @@ class ReadSetFilter:
     creation_type: str | None = None
     created_after: datetime | str | None = None
     created_before: datetime | str | None = None
-    status: str = "ACTIVE"
+    status: str | None = None
 
     def __post_init__(self) -> None:
         # A dataclass checks no types; a wrong one would otherwise surface as a jsii error

@@ -1381,8 +1381,8 @@ def test_selection_by_filter_with_a_generation_and_a_short_timeout(
                 "ReadSetFilter": {
                     "sampleId": "tumour-7",
                     "creationType": "IMPORT",
+                    # No status: ACTIVE read sets, and archived ones, which are activated.
                     "createdAfter": "2026-01-01T00:00:00Z",
-                    "status": "ACTIVE",
                 },
                 "AllowEmptySelection": True,
                 "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/"]]},

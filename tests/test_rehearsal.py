@@ -1069,3 +1069,19 @@ def test_a_read_set_someone_else_activates_is_waited_for_not_activated_again(
     assert omics.activations == {}
     assert exported_once(omics, READ_SETS)
     assert gateway.denied() == []
+
+
+def test_a_filter_selects_archived_read_sets_and_they_are_activated(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    sample = cohort(6, 4200000000)
+    omics.add_read_sets(STORE, sample[:3], sampleId="tumour-7")
+    omics.add_read_sets(STORE, sample[3:5], status="ARCHIVED", sampleId="tumour-7")
+    omics.add_read_sets(STORE, sample[5:], status="DELETING", sampleId="tumour-7")
+    cfn = deploy("filter")
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "SUCCESS", created.reason
+    assert created.data["ReadSetCount"] == "5"  # the one being deleted is not selected
+    assert activated_once(omics, sample[3:5])
+    assert exported_once(omics, sample[:5])
+    assert gateway.denied() == []

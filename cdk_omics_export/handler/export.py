@@ -65,7 +65,7 @@ MANIFEST_FOLDER = "cdk-omics-export/"
 MAX_MESSAGE_LENGTH = 1000
 START_OPERATIONS = frozenset({"StartReadSetExportJob", "StartReadSetActivationJob"})
 # What a filter selects: with activation, archived read sets too; never deleted or failed ones.
-SELECTABLE_STATUSES = frozenset({"ACTIVE", "ARCHIVED", "ACTIVATING"})
+SELECTABLE = frozenset({"ACTIVE", "ARCHIVED", "ACTIVATING"})
 MAX_NAMED = 10
 MAX_JOBS_NAMED = 20
 MAX_EVENT_JOBS = 200
@@ -401,7 +401,7 @@ class Export:
                 # Without activation only ACTIVE read sets are selected; with it, archived
                 # ones too (ListReadSets filters on one status at most).
                 wanted = {**read_set_filter}
-                if not self.activates():
+                if "status" not in wanted and not self.activates():
                     wanted["status"] = "ACTIVE"
                 request: dict[str, Any] = {
                     "sequenceStoreId": self.request.sequence_store_id,
@@ -412,7 +412,9 @@ class Export:
                     request["nextToken"] = record["cursor"]
                 page = self._call("ListReadSets", self.omics.list_read_sets, **request)
                 for item in page.get("readSets", []):
-                    if item["status"] not in SELECTABLE_STATUSES:
+                    # A status asked for is checked by the pre-flight; without one, read
+                    # sets being deleted or that failed to upload are not selected.
+                    if "status" not in read_set_filter and item["status"] not in SELECTABLE:
                         continue
                     ids.append(item["id"])
                     self._check_status(item["id"], item["status"], record)
