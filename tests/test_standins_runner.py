@@ -691,6 +691,9 @@ def test_the_environment_points_default_clients_at_the_gateway(
 ) -> None:
     for key, value in gateway.environment(*gateway.add_role(deployed, "StarterRole")).items():
         monkeypatch.setenv(key, value)
+    # As in a fresh Lambda container: a default session made by an earlier test in this
+    # process would still hold the credentials it resolved then.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     arn = boto3.client("stepfunctions").start_execution(stateMachineArn=deployed.ref("Machine"))[
         "executionArn"
     ]

@@ -23,11 +23,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 try:  # imported as cdk_omics_export.handler.export (tests, the construct)
-    from . import activation, rules
+    from . import activation, outcome, reporting, rules
     from . import state as st
     from .errors import ExportError, NotYetAuthorized, OutOfTime, QuotaExceeded, ReadSetMissing
 except ImportError:  # Lambda: the asset's root is on sys.path
     import activation  # type: ignore[import-not-found,no-redef]
+    import outcome  # type: ignore[import-not-found,no-redef]
+    import reporting  # type: ignore[import-not-found,no-redef]
     import rules  # type: ignore[import-not-found,no-redef]
     import state as st  # type: ignore[import-not-found,no-redef]
     from errors import (  # type: ignore[import-not-found,no-redef]
@@ -212,6 +214,8 @@ class Export:
         # The runner's state machine, so the manifest and events can name its execution.
         self.state_machine_arn = ""
         self.activations = activation.Activations(self)
+        self._outcome = outcome.Outcome(self)
+        self._report = reporting.Report(self)
         # Facts the pre-flight learned in this invocation, saved with its progress.
         self._facts: dict[str, st.ReadSetFacts] = {}
         self._classification: tuple[set[str], set[str]] | None = None
@@ -975,371 +979,43 @@ class Export:
                 self._save_batch_or_reload(batch)
         self.save_record()
 
-    # Reporting
-
+    # Reporting (outcome.py words the outcome, reporting.py tells it)
     def selected_ids(self) -> list[str]:
         selection = self.snapshot.selections.get(self.run["number"])
         return st.unpack_ids(selection["ids"]) if selection is not None else []
 
     def counts(self) -> Counts:
-        counts = Counts()
-        for outcome in self.read_set_outcomes():
-            counts.selected += 1
-            status = outcome["status"]
-            if status == "EXPORTED":
-                counts.exported += 1
-            elif status == "FAILED":
-                counts.failed += 1
-                if len(counts.failures) < MAX_NAMED:
-                    message = _one_line(outcome.get("statusMessage", ""))
-                    counts.failures.append(f"{outcome['id']} ({message})")
-            elif status in ("EXPORTING", "ACTIVATING"):
-                counts.in_flight += 1
-                counts.activating += status == "ACTIVATING"
-        return counts
+        return self._outcome.counts()
 
     def read_set_outcomes(self) -> list[st.ManifestReadSet]:
-        """How each selected read set stands: EXPORTED, FAILED, EXPORTING (in a job, or
-        active and about to be), ACTIVATING, or PENDING (not started)."""
-        states = self.snapshot.read_set_states()
-        number = self.run["number"]
-        # Activation counts only after the pre-flight, for the read sets this run exports.
-        activations = self.activations.effective() if self.run["phase"] != "SELECTING" else {}
-        outcomes: list[st.ManifestReadSet] = []
-        for read_set_id in self.selected_ids():
-            outcome: st.ManifestReadSet = {"id": read_set_id, "status": "PENDING"}
-            state = states.get(read_set_id)
-            activated = activations.get(read_set_id)
-            if activated is not None and activated[1] is not None and "jobId" in activated[1]:
-                outcome["activationJobId"] = activated[1]["jobId"]
-            if state is not None:
-                outcome["status"] = _OUTCOME_OF_STATE[state[0]]
-                if "jobId" in state[1]:
-                    outcome["jobId"] = state[1]["jobId"]
-                if state[0] == "FAILED":
-                    outcome["statusMessage"] = _job_failure(state[1], read_set_id)
-            if activated is not None and (state is None or state[1]["run"] != number):
-                kind, record = activated
-                if kind == "FAILED" and record is not None:
-                    outcome["status"] = "FAILED"
-                    outcome["statusMessage"] = activation.failure_of(record, read_set_id)
-                    outcome.pop("jobId", None)
-                elif self.run["phase"] == "ENDED":
-                    pass  # nothing more starts: what its batches say stands
-                elif kind != "ACTIVE":
-                    outcome["status"] = "ACTIVATING"
-                    outcome.pop("jobId", None)
-                elif state is None or state[0] not in ("EXPORTED", "IN_FLIGHT"):
-                    outcome["status"] = "EXPORTING"  # active: a batch takes it at this step
-            outcomes.append(outcome)
-        return outcomes
+        return self._outcome.read_set_outcomes()
 
     def failure_message(self) -> str:
-        watched = self._watched()
-        failed_jobs = [b for b in watched if b["status"] not in ("COMPLETED", st.SUPERSEDED)]
-        counts = self.counts()
-        store = self.request.sequence_store_id
-        if len(watched) == 1 and "jobId" in watched[0]:
-            (job,) = watched
-            head = f"HealthOmics export job {job['jobId']} in sequence store {store} ended "
-            head += job["status"]
-            if job.get("statusMessage"):
-                head += f": {_one_line(job['statusMessage'])}"
-        else:
-            named = rules.first_of(
-                [
-                    f"{b.get('jobId', b['key'])} ({b['status']}"
-                    + (f": {_one_line(b['statusMessage'])}" if b.get("statusMessage") else "")
-                    + ")"
-                    for b in failed_jobs
-                ],
-                3,
-            )
-            head = (
-                f"{len(failed_jobs)} of {len(watched)} HealthOmics export jobs in sequence "
-                f"store {store} did not complete: {named}"
-            )
-        activations = self._activation_failures()
-        if activations and not failed_jobs:
-            head = activations
-        elif activations:
-            head += f". {activations}"
-        where = ""
-        if len(watched) > 1:
-            started = [b["jobId"] for b in watched if "jobId" in b]
-            where = (
-                f". Every job and read set: {self.manifest_uri()}. "
-                f"Jobs: {rules.first_of(started, MAX_JOBS_NAMED)}"
-            )
-        listing = ""
-        if counts.failed:
-            listing = (
-                f". {counts.failed} read set(s) failed: "
-                f"{rules.first_of(counts.failures, MAX_NAMED, '; ')}"
-            )
-            if counts.failed > len(counts.failures):
-                listing += f" and {counts.failed - len(counts.failures)} more"
-        return _clip(head + where + listing + ".")
-
-    def _activation_failures(self) -> str:
-        """The activations of this run that did not bring every read set back, named."""
-        bad = self.activations.failed_records()
-        if not bad:
-            return ""
-        total = sum(1 for a in self.activations.run_records() if a["status"] != st.SUPERSEDED)
-        named = rules.first_of(
-            [
-                f"{a.get('jobId', a['key'])} ({a['status']}"
-                + (f": {_one_line(a['statusMessage'])}" if a.get("statusMessage") else "")
-                + ")"
-                for a in bad
-            ],
-            3,
-        )
-        return (
-            f"{len(bad)} of {total} HealthOmics activation jobs in sequence store "
-            f"{self.request.sequence_store_id} did not activate every read set: {named}"
-        )
+        return self._outcome.failure_message()
 
     def timeout_message(self) -> str:
-        activating = self.counts().activating
-        batches = self.run_batches()
-        started = [b for b in batches if "jobId" in b]
-        running = [b for b in started if b["status"] in st.RUNNING_JOB_STATUSES]
-        pending = len(batches) - len(started)
-        timeout = self.request.timeout_seconds
-        store = self.request.sequence_store_id
-        if len(batches) == 1 and started and not activating:
-            (job,) = started
-            return _clip(
-                f"HealthOmics export job {job['jobId']} in sequence store {store} is still "
-                f"{job['status']} after the {timeout} s the deploy waits (timeout). The job "
-                "keeps running and cannot be cancelled; its files will still arrive at "
-                f"{self.request.destination}, and the next deploy resumes the export without "
-                "exporting them again. Use a longer timeout, or wait_for_completion=False "
-                "(the export then carries on after the deploy)."
-            )
-        ids = rules.first_of([b["jobId"] for b in running], MAX_NAMED)
-        phase = (
-            "was still selecting read sets"
-            if self.run["phase"] == "SELECTING"
-            else f"had {len(running)} export job(s) running ({ids}) and {pending} of "
-            f"{len(batches)} batch(es) not yet started"
-        )
-        if activating:
-            phase += (
-                f", and {activating} archived read set(s) still being activated (activation "
-                "can take hours; it goes on, and the next deploy exports what it activated)"
-            )
-        return _clip(
-            f"The export from sequence store {store} {phase} after the {timeout} s the deploy "
-            f"waits (timeout). Started jobs keep running and cannot be cancelled; the next "
-            f"deploy resumes the export and skips what completed. Every job so far: "
-            f"{self.manifest_uri()}. Use a longer timeout, or wait_for_completion=False (the "
-            "export then carries on after the deploy)."
-        )
+        return self._outcome.timeout_message()
 
     def manifest_uri(self) -> str:
-        return manifest_uri(self.request.destination, self.export_id)
+        return self._report.manifest_uri()
 
     def manifest(self) -> st.Manifest:
-        """The record for people: the export, this run, and every job and read set."""
-        record, run, counts = self.record, self.run, self.counts()
-        jobs: list[st.ManifestJob] = []
-        for batch in self.snapshot.ordered_batches():
-            if batch["status"] == st.SUPERSEDED:
-                continue
-            job: st.ManifestJob = {
-                "batch": batch["key"],
-                "id": batch.get("jobId"),
-                "status": batch["status"],
-                "readSetIds": batch["readSetIds"],
-                "readSets": batch.get("readSets", []),
-            }
-            for key in ("statusMessage", "creationTime", "completionTime"):
-                if key in batch:
-                    job[key] = batch[key]
-            jobs.append(job)
-        return {
-            "schema": st.SCHEMA_VERSION,
-            "exportId": self.export_id,
-            "stackId": record["stackId"],
-            "constructPath": record["constructPath"],
-            "sequenceStoreId": record["sequenceStoreId"],
-            "destination": record["destination"],
-            "generation": record["generation"],
-            "status": record["status"],
-            "statusReason": record.get("statusReason", ""),
-            "cancelled": record["cancelled"],
-            "createdAt": iso_time(record["createdAt"]),
-            "updatedAt": iso_time(self._clock()),
-            "run": {
-                "number": run["number"],
-                "requestType": run["requestType"],
-                "startedAt": iso_time(run["startedAt"]),
-                "jobIds": run["jobIds"],
-            },
-            "counts": {
-                "selected": counts.selected,
-                "exported": counts.exported,
-                "failed": counts.failed,
-                "inFlight": counts.in_flight,
-                "activating": counts.activating,
-            },
-            "runner": self._runner_view(),
-            "jobs": jobs,
-            "activations": self._manifest_activations(),
-            "readSets": self._manifest_read_sets(),
-        }
-
-    def _manifest_activations(self) -> list[st.ManifestActivation]:
-        listed: list[st.ManifestActivation] = []
-        for record in self.snapshot.ordered_activations():
-            if record["status"] == st.SUPERSEDED:
-                continue
-            entry: st.ManifestActivation = {
-                "key": record["key"],
-                "id": record.get("jobId"),
-                "status": record["status"],
-                "readSetIds": record["readSetIds"],
-                "sources": record.get("sources", []),
-            }
-            for key in ("statusMessage", "creationTime", "completionTime"):
-                if key in record:
-                    entry[key] = record[key]
-            listed.append(entry)
-        return listed
-
-    def _manifest_read_sets(self) -> list[st.ManifestReadSet]:
-        """Each selected read set's outcome, with its provenance (file type, HealthOmics ETag,
-        the jobs): a consumer checks the exported files against these later."""
-        facts = self.snapshot.run_facts(self.run["number"])
-        outcomes = self.read_set_outcomes()
-        for outcome in outcomes:
-            known = facts.get(outcome["id"])
-            if known is not None:
-                outcome.update(known)  # type: ignore[typeddict-item]
-        return outcomes
+        return self._report.manifest()
 
     def write_manifest(self, s3: S3Client) -> None:
-        """Write the manifest when the export's or a job's status changed since last time.
-
-        Best effort: a failure here is logged, never raised, so it cannot hide the error that
-        ended the export or fail a deploy that exported everything.
-        """
-        try:
-            digest = self._status_digest()
-            if self.record.get("manifestDigest") == digest:
-                return
-            bucket, key = manifest_location(self.request.destination, self.export_id)
-            encryption = self.request.encryption
-            extra: dict[str, Any] = {}
-            if encryption["mode"]:
-                extra["ServerSideEncryption"] = encryption["mode"]
-            if encryption.get("keyArn"):
-                extra["SSEKMSKeyId"] = encryption["keyArn"]
-            s3.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=json.dumps(self.manifest(), separators=(",", ":")).encode(),
-                ContentType="application/json",
-                **extra,
-            )
-            self.record["manifestDigest"] = digest
-            self.save_record()
-        except Exception:  # noqa: BLE001
-            LOG.exception("could not write the manifest of export %s", self.export_id)
-
-    def _status_digest(self) -> str:
-        """The statuses of the export, its runner (and which execution it is) and its jobs: the
-        manifest is written and an event published whenever one of them changed."""
-        seen = [
-            self.record["status"],
-            str(self.record["cancelled"]),
-            str(self.run["number"]),
-            self.record.get("runner", {}).get("name", ""),
-            str(self.runner_done()),
-        ] + [f"{b['key']}={b['status']}" for b in self.snapshot.ordered_batches()]
-        seen += [f"{a['key']}={a['status']}" for a in self.snapshot.ordered_activations()]
-        return hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16]
+        return self._report.write_manifest(s3)
 
     def publish(self, events: EventBridgeClient) -> None:
-        """Tell EventBridge's default bus of the statuses this invocation moved through.
-
-        One ``Read Set Export Status Change`` event per export status passed (the last one
-        also whenever a job's status changed), after the state that they describe was saved.
-        Best effort, like the manifest: a failure is logged, and the next step publishes the
-        status then current. EventBridge delivers at least once.
-        """
-        try:
-            digest = self._status_digest()
-            if self.record.get("eventDigest") == digest:
-                self.passed_statuses.clear()
-                return
-            current = self.record["status"]
-            statuses = [s for s in self.passed_statuses if s != current] + [current]
-            entries = [self.status_event(status) for status in statuses]
-            for start in range(0, len(entries), 10):
-                answer = events.put_events(Entries=entries[start : start + 10])
-                if answer.get("FailedEntryCount"):
-                    failed = [e for e in answer["Entries"] if "ErrorCode" in e]
-                    raise ExportError(f"PutEvents refused {len(failed)} event(s): {failed}")
-            self.passed_statuses.clear()
-            self.record["eventDigest"] = digest
-            self.save_record()
-        except Exception:  # noqa: BLE001
-            LOG.exception("could not publish the status of export %s", self.export_id)
+        return self._report.publish(events)
 
     def status_event(self, status: str) -> PutEventsRequestEntryTypeDef:
-        """The PutEvents entry that tells of the export at ``status``."""
-        return {
-            "Source": rules.EVENT_SOURCE,
-            "DetailType": rules.EVENT_DETAIL_TYPE,
-            "Detail": json.dumps(self.event_detail(status), separators=(",", ":")),
-        }
+        return self._report.status_event(status)
 
     def event_detail(self, status: str) -> dict[str, Any]:
-        """What a status-change event says: enough to act on without reading the state."""
-        record, counts = self.record, self.counts()
-        # This run's jobs and the earlier ones it counts on (at most 100 per run and a few
-        # more), so an event stays far below EventBridge's 256 KB however many runs came before.
-        jobs = [
-            {"id": b["jobId"], "status": b["status"]}
-            for b in self._watched()
-            if "jobId" in b and b["status"] != st.SUPERSEDED
-        ][:MAX_EVENT_JOBS]
-        detail: dict[str, Any] = {
-            "stackId": record["stackId"],
-            "constructPath": record["constructPath"],
-            "exportId": self.export_id,
-            "run": self.run["number"],
-            "status": status,
-            "counts": {
-                "selected": counts.selected,
-                "exported": counts.exported,
-                "failed": counts.failed,
-                "inFlight": counts.in_flight,
-                "activating": counts.activating,
-            },
-            "jobIds": [job["id"] for job in jobs],
-            "jobs": jobs,
-            "manifestUri": self.manifest_uri(),
-            "runner": self._runner_view(),
-            "sequenceStoreId": record["sequenceStoreId"],
-            "destination": record["destination"],
-        }
-        if status == record["status"] and record.get("statusReason"):
-            detail["statusReason"] = record["statusReason"]
-        return detail
-
-    def _runner_view(self) -> st.ManifestRunner:
-        name = self.record.get("runner", {}).get("name", "")
-        arn = execution_arn(self.state_machine_arn, name) if name and self.state_machine_arn else ""
-        return {"execution": name, "executionArn": arn, "active": not self.runner_done()}
+        return self._report.event_detail(status)
 
     def told(self) -> bool:
-        """Whether the last status-change event carried the statuses as they are now."""
-        return self.record.get("eventDigest") == self._status_digest()
+        return self._report.told()
 
     def claim_runner(
         self, segment: int, *, replacing: st.Runner | None = None, restarts: int = 0
@@ -1507,23 +1183,6 @@ class Export:
             )
         message = f"{operation} failed for {subject}: {said}"
         return ExportError(_clip(f"{message}.{so_far}" if so_far else message))
-
-
-_OUTCOME_OF_STATE = {
-    "EXPORTED": "EXPORTED",
-    "FAILED": "FAILED",
-    "IN_FLIGHT": "EXPORTING",
-    "PENDING": "PENDING",
-}
-
-
-def _job_failure(batch: st.BatchRecord, read_set_id: str) -> str:
-    """What the export job said of a read set it did not export."""
-    outcome = next((o for o in batch.get("readSets", []) if o["id"] == read_set_id), None)
-    message = (outcome.get("statusMessage") if outcome else None) or batch.get(
-        "statusMessage", batch["status"]
-    )
-    return _one_line(str(message))
 
 
 def _in_flight(batch: st.BatchRecord) -> bool:
