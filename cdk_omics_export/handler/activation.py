@@ -253,8 +253,10 @@ class Activations:
                 LOG.info("%s was started before as job %s: following it", record["key"], job_id)
                 self._record_started(record, {"id": job_id, "status": "SUBMITTED"})
                 continue
-            if export.record["cancelled"]:
-                LOG.info("%s never started and the export is cancelled", record["key"])
+            if export.record["cancelled"] or record["run"] != export.run["number"]:
+                # An earlier run's activation is not this run's to start (a rollback starts
+                # nothing new); this run activates what it still needs itself.
+                LOG.info("%s never started and is not this run's to start", record["key"])
                 record["status"] = st.SUPERSEDED
                 self._save(record)
                 continue
