@@ -25,7 +25,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from cdk_omics_export.handler import answer, clients, index, resource, rules, runner
+from cdk_omics_export.handler import activation, answer, clients, index, resource, rules, runner
 from cdk_omics_export.handler import export as exports
 from cdk_omics_export.handler import state as st
 from cdk_omics_export.handler.runner import RunnerStepResult
@@ -1143,3 +1143,116 @@ def test_the_answer_module_imports_only_the_standard_library() -> None:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
             for name in names:
                 assert str(name).split(".")[0] in sys.stdlib_module_names, name
+
+
+# Archived read sets
+
+
+def activation_job(status: str, sources: dict[str, str], job_id: str = "7777777777") -> Any:
+    return {
+        "id": job_id,
+        "sequenceStoreId": STORE,
+        "status": status,
+        "creationTime": CREATED,
+        "sources": [
+            {
+                "readSetId": r,
+                "status": s,
+                **({"statusMessage": "Restore failed"} if s == "FAILED" else {}),
+            }
+            for r, s in sources.items()
+        ],
+    }
+
+
+def test_an_archived_read_set_is_activated_with_a_client_token_then_exported(
+    stub: Stubber, aws: list[dict[str, Any]], answers: Answers
+) -> None:
+    index.on_event(event("Create"))
+    archived, active = READ_SETS
+    stub.add_response(
+        "get_read_set_metadata",
+        {**metadata(archived, "ARCHIVED"), "etag": {"algorithm": "CRAM_MD5up", "source1": "ab12"}},
+        {"sequenceStoreId": STORE, "id": archived},
+    )
+    stub.add_response(
+        "get_read_set_metadata", metadata(active), {"sequenceStoreId": STORE, "id": active}
+    )
+    # The active one is exported at once; the archived one is activated meanwhile.
+    stub.add_response(
+        "start_read_set_activation_job",
+        {
+            "id": "7777777777",
+            "sequenceStoreId": STORE,
+            "status": "SUBMITTED",
+            "creationTime": CREATED,
+        },
+        {
+            "sequenceStoreId": STORE,
+            "sources": [{"readSetId": archived}],
+            "clientToken": activation.activation_client_token(export_id(), 0, 0),
+        },
+    )
+    expect_start(stub, [active])
+    assert step()["action"] == "WAIT"
+    record = stored(export_id()).record
+    assert record is not None and record["status"] == "ACTIVATING"
+    assert manifest(export_id())["counts"]["activating"] == 1
+    # Export jobs are followed first, then activations.
+    expect_get(stub, job("COMPLETED", {active: "FINISHED"}))
+    stub.add_response(
+        "get_read_set_activation_job",
+        activation_job("COMPLETED", {archived: "FINISHED"}),
+        {"sequenceStoreId": STORE, "id": "7777777777"},
+    )
+    expect_start(stub, [archived], batch=1)
+    assert step(1)["action"] == "WAIT"
+    assert stored(export_id()).record["status"] == "RUNNING"  # type: ignore[index]
+    expect_get(stub, job("COMPLETED", {archived: "FINISHED"}))
+    assert step(2)["action"] == "END"
+    stub.assert_no_pending_responses()
+    assert answers.only()["Status"] == "SUCCESS"
+    shown = manifest(export_id())
+    outcomes = {r["id"]: r for r in shown["readSets"]}
+    assert outcomes[archived]["activationJobId"] == "7777777777"
+    assert outcomes[archived]["etag"] == {"algorithm": "CRAM_MD5up", "source1": "ab12"}
+    assert "activationJobId" not in outcomes[active]
+    assert statuses(aws) == ["SUBMITTED", "ACTIVATING", "RUNNING", "COMPLETED"]
+
+
+def test_a_read_set_that_fails_to_activate_fails_the_export_naming_it(
+    stub: Stubber, answers: Answers
+) -> None:
+    index.on_event(event("Create", ResourceProperties=properties(ReadSetIds=READ_SETS[:1])))
+    (only,) = READ_SETS[:1]
+    stub.add_response(
+        "get_read_set_metadata", metadata(only, "ARCHIVED"), {"sequenceStoreId": STORE, "id": only}
+    )
+    stub.add_response(
+        "start_read_set_activation_job",
+        {
+            "id": "7777777777",
+            "sequenceStoreId": STORE,
+            "status": "SUBMITTED",
+            "creationTime": CREATED,
+        },
+        {
+            "sequenceStoreId": STORE,
+            "sources": [{"readSetId": only}],
+            "clientToken": activation.activation_client_token(export_id(), 0, 0),
+        },
+    )
+    assert step()["action"] == "WAIT"
+    stub.add_response(
+        "get_read_set_activation_job",
+        activation_job("FAILED", {only: "FAILED"}),
+        {"sequenceStoreId": STORE, "id": "7777777777"},
+    )
+    assert step(1)["action"] == "END"
+    failed = answers.only()
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith(
+        f"1 of 1 HealthOmics activation jobs in sequence store {STORE} did not activate every "
+        f"read set: 7777777777 (FAILED). 1 read set(s) failed: {only} (activation job "
+        "7777777777: Restore failed)."
+    )
