@@ -1165,6 +1165,23 @@ def activation_job(status: str, sources: dict[str, str], job_id: str = "77777777
     }
 
 
+def expect_activation_start(stub: Stubber, ids: list[str], number: int = 0) -> None:
+    stub.add_response(
+        "start_read_set_activation_job",
+        {
+            "id": "7777777777",
+            "sequenceStoreId": STORE,
+            "status": "SUBMITTED",
+            "creationTime": CREATED,
+        },
+        {
+            "sequenceStoreId": STORE,
+            "sources": [{"readSetId": r} for r in ids],
+            "clientToken": activation.activation_client_token(export_id(), 0, number),
+        },
+    )
+
+
 def test_an_archived_read_set_is_activated_with_a_client_token_then_exported(
     stub: Stubber, aws: list[dict[str, Any]], answers: Answers
 ) -> None:
@@ -1179,20 +1196,7 @@ def test_an_archived_read_set_is_activated_with_a_client_token_then_exported(
         "get_read_set_metadata", metadata(active), {"sequenceStoreId": STORE, "id": active}
     )
     # The active one is exported at once; the archived one is activated meanwhile.
-    stub.add_response(
-        "start_read_set_activation_job",
-        {
-            "id": "7777777777",
-            "sequenceStoreId": STORE,
-            "status": "SUBMITTED",
-            "creationTime": CREATED,
-        },
-        {
-            "sequenceStoreId": STORE,
-            "sources": [{"readSetId": archived}],
-            "clientToken": activation.activation_client_token(export_id(), 0, 0),
-        },
-    )
+    expect_activation_start(stub, [archived])
     expect_start(stub, [active])
     assert step()["action"] == "WAIT"
     record = stored(export_id()).record
@@ -1228,20 +1232,7 @@ def test_a_read_set_that_fails_to_activate_fails_the_export_naming_it(
     stub.add_response(
         "get_read_set_metadata", metadata(only, "ARCHIVED"), {"sequenceStoreId": STORE, "id": only}
     )
-    stub.add_response(
-        "start_read_set_activation_job",
-        {
-            "id": "7777777777",
-            "sequenceStoreId": STORE,
-            "status": "SUBMITTED",
-            "creationTime": CREATED,
-        },
-        {
-            "sequenceStoreId": STORE,
-            "sources": [{"readSetId": only}],
-            "clientToken": activation.activation_client_token(export_id(), 0, 0),
-        },
-    )
+    expect_activation_start(stub, [only])
     assert step()["action"] == "WAIT"
     stub.add_response(
         "get_read_set_activation_job",
