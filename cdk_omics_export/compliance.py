@@ -84,9 +84,18 @@ RUNNER_EXECUTIONS = (
 )
 RUNNER_TRACING = Reason(
     ("AwsSolutions-SF2",),
-    "The runner's only Task is one Lambda call per step; its execution history and ALL-level "
-    "logs in its encrypted log group record every step, and X-Ray would bill a trace per step "
-    "for no more insight. Enable tracing on `service.runner` if you need it.",
+    "The runner's only Task is one Lambda call per step; its execution history (kept 90 days "
+    "by Step Functions) and its error logs in its encrypted log group record every step, and "
+    "X-Ray would bill a trace per step for no more insight. Enable tracing on `service.runner` "
+    "if you need it.",
+)
+RUNNER_ERRORS_ONLY = Reason(
+    ("AwsSolutions-SF1",),
+    "The runner's input and each step's data name the export's read set filter, whose sample, "
+    "subject and name values identify patients: the runner logs errors only, without "
+    "execution data, so no identifier reaches its log group. Its execution history records "
+    "every step. Give runner_log_level=LogLevel.ALL to the ReadSetExportService to log every "
+    "event (and runner_log_execution_data=True for their data, identifiers included).",
 )
 NO_RESERVED_CONCURRENCY = Reason(
     ("HIPAA.Security-LambdaConcurrency", "NIST.800.53.R5-LambdaConcurrency"),
@@ -111,7 +120,9 @@ STATE_TABLE_BACKUP = Reason(
 )
 
 
-def acknowledge_service(service: Construct, *, in_vpc: bool, reserved: bool) -> None:
+def acknowledge_service(
+    service: Construct, *, in_vpc: bool, reserved: bool, runner_logs_all: bool
+) -> None:
     """Record the acknowledged findings of the shared service on the exact constructs."""
     for child in ("OnEventHandler", "RunnerHandler"):
         function = _resource(service, child)
@@ -122,6 +133,8 @@ def acknowledge_service(service: Construct, *, in_vpc: bool, reserved: bool) -> 
     runner = _resource(service, "Runner")
     if runner is not None:
         _acknowledge(runner, RUNNER_TRACING)
+        if not runner_logs_all:
+            _acknowledge(runner, RUNNER_ERRORS_ONLY)
     runner_policy = _resource(service, "RunnerRolePolicy")
     if runner_policy is not None:
         _acknowledge(runner_policy, Reason((EVERYTHING,), RUNNER_LOG_DELIVERY))

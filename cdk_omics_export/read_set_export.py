@@ -35,6 +35,11 @@ RESOURCE_TYPE = "Custom::OmicsReadSetExport"
 OMICS_SERVICE_PRINCIPAL = "omics.amazonaws.com"
 # HealthOmics' own events, per job (best effort).
 JOB_STATUS_CHANGE_DETAIL_TYPE = "Read Set Export Job Status Change"
+# Versions that an export replaced, or that a delete hid, stay recoverable this long in a
+# created bucket, then expire: a bucket kept for years does not pay for every re-export.
+DEFAULT_NONCURRENT_VERSION_EXPIRATION = Duration.days(90)
+# Multipart uploads that HealthOmics left unfinished (a failed job) are aborted after this.
+INCOMPLETE_UPLOAD_EXPIRATION = Duration.days(7)
 
 
 class ReadSetExport(Construct):
@@ -95,6 +100,10 @@ class ReadSetExport(Construct):
         ``ArchivedReadSets.FAIL`` fails the pre-flight, naming them, and exports nothing (and
         a ``read_set_filter`` then selects only ACTIVE read sets). Default:
         ``ArchivedReadSets.ACTIVATE``.
+    :param noncurrent_version_expiration: how long the created bucket keeps a version that
+        was replaced (an export written again) or hidden by a delete, in whole days; ``None``
+        keeps them forever. Incomplete multipart uploads are aborted after 7 days either way.
+        Not for ``destination_bucket``, whose lifecycle is its owner's. Default: 90 days.
     :param timeout: how long the deploy waits; at most 55 minutes (CloudFormation waits an
         hour for a custom resource). Default: 50 minutes.
     :param service: the stack's export service. Default: the stack's
@@ -166,6 +175,7 @@ class ReadSetExport(Construct):
         log_retention: logs.RetentionDays | None = None,
         runtime: lambda_.Runtime | None = None,
         reserved_concurrency: int | None = None,
+        noncurrent_version_expiration: Duration | None = DEFAULT_NONCURRENT_VERSION_EXPIRATION,
     ) -> None:
         super().__init__(scope, id)
         if timeout is None:
@@ -173,7 +183,11 @@ class ReadSetExport(Construct):
         shared_options: dict[str, Any] = {
             "vpc": vpc,
             "vpc_subnets": vpc_subnets,
-            "security_groups": list(security_groups) if security_groups is not None else None,
+            "security_groups": (
+                list(security_groups)
+                if isinstance(security_groups, list | tuple)
+                else security_groups
+            ),
             "log_retention": log_retention,
             "max_requests_per_second": max_requests_per_second,
             "poll_interval": poll_interval,
@@ -198,6 +212,13 @@ class ReadSetExport(Construct):
             allow_partial_failure=allow_partial_failure,
             archived_read_sets=archived_read_sets,
             shared_options=shared_options,
+            service=service,
+            notification_topic=notification_topic,
+            noncurrent_version_expiration=noncurrent_version_expiration,
+            noncurrent_version_expiration_given=(
+                noncurrent_version_expiration is not DEFAULT_NONCURRENT_VERSION_EXPIRATION
+                and noncurrent_version_expiration is not None
+            ),
         )
         ids = None if read_set_ids is None else list(read_set_ids)
         if service is not None and Stack.of(service) is not Stack.of(self):
@@ -213,7 +234,9 @@ class ReadSetExport(Construct):
         self.archived_read_sets = archived_read_sets
         if destination_bucket is None:
             self.encryption_key = encryption_key
-            self.bucket = self._create_bucket(removal_policy, auto_delete_objects)
+            self.bucket = self._create_bucket(
+                removal_policy, auto_delete_objects, noncurrent_version_expiration
+            )
         else:
             self.encryption_key = encryption_key or destination_bucket.encryption_key
             self.bucket = destination_bucket
@@ -322,7 +345,10 @@ class ReadSetExport(Construct):
     # What an export owns
 
     def _create_bucket(
-        self, removal_policy: RemovalPolicy | None, auto_delete_objects: bool
+        self,
+        removal_policy: RemovalPolicy | None,
+        auto_delete_objects: bool,
+        noncurrent_version_expiration: Duration | None,
     ) -> s3.Bucket:
         # Without a key of the user's, SSE-KMS with the account's aws/s3 key: its key policy
         # already lets principals of the account (the export role) use it through S3.
@@ -338,6 +364,13 @@ class ReadSetExport(Construct):
             server_access_logs_prefix=f"{self.node.addr}/",
             removal_policy=removal_policy or RemovalPolicy.RETAIN,
             auto_delete_objects=auto_delete_objects,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="NoncurrentVersions",
+                    abort_incomplete_multipart_upload_after=INCOMPLETE_UPLOAD_EXPIRATION,
+                    noncurrent_version_expiration=noncurrent_version_expiration,
+                )
+            ],
             **encryption,
         )
 

@@ -38,8 +38,6 @@ RUNNER_RETRY_ATTEMPTS = 12
 RUNNER_RETRY_MAX_DELAY = Duration.minutes(15)
 STATES_PRINCIPAL = "states.amazonaws.com"
 STATES_STATUS_CHANGE = "Step Functions Execution Status Change"
-STATES_PRINCIPAL = "states.amazonaws.com"
-STATES_STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
 def create_runner(
@@ -152,10 +150,13 @@ def create_runner(
         state_machine_type=sfn.StateMachineType.STANDARD,
         # Every permission is in the managed policy above (none inline).
         role=role.without_policy_updates(),
+        # Errors only, without execution data, unless the user asks for more: with execution
+        # data, a state's input and output are logged, and a failed step's cause can repeat
+        # what the service was sent.
         logs=sfn.LogOptions(
             destination=log_group,
-            level=sfn.LogLevel.ALL,
-            include_execution_data=True,
+            level=service.runner_log_level,
+            include_execution_data=service.runner_log_execution_data,
         ),
         removal_policy=RemovalPolicy.DESTROY,
     )

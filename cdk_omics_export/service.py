@@ -46,7 +46,7 @@ from constructs import Construct, IConstruct
 from . import compliance, runner
 from .handler import rules
 from .handler_policies import HandlerPolicies, vpc_statements
-from .validation import Problems, check_shared_options
+from .validation import Problems, check_service_props, check_shared_options
 
 HANDLER_DIR = Path(__file__).parent / "handler"
 SERVICE_ID = "ReadSetExportService"
@@ -55,6 +55,7 @@ SERVICE_ID = "ReadSetExportService"
 HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
 HANDLER_TIMEOUT = Duration.minutes(5)
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+DEFAULT_RUNNER_LOG_LEVEL = sfn.LogLevel.ERROR
 S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 SHARED_OPTIONS = (
     "vpc",
@@ -95,6 +96,12 @@ class ReadSetExportService(Construct):
     :param runtime: the Python runtime of the two handler functions, python3.11 or newer
         (for a partition or Region that lacks the newest). Default: the newest Python that
         aws-cdk-lib offers (``HANDLER_RUNTIME``).
+    :param runner_log_level: what the runner's state machine logs to its log group.
+        Default: ``sfn.LogLevel.ERROR``: failed steps and executions only.
+    :param runner_log_execution_data: whether those logs carry each state's input and output.
+        Default: ``False``. With ``True``, they may hold what the export was asked to select
+        and what the services answered, which can include identifiers of samples and
+        subjects: keep it for debugging.
     :param removal_policy: what ``cdk destroy`` does to the state table, the log group, the
         key and the access log bucket. Default: ``RemovalPolicy.RETAIN``.
     :param auto_delete_objects: empty the access log bucket when it is deleted (needs
@@ -121,6 +128,8 @@ class ReadSetExportService(Construct):
         reserved_concurrency: int | None = None,
         removal_policy: RemovalPolicy | None = None,
         auto_delete_objects: bool = False,
+        runner_log_level: sfn.LogLevel | None = None,
+        runner_log_execution_data: bool = False,
     ) -> None:
         super().__init__(scope, id)
         # A library cannot choose its users' cdk.json: pin, for this subtree only, the
@@ -133,11 +142,19 @@ class ReadSetExportService(Construct):
                 "auto_delete_objects: needs removal_policy=RemovalPolicy.DESTROY (logs are "
                 "kept unless you ask for both)"
             )
-        if problems:
-            raise ValueError(
-                f"ReadSetExportService {self.node.path}: invalid props:\n- " + "\n- ".join(problems)
-            )
+        wrong = Problems()
+        check_service_props(
+            wrong,
+            removal_policy=removal_policy,
+            auto_delete_objects=auto_delete_objects,
+            runner_log_level=runner_log_level,
+            runner_log_execution_data=runner_log_execution_data,
+        )
+        wrong.add(problems)
+        wrong.raise_if_any(self)
         self.removal_policy = removal_policy or RemovalPolicy.RETAIN
+        self.runner_log_level = runner_log_level or DEFAULT_RUNNER_LOG_LEVEL
+        self.runner_log_execution_data = runner_log_execution_data
         self._auto_delete_objects = auto_delete_objects
         self._settings: dict[str, tuple[Any, str]] = {}
         self.configure(
@@ -441,11 +458,12 @@ class ReadSetExportService(Construct):
             self,
             in_vpc=vpc is not None,
             reserved=self.setting("reserved_concurrency") is not None,
+            runner_logs_all=self.runner_log_level == sfn.LogLevel.ALL,
         )
 
     @property
     def runner_log_group(self) -> logs.LogGroup:
-        """The runner's execution logs (Step Functions' own, level ALL)."""
+        """The runner's execution logs (Step Functions' own, at ``runner_log_level``)."""
         self.build()
         return self._runner_log_group
 

@@ -7,10 +7,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
 from .handler import rules
@@ -69,6 +71,10 @@ def validate_export(
     allow_partial_failure: bool,
     shared_options: Mapping[str, Any],
     archived_read_sets: Any = rules.ArchivedReadSets.ACTIVATE,
+    service: Any = None,
+    notification_topic: Any = None,
+    noncurrent_version_expiration: Any = None,
+    noncurrent_version_expiration_given: bool = False,
 ) -> None:
     """Gather every problem with the props and raise once, naming each prop and rule."""
     problems = Problems()
@@ -85,9 +91,7 @@ def validate_export(
         removal_policy=removal_policy,
         auto_delete_objects=auto_delete_objects,
     )
-    if not isinstance(timeout, Duration):
-        problems.expected("timeout", "an aws_cdk.Duration (e.g. Duration.minutes(50))", timeout)
-    elif not timeout.is_unresolved():
+    if check_duration(problems, "timeout", timeout, "Duration.minutes(50)"):
         problems.add(rules.check_timeout(int(timeout.to_seconds())))
     if _is_int(export_generation):
         problems.add(rules.check_export_generation(export_generation))
@@ -95,6 +99,15 @@ def validate_export(
         problems.expected("export_generation", "an int (0, 1, 2, ...)", export_generation)
     if selection_refresh is not None and not isinstance(selection_refresh, str):
         problems.expected("selection_refresh", "a string (e.g. '2026-11-29')", selection_refresh)
+    elif selection_refresh is not None and rules.has_control_characters(selection_refresh):
+        problems.add(["selection_refresh: holds control characters (tab, newline, ...)"])
+    _check_parts(problems, service, notification_topic)
+    _check_noncurrent_versions(
+        problems,
+        noncurrent_version_expiration,
+        given=noncurrent_version_expiration_given,
+        own_bucket=destination_bucket is None,
+    )
     for name, flag in (
         ("allow_empty_selection", allow_empty_selection),
         ("auto_delete_objects", auto_delete_objects),
@@ -113,6 +126,88 @@ def validate_export(
     problems.raise_if_any(scope)
 
 
+def check_duration(problems: Problems, prop: str, value: object, example: str) -> bool:
+    """Whether ``value`` is a literal Duration of whole seconds (its value can be checked);
+    otherwise the problem is added, or it is a token that is checked at deploy time."""
+    if not isinstance(value, Duration):
+        problems.expected(prop, f"an aws_cdk.Duration (e.g. {example})", value)
+        return False
+    if value.is_unresolved():
+        return False
+    # Duration.millis(1500).to_seconds() raises a bare jsii error: refused here instead.
+    milliseconds = value.to_milliseconds(integral=False)
+    if milliseconds != int(milliseconds) or int(milliseconds) % 1000:
+        problems.add(
+            [f"{prop}: {value.to_human_string()} is not a whole number of seconds (e.g. {example})"]
+        )
+        return False
+    return True
+
+
+def check_service_props(
+    problems: Problems,
+    *,
+    removal_policy: object,
+    auto_delete_objects: object,
+    runner_log_level: object,
+    runner_log_execution_data: object,
+) -> None:
+    """The props that only ``ReadSetExportService`` takes."""
+    if removal_policy is not None and not isinstance(removal_policy, RemovalPolicy):
+        problems.expected(
+            "removal_policy", "an aws_cdk.RemovalPolicy (e.g. RemovalPolicy.RETAIN)", removal_policy
+        )
+    if not isinstance(auto_delete_objects, bool):
+        problems.expected("auto_delete_objects", "True or False", auto_delete_objects)
+    if runner_log_level is not None and not isinstance(runner_log_level, sfn.LogLevel):
+        problems.expected(
+            "runner_log_level",
+            "an aws_stepfunctions.LogLevel (e.g. LogLevel.ERROR)",
+            runner_log_level,
+        )
+    if not isinstance(runner_log_execution_data, bool):
+        problems.expected("runner_log_execution_data", "True or False", runner_log_execution_data)
+
+
+def _check_parts(problems: Problems, service: object, notification_topic: object) -> None:
+    from .service import ReadSetExportService  # noqa: PLC0415 (the service imports this module)
+
+    if service is not None and not isinstance(service, ReadSetExportService):
+        problems.expected(
+            "service", "a ReadSetExportService of the export's stack (or None)", service
+        )
+    if notification_topic is not None and not hasattr(notification_topic, "topic_arn"):
+        problems.expected(
+            "notification_topic",
+            "an sns.ITopic (e.g. sns.Topic(self, 'Exports') or sns.Topic.from_topic_arn(...))",
+            notification_topic,
+        )
+
+
+def _check_noncurrent_versions(
+    problems: Problems, expiration: object, *, given: bool, own_bucket: bool
+) -> None:
+    prop = "noncurrent_version_expiration"
+    if expiration is None or not check_duration(problems, prop, expiration, "Duration.days(90)"):
+        return
+    assert isinstance(expiration, Duration)
+    days = expiration.to_days(integral=False)
+    if days < 1 or days != int(days):
+        problems.add(
+            [
+                f"{prop}: {expiration.to_human_string()} is not a whole number of days, 1 or "
+                "more (None keeps replaced versions forever)"
+            ]
+        )
+    elif given and not own_bucket:
+        problems.add(
+            [
+                f"{prop}: applies only to the bucket this construct creates; the lifecycle of "
+                "destination_bucket is its owner's"
+            ]
+        )
+
+
 # Lambda refuses more than the account quota leaves; 1,000 is the default quota.
 MAX_RESERVED_CONCURRENCY = 1000
 
@@ -124,10 +219,25 @@ def check_shared_options(problems: Problems, options: Mapping[str, Any]) -> None
     if rate is not None and not _is_int(rate):
         problems.expected("max_requests_per_second", "an int (e.g. 5)", rate)
     interval = options.get("poll_interval")
-    if interval is not None and not isinstance(interval, Duration):
+    if interval is not None:
+        check_duration(problems, "poll_interval", interval, "Duration.seconds(30)")
+    vpc = options.get("vpc")
+    if vpc is not None and not hasattr(vpc, "vpc_id"):
+        problems.expected("vpc", "an ec2.IVpc (e.g. ec2.Vpc.from_lookup(...))", vpc)
+    subnets = options.get("vpc_subnets")
+    if subnets is not None and not isinstance(subnets, ec2.SubnetSelection):
         problems.expected(
-            "poll_interval", "an aws_cdk.Duration (e.g. Duration.seconds(30))", interval
+            "vpc_subnets",
+            "an ec2.SubnetSelection (e.g. ec2.SubnetSelection(subnet_type=...))",
+            subnets,
         )
+    groups = options.get("security_groups")
+    if groups is not None and (
+        isinstance(groups, str)
+        or not isinstance(groups, Sequence)
+        or not all(hasattr(g, "security_group_id") for g in groups)
+    ):
+        problems.expected("security_groups", "a list of ec2.ISecurityGroup", groups)
     reserved = options.get("reserved_concurrency")
     if reserved is not None and not _is_int(reserved):
         problems.expected("reserved_concurrency", "None or an int (e.g. 2)", reserved)

@@ -301,8 +301,9 @@ REPLICATION = {
 OWN_ACKNOWLEDGED = {
     f"{SERVICE_ID}/OnEventHandler/Resource": INSIDE_VPC | CONCURRENCY,
     f"{SERVICE_ID}/RunnerHandler/Resource": INSIDE_VPC | CONCURRENCY,
-    # Tracing: the runner's execution history and logs record each step.
-    f"{SERVICE_ID}/Runner/Resource": {"AwsSolutions-SF2"},
+    # Tracing: the runner's execution history and logs record each step. Errors only: its
+    # execution data hold the filter's identifying values.
+    f"{SERVICE_ID}/Runner/Resource": {"AwsSolutions-SF2", "AwsSolutions-SF1"},
     # Log delivery supports no resource-level permissions.
     f"{SERVICE_ID}/RunnerRolePolicy/Resource": {"AwsSolutions-IAM5"},
     # The executions of the one runner state machine.

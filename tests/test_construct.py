@@ -374,6 +374,17 @@ def test_destination_bucket_is_locked_down_and_retained(
                 }
             ]
         },
+        # Replaced exports are paid for only 90 days; uploads HealthOmics abandoned, 7 days.
+        "LifecycleConfiguration": {
+            "Rules": [
+                {
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+                    "Id": "NoncurrentVersions",
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": 90},
+                    "Status": "Enabled",
+                }
+            ]
+        },
         "LoggingConfiguration": {
             "DestinationBucketName": {"Ref": logs_bucket},
             "LogFilePrefix": f"{export.node.addr}/",
@@ -919,7 +930,7 @@ def test_runner_steps_waits_and_ends(synthesized: tuple[ReadSetExport, Template]
     assert sum(delays) == 7230
 
 
-def test_runner_is_a_standard_state_machine_logging_everything_to_a_vended_log_group(
+def test_runner_is_a_standard_state_machine_logging_errors_to_a_vended_log_group(
     template: Template,
 ) -> None:
     machine = logical_id(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Runner/")
@@ -949,8 +960,9 @@ def test_runner_is_a_standard_state_machine_logging_everything_to_a_vended_log_g
     assert {k: v for k, v in runner["Properties"].items() if k != "DefinitionString"} == {
         "LoggingConfiguration": {
             "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": arn(log_group)}}],
-            "IncludeExecutionData": True,
-            "Level": "ALL",
+            # Errors only, without data: the runner's input names the filter's values.
+            "IncludeExecutionData": False,
+            "Level": "ERROR",
         },
         "RoleArn": arn(role),
         "StateMachineType": "STANDARD",

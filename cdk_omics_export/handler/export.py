@@ -618,7 +618,7 @@ class Export:
         self.run["phase"] = "ENDED"
         self._set_status(status)
         if reason:
-            self.record["statusReason"] = reason
+            self.record["statusReason"] = self.redact(reason)
         else:
             self.record.pop("statusReason", None)
         # Batches of this run that never started give way: a later deploy plans them again.
@@ -765,6 +765,14 @@ class Export:
     def now(self) -> float:
         return self._clock()
 
+    def redact(self, text: str) -> str:
+        """``text`` without the values of this run's filter that identify a sample or a
+        subject (a service's message may repeat them)."""
+        record = self.snapshot.record if self.snapshot is not None else None
+        if record is None or "run" not in record:
+            return text
+        return rules.redact(text, record["run"]["selection"].get("filter"))
+
     def waiting_for_iam(self) -> bool:
         return self._waiting_for_iam()
 
@@ -830,7 +838,7 @@ class Export:
                 f" Export jobs already started: {rules.first_of(started, MAX_NAMED)}"
                 f" (manifest {self.manifest_uri()})."
             )
-        message = f"{operation} failed for {subject}: {said}"
+        message = f"{operation} failed for {subject}: {self.redact(said)}"
         return ExportError(_clip(f"{message}.{so_far}" if so_far else message))
 
 

@@ -70,9 +70,22 @@ class CloudFormationEvent(TypedDict):
 
 def handle(event: CloudFormationEvent, context: Any = None) -> None:
     """Serve one delivery of a request. Never raises: whatever goes wrong is answered."""
+    if not isinstance(event, dict):
+        LOG.error("not a CloudFormation request (a %s, not a map): ignored", type(event).__name__)
+        return
     _log_event(event)
-    if not all(isinstance(event.get(k), str) for k in ("RequestId", "ResponseURL", "StackId")):
-        LOG.error("not a CloudFormation request (no RequestId, ResponseURL or StackId): ignored")
+    if not isinstance(event.get("ResponseURL"), str):
+        LOG.error("not a CloudFormation request (no ResponseURL to answer): ignored")
+        return
+    lacking = [k for k in ("RequestId", "StackId") if not isinstance(event.get(k), str)]
+    if lacking:
+        # Not CloudFormation's either, and no record can be kept without them: answered
+        # FAILED all the same, so whoever sent it learns why nothing started.
+        LOG.error("request without %s: answered FAILED", " or ".join(lacking))
+        _answer_unrecorded(
+            event,
+            f"The request has no {' or '.join(lacking)} (not a string); nothing was started.",
+        )
         return
     try:
         request = _register(event)
@@ -97,7 +110,8 @@ def handle(event: CloudFormationEvent, context: Any = None) -> None:
         if not isinstance(error, ExportError | st.StateError):
             LOG.exception("request %s failed", event["RequestId"])
         failed_id = _failed_physical_id(event, request["exportId"])
-        ledger.respond(request, "FAILED", failed_id, reason=ledger.with_logs(_reason(error)))
+        reason = rules.redact(_reason(error), _event_filter(event))
+        ledger.respond(request, "FAILED", failed_id, reason=ledger.with_logs(reason))
 
 
 # Create and Update
@@ -131,17 +145,7 @@ def parse(event: CloudFormationEvent) -> exports.ExportRequest:
     ]
     if missing:
         raise ExportError(f"ResourceProperties lack {', '.join(missing)}; nothing was started.")
-    ids = props.get("ReadSetIds")
-    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
-        raise ExportError("ReadSetIds: not a list of read set ids; nothing was started.")
-    read_set_filter = props.get("ReadSetFilter")
-    if read_set_filter is not None and not isinstance(read_set_filter, dict):
-        raise ExportError("ReadSetFilter: not a map of filter fields; nothing was started.")
-    if ids is None and not props.get("ReadSetList") and not read_set_filter:
-        raise ExportError(
-            "ResourceProperties name no read sets (ReadSetIds, ReadSetList or ReadSetFilter); "
-            "nothing was started."
-        )
+    ids, read_set_filter = _selection_properties(props)
     spec: st.SelectionSpec = {"allowEmpty": _flag(props, "AllowEmptySelection", default=False)}
     if ids is not None:
         spec["readSetIds"] = list(ids)
@@ -172,9 +176,140 @@ def parse(event: CloudFormationEvent) -> exports.ExportRequest:
     if ids is not None:
         problems += rules.check_read_set_ids(list(ids))
     problems += rules.check_timeout(request.timeout_seconds)
+    problems += _check_request(request)
     if problems:
-        raise ExportError("; ".join(problems))
+        raise ExportError("; ".join(problems) + "; nothing was started.")
     return request
+
+
+def _selection_properties(
+    props: ResourceProperties,
+) -> tuple[list[str] | None, dict[str, Any] | None]:
+    """The ids or the filter (or neither: a list in S3), each checked; raises ExportError."""
+    ids = props.get("ReadSetIds")
+    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+        raise ExportError("ReadSetIds: not a list of read set ids; nothing was started.")
+    read_set_filter = props.get("ReadSetFilter")
+    if read_set_filter is not None and not isinstance(read_set_filter, dict):
+        raise ExportError("ReadSetFilter: not a map of filter fields; nothing was started.")
+    read_set_list = props.get("ReadSetList")
+    if read_set_list is not None and not (
+        isinstance(read_set_list, str) and read_set_list.startswith("s3://")
+    ):
+        raise ExportError("ReadSetList: not an s3:// URL of a list of ids; nothing was started.")
+    given = [
+        name
+        for name, value in (
+            ("ReadSetIds", ids),
+            ("ReadSetList", read_set_list),
+            ("ReadSetFilter", read_set_filter),
+        )
+        if value is not None
+    ]
+    if not given:
+        raise ExportError(
+            "ResourceProperties name no read sets (ReadSetIds, ReadSetList or ReadSetFilter); "
+            "nothing was started."
+        )
+    if len(given) > 1:
+        raise ExportError(
+            f"ResourceProperties give {' and '.join(given)}; an export selects its read sets "
+            "one way. Nothing was started."
+        )
+    problems = _check_strings(props)
+    if read_set_filter is not None:
+        problems += _check_filter(read_set_filter)
+    if problems:
+        raise ExportError("; ".join(problems) + "; nothing was started.")
+    return ids, read_set_filter
+
+
+def _check_request(request: exports.ExportRequest) -> list[str]:
+    """What the construct always sends well-formed: the destination, role and key."""
+    problems = rules.check_export_generation(request.generation)
+    encryption = request.encryption
+    if rules.DESTINATION.fullmatch(request.destination) is None:
+        problems.append(
+            f"Destination: {request.destination[:80]!r} does not match the API's pattern "
+            f"{rules.DESTINATION_PATTERN}"
+        )
+    if not (request.role_arn.startswith("arn:") and 20 <= len(request.role_arn) <= 2048):
+        problems.append(f"RoleArn: {request.role_arn[:80]!r} is not an IAM role ARN")
+    if encryption["mode"] not in ENCRYPTION_MODES:
+        problems.append(
+            f"Encryption: {encryption['mode'][:40]!r} is not one of "
+            f"{', '.join(repr(m) for m in ENCRYPTION_MODES)}"
+        )
+    if "keyArn" in encryption and not encryption["keyArn"].startswith("arn:"):
+        problems.append(f"KmsKeyArn: {encryption['keyArn'][:80]!r} is not a KMS key ARN")
+    return problems
+
+
+# The destination's encryption that the construct sends ("" leaves the bucket's default).
+ENCRYPTION_MODES = ("", "aws:kms", "AES256")
+# The properties the construct sends as strings (CloudFormation delivers numbers and flags as
+# strings too); anything else is not the construct's request.
+STRING_PROPERTIES = (
+    "ServiceToken",
+    "ConstructPath",
+    "ExportGeneration",
+    "SequenceStoreId",
+    "Destination",
+    "RoleArn",
+    "ReadSetList",
+    "AllowEmptySelection",
+    "AllowPartialFailure",
+    "ArchivedReadSets",
+    "WaitForCompletion",
+    "TimeoutSeconds",
+    "SelectionRefresh",
+    "Encryption",
+    "KmsKeyArn",
+)
+FLAG_PROPERTIES = ("AllowEmptySelection", "AllowPartialFailure", "WaitForCompletion")
+FILTER_FIELDS = (
+    "name",
+    "sampleId",
+    "subjectId",
+    "referenceArn",
+    "generatedFrom",
+    "creationType",
+    "createdAfter",
+    "createdBefore",
+    "status",
+)
+
+
+def _check_strings(props: ResourceProperties) -> list[str]:
+    """Properties of the wrong type (a number or a flag is a string, or a bool/int from a
+    template written by hand) and flags that are neither true nor false."""
+    problems: list[str] = []
+    for name in STRING_PROPERTIES:
+        value = props.get(name)
+        if value is not None and not isinstance(value, str | int | bool):
+            problems.append(f"{name}: expected a string, got {type(value).__name__}")
+    for name in FLAG_PROPERTIES:
+        value = props.get(name)
+        if value is not None and str(value).lower() not in ("true", "false"):
+            problems.append(f"{name}: {str(value)[:40]!r} is neither true nor false")
+    return problems
+
+
+def _check_filter(read_set_filter: dict[str, Any]) -> list[str]:
+    """The filter as ListReadSets would take it; values are never repeated (they identify
+    samples and subjects)."""
+    unknown = sorted(str(k) for k in read_set_filter if k not in FILTER_FIELDS)
+    if unknown:
+        return [
+            f"ReadSetFilter: unknown field{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(n[:40] for n in unknown)} (ListReadSets takes {', '.join(FILTER_FIELDS)})"
+        ]
+    wrong = sorted(k for k, v in read_set_filter.items() if not isinstance(v, str))
+    if wrong:
+        return [f"ReadSetFilter: {', '.join(wrong)} must be strings"]
+    problems = rules.check_read_set_filter(read_set_filter)
+    # Deploy time repeats no value of an identifying field.
+    return [rules.redact(p, read_set_filter) for p in problems]
 
 
 # Delete
@@ -201,9 +336,10 @@ def _answer_unrecorded(event: CloudFormationEvent, reason: str) -> None:
     A Delete still succeeds: nothing can start for an export whose state is out of reach
     either, and a failed Delete would leave the stack stuck."""
     if event.get("RequestType") == "Delete":
-        physical_id = str(event.get("PhysicalResourceId") or event["RequestId"])
+        physical_id = str(event.get("PhysicalResourceId") or event.get("RequestId", ""))
         LOG.warning(
-            "request %s: Delete answered without marking the export cancelled", event["RequestId"]
+            "request %s: Delete answered without marking the export cancelled",
+            event.get("RequestId"),
         )
         body = answer.body(event, "SUCCESS", physical_id)
     else:
@@ -212,7 +348,7 @@ def _answer_unrecorded(event: CloudFormationEvent, reason: str) -> None:
     try:
         answer.send(event["ResponseURL"], body, sleep=clients.sleep)
     except answer.AnswerLost:
-        LOG.exception("request %s: the answer could not be delivered", event["RequestId"])
+        LOG.exception("request %s: the answer could not be delivered", event.get("RequestId"))
 
 
 def _register(event: CloudFormationEvent) -> st.RequestRecord:
@@ -249,7 +385,7 @@ def _failed_physical_id(event: CloudFormationEvent, export_id: str) -> str:
     """A failed Create answers a marker that its Delete recognizes and skips; a failed Update
     or Delete keeps the physical id CloudFormation sent."""
     if event.get("RequestType") == "Create" or not event.get("PhysicalResourceId"):
-        return answer.CREATE_FAILED_PREFIX + (export_id or event["RequestId"])
+        return answer.CREATE_FAILED_PREFIX + (export_id or str(event.get("RequestId", "")))
     return str(event["PhysicalResourceId"])
 
 
@@ -287,17 +423,31 @@ def _number(props: ResourceProperties, name: str, default: int) -> int:
 
 
 def _log_event(event: CloudFormationEvent) -> None:
-    # The ResponseURL is a pre-signed URL that can answer for the stack: never logged.
-    safe = {
+    # The ResponseURL is a pre-signed URL that can answer for the stack: never logged. A
+    # filter's values identify samples and subjects: only its fields are.
+    safe: dict[str, Any] = {
         key: event.get(key)
-        for key in (
-            "RequestType",
-            "RequestId",
-            "LogicalResourceId",
-            "PhysicalResourceId",
-            "ResourceProperties",
-            "OldResourceProperties",
-        )
+        for key in ("RequestType", "RequestId", "LogicalResourceId", "PhysicalResourceId")
         if key in event
     }
+    for key in ("ResourceProperties", "OldResourceProperties"):
+        props = event.get(key)
+        if isinstance(props, dict):
+            safe[key] = {name: _loggable(name, value) for name, value in props.items()}
+        elif key in event:
+            safe[key] = type(props).__name__
     LOG.info("request %s", " ".join(json.dumps(safe, default=str).split()))
+
+
+def _loggable(name: str, value: Any) -> Any:
+    if name == "ReadSetFilter":
+        return sorted(value) if isinstance(value, dict) else type(value).__name__
+    if name == "ReadSetIds" and isinstance(value, list) and len(value) > 10:
+        return f"{len(value)} ids"
+    return value
+
+
+def _event_filter(event: CloudFormationEvent) -> dict[str, str] | None:
+    props = event.get("ResourceProperties")
+    found = props.get("ReadSetFilter") if isinstance(props, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else None

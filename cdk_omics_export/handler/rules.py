@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Sequence
+from datetime import datetime
 
 # Environment of the service's handler functions, set by ReadSetExportService (here, so the
 # construct need not import the handler's boto3 to name them).
@@ -80,6 +82,9 @@ READ_SET_STATUSES = (
     "UPLOAD_FAILED",
 )
 CREATION_TYPES = ("IMPORT", "UPLOAD")
+# The filter fields whose values identify a patient or a sample: no log line, message, event or
+# manifest holds them (messages name the fields only).
+IDENTIFYING_FILTER_FIELDS = ("name", "sampleId", "subjectId", "generatedFrom")
 FILTER_TEXT_MAX_LENGTH = 127
 DESTINATION_PATTERN = "s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/?((.{1,1024})/)?"
 # The destination pattern's `(.{1,1024})/`: the prefix is at most 1,024 characters before
@@ -98,7 +103,7 @@ DEFAULT_POLL_INTERVAL_SECONDS = 30
 MIN_POLL_INTERVAL_SECONDS = 10
 
 _ID = re.compile(ID_PATTERN)
-_DESTINATION = re.compile(DESTINATION_PATTERN)
+DESTINATION = re.compile(DESTINATION_PATTERN)
 # Any valid bucket name: stands in for a bucket whose name is a token at synth time, so the
 # prefix can still be checked against the destination pattern.
 PLACEHOLDER_BUCKET_NAME = "bucket-name-placeholder"
@@ -166,6 +171,10 @@ def check_destination_prefix(prefix: str, bucket_name: str | None = None) -> lis
     """Check the key prefix; ``bucket_name`` None means the name is not known at synth time."""
     if prefix == "":
         problems: list[str] = []
+    elif has_control_characters(prefix):
+        problems = [
+            f"destination_prefix: {_show(prefix)} holds control characters (tab, newline, ...)"
+        ]
     elif not prefix.endswith("/"):
         problems = [f"destination_prefix: {_show(prefix)} must be empty or end with '/'"]
     elif prefix.startswith("/"):
@@ -183,7 +192,7 @@ def check_destination_prefix(prefix: str, bucket_name: str | None = None) -> lis
     if problems:
         return problems
     uri = destination_uri(bucket_name or PLACEHOLDER_BUCKET_NAME, prefix)
-    if _DESTINATION.fullmatch(uri) is None:
+    if DESTINATION.fullmatch(uri) is None:
         return [
             f"destination_prefix: destination {_show(uri, 80)} does not match the API's "
             f"pattern {DESTINATION_PATTERN}"
@@ -252,6 +261,12 @@ def check_read_set_filter(fields: dict[str, str]) -> list[str]:
             f"read_set_filter: creation_type {_show(creation_type)} is not one of "
             f"{', '.join(CREATION_TYPES)}"
         )
+    for name, text in fields.items():
+        if has_control_characters(text):
+            problems.append(
+                f"read_set_filter: {name} holds control characters (tab, newline, ...), which "
+                "no read set's field holds"
+            )
     for name in ("name", "sampleId", "subjectId", "generatedFrom"):
         value = fields.get(name)
         if value is not None and not 1 <= len(value) <= FILTER_TEXT_MAX_LENGTH:
@@ -266,7 +281,63 @@ def check_read_set_filter(fields: dict[str, str]) -> list[str]:
             f"read_set_filter: reference_arn {_show(reference)} must be an ARN of at most "
             f"{FILTER_TEXT_MAX_LENGTH} characters"
         )
-    after, before = fields.get("createdAfter"), fields.get("createdBefore")
-    if after is not None and before is not None and after >= before:
+    return problems + _check_filter_times(fields)
+
+
+def _check_filter_times(fields: dict[str, str]) -> list[str]:
+    problems: list[str] = []
+    times: dict[str, datetime] = {}
+    for name, prop in (("createdAfter", "created_after"), ("createdBefore", "created_before")):
+        value = fields.get(name)
+        if value is None:
+            continue
+        when = parse_time(value)
+        if when is None:
+            problems.append(
+                f"read_set_filter: {prop} {_show(value)} is not an ISO 8601 time with a zone "
+                "(e.g. '2026-01-01T00:00:00Z')"
+            )
+        else:
+            times[name] = when
+    if len(times) == 2 and times["createdAfter"] >= times["createdBefore"]:
         problems.append("read_set_filter: created_after must be earlier than created_before")
     return problems
+
+
+def parse_time(value: str) -> datetime | None:
+    """An ISO 8601 time with its zone (``Z`` or an offset); None when it is not one."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in value)
+
+
+def filter_fields(read_set_filter: dict[str, str]) -> str:
+    """The filter's fields, never their values: "sampleId and createdAfter"."""
+    names = sorted(read_set_filter)
+    if len(names) <= 1:
+        return "".join(names) or "no field"
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def redact(text: str, read_set_filter: dict[str, str] | None) -> str:
+    """``text`` with every identifying filter value replaced by its field's name in angle
+    brackets: a service's message may repeat what it was sent."""
+    if not read_set_filter:
+        return text
+    values = sorted(
+        (
+            (str(value), name)
+            for name, value in read_set_filter.items()
+            if name in IDENTIFYING_FILTER_FIELDS and value
+        ),
+        key=lambda pair: -len(pair[0]),
+    )
+    for value, name in values:
+        text = text.replace(value, f"<{name}>")
+    return text

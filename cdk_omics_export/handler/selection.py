@@ -6,7 +6,6 @@ the manifest), and the export batches of at most 100, planned as read sets becom
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -117,8 +116,8 @@ class Selection:
                 if len(ids) > rules.MAX_READ_SETS:
                     raise exports.ExportError(
                         f"read_set_filter selected more than {rules.MAX_READ_SETS} read sets "
-                        f"in sequence store {self.export.request.sequence_store_id} (filter "
-                        f"{json.dumps(read_set_filter, sort_keys=True)}); one export takes at "
+                        f"in sequence store {self.export.request.sequence_store_id} (the filter "
+                        f"on {rules.filter_fields(read_set_filter)}); one export takes at "
                         "most that many. Narrow the filter (created_after, sample_id, ...) or "
                         "split the cohort across several ReadSetExport constructs."
                     )
@@ -135,8 +134,8 @@ class Selection:
         if not ids and not self.export.run["selection"]["allowEmpty"]:
             raise exports.ExportError(
                 f"read_set_filter selected no read set in sequence store "
-                f"{self.export.request.sequence_store_id} (filter "
-                f"{json.dumps(read_set_filter, sort_keys=True)}); nothing was exported. Set "
+                f"{self.export.request.sequence_store_id} (the filter on "
+                f"{rules.filter_fields(read_set_filter)}); nothing was exported. Set "
                 "allow_empty_selection=True to accept this."
             )
 
