@@ -69,7 +69,7 @@ class ReadSetFilter:
         """What keeps the filter from being sent to ListReadSets, one message each (empty when
         nothing does). ``ReadSetExport`` reports them with its other problems."""
         return [
-            f"read_set_filter: {name} {value.isoformat()} has no time zone; give an aware "
+            f"read_set_filter.{name}: {value.isoformat()} has no time zone; give an aware "
             "datetime (e.g. datetime(2026, 1, 1, tzinfo=UTC))"
             for name, value in (
                 ("created_after", self.created_after),

@@ -101,6 +101,16 @@ def validate_export(
         problems.expected("selection_refresh", "a string (e.g. '2026-11-29')", selection_refresh)
     elif selection_refresh is not None and rules.has_control_characters(selection_refresh):
         problems.add(["selection_refresh: holds control characters (tab, newline, ...)"])
+    elif (
+        selection_refresh is not None
+        and len(selection_refresh) > rules.SELECTION_REFRESH_MAX_LENGTH
+    ):
+        problems.add(
+            [
+                f"selection_refresh: {len(selection_refresh)} characters; at most "
+                f"{rules.SELECTION_REFRESH_MAX_LENGTH} (a date or a version label)"
+            ]
+        )
     _check_parts(problems, service, notification_topic)
     _check_noncurrent_versions(
         problems,

@@ -1471,7 +1471,7 @@ def test_every_problem_is_reported_at_once() -> None:
         ),
         (
             {"read_set_ids": None, "read_set_filter": ReadSetFilter(creation_type="COPY")},
-            r"read_set_filter: creation_type 'COPY' is not one of IMPORT, UPLOAD",
+            r"read_set_filter.creation_type: 'COPY' is not one of IMPORT, UPLOAD",
         ),
         (
             {
@@ -1482,14 +1482,14 @@ def test_every_problem_is_reported_at_once() -> None:
                     created_before=datetime(2026, 1, 1, tzinfo=UTC),
                 ),
             },
-            r"read_set_filter: created_after must be earlier than created_before",
+            r"read_set_filter.created_after: must be earlier than read_set_filter.created_before",
         ),
         (
             {
                 "read_set_ids": None,
                 "read_set_filter": ReadSetFilter(created_after=datetime(2026, 1, 1)),
             },
-            r"read_set_filter: created_after 2026-01-01T00:00:00 has no time zone",
+            r"read_set_filter.created_after: 2026-01-01T00:00:00 has no time zone",
         ),
         (
             {"allow_empty_selection": True},

@@ -147,13 +147,13 @@ def test_a_naive_datetime_in_the_filter_is_gathered_with_the_other_problems() ->
     with pytest.raises(ValueError) as raised:
         build(read_set_filter=naive, destination_prefix="p")
     assert problems(raised) == [
-        "read_set_filter: created_after 2026-01-01T00:00:00 has no time zone; give an aware "
+        "read_set_filter.created_after: 2026-01-01T00:00:00 has no time zone; give an aware "
         "datetime (e.g. datetime(2026, 1, 1, tzinfo=UTC))",
-        "read_set_filter: creation_type 'COPY' is not one of IMPORT, UPLOAD",
+        "read_set_filter.creation_type: 'COPY' is not one of IMPORT, UPLOAD",
         "destination_prefix: 'p' must be empty or end with '/'",
     ]
     # Called directly, the filter still refuses to produce an API filter.
-    with pytest.raises(ValueError, match="created_after 2026-01-01T00:00:00 has no time zone"):
+    with pytest.raises(ValueError, match="created_after: 2026-01-01T00:00:00 has no time zone"):
         naive.to_api()
 
 

@@ -292,6 +292,12 @@ def _check_strings(props: ResourceProperties) -> list[str]:
         value = props.get(name)
         if value is not None and str(value).lower() not in ("true", "false"):
             problems.append(f"{name}: {str(value)[:40]!r} is neither true nor false")
+    refresh = props.get("SelectionRefresh")
+    if isinstance(refresh, str) and len(refresh) > rules.SELECTION_REFRESH_MAX_LENGTH:
+        problems.append(
+            f"SelectionRefresh: {len(refresh)} characters; at most "
+            f"{rules.SELECTION_REFRESH_MAX_LENGTH}"
+        )
     return problems
 
 
@@ -307,7 +313,7 @@ def _check_filter(read_set_filter: dict[str, Any]) -> list[str]:
     wrong = sorted(k for k, v in read_set_filter.items() if not isinstance(v, str))
     if wrong:
         return [f"ReadSetFilter: {', '.join(wrong)} must be strings"]
-    problems = rules.check_read_set_filter(read_set_filter)
+    problems = rules.check_read_set_filter(read_set_filter, where="ReadSetFilter", api_names=True)
     # Deploy time repeats no value of an identifying field.
     return [rules.redact(p, read_set_filter) for p in problems]
 

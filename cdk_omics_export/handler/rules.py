@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 # Environment of the service's handler functions, set by ReadSetExportService (here, so the
@@ -91,6 +91,9 @@ DESTINATION_PATTERN = "s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/?((.{1,1024})/)?"
 # its final slash.
 MAX_PREFIX_LENGTH = 1024 + 1
 CLIENT_TOKEN_MAX_LENGTH = 127
+# Any label (a date, a version): it travels in the export's record and the runner's input,
+# which a long text would crowd.
+SELECTION_REFRESH_MAX_LENGTH = 256
 
 # CloudFormation waits at most one hour (ServiceTimeout 1-3,600 s) for a custom resource.
 CUSTOM_RESOURCE_MAX_SECONDS = 3600
@@ -241,66 +244,88 @@ def check_max_requests_per_second(value: int) -> list[str]:
     ]
 
 
-def check_read_set_filter(fields: dict[str, str]) -> list[str]:
-    """Check ListReadSets filter fields (API names); values that are tokens are left out."""
+# ReadSetFilter's field names, by ListReadSets' (API) names: synth-time messages name the
+# prop the user wrote.
+FILTER_PROPS = {
+    "name": "name",
+    "sampleId": "sample_id",
+    "subjectId": "subject_id",
+    "referenceArn": "reference_arn",
+    "generatedFrom": "generated_from",
+    "creationType": "creation_type",
+    "createdAfter": "created_after",
+    "createdBefore": "created_before",
+    "status": "status",
+}
+
+
+def check_read_set_filter(
+    fields: dict[str, str], *, where: str = "read_set_filter", api_names: bool = False
+) -> list[str]:
+    """Check ListReadSets filter fields (API names); values that are tokens are left out.
+    Messages name each field ``<where>.<field>``, by its prop name unless ``api_names``."""
+
+    def field(name: str) -> str:
+        return f"{where}.{name if api_names else FILTER_PROPS.get(name, name)}"
+
     problems: list[str] = []
-    names = {k: v for k, v in fields.items() if k != "status"}
-    if not names:
+    if not {k: v for k, v in fields.items() if k != "status"}:
         problems.append(
-            "read_set_filter: give at least one field besides status; an export of every "
+            f"{where}: give at least one field besides status; an export of every "
             "read set in the store is too easy to deploy by mistake"
         )
     status = fields.get("status")
     if status is not None and status not in READ_SET_STATUSES:
         problems.append(
-            f"read_set_filter: status {_show(status)} is not one of {', '.join(READ_SET_STATUSES)}"
+            f"{field('status')}: {_show(status)} is not one of {', '.join(READ_SET_STATUSES)}"
         )
     creation_type = fields.get("creationType")
     if creation_type is not None and creation_type not in CREATION_TYPES:
         problems.append(
-            f"read_set_filter: creation_type {_show(creation_type)} is not one of "
+            f"{field('creationType')}: {_show(creation_type)} is not one of "
             f"{', '.join(CREATION_TYPES)}"
         )
     for name, text in fields.items():
         if has_control_characters(text):
             problems.append(
-                f"read_set_filter: {name} holds control characters (tab, newline, ...), which "
-                "no read set's field holds"
+                f"{field(name)}: holds control characters (tab, newline, ...), which no read "
+                "set's field holds"
             )
-    for name in ("name", "sampleId", "subjectId", "generatedFrom"):
+    for name in IDENTIFYING_FILTER_FIELDS:
         value = fields.get(name)
         if value is not None and not 1 <= len(value) <= FILTER_TEXT_MAX_LENGTH:
             problems.append(
-                f"read_set_filter: {name} must be 1-{FILTER_TEXT_MAX_LENGTH} characters"
+                f"{field(name)}: {len(value)} characters; it must be 1-{FILTER_TEXT_MAX_LENGTH}"
             )
     reference = fields.get("referenceArn")
     if reference is not None and not (
         reference.startswith("arn:") and len(reference) <= FILTER_TEXT_MAX_LENGTH
     ):
         problems.append(
-            f"read_set_filter: reference_arn {_show(reference)} must be an ARN of at most "
+            f"{field('referenceArn')}: {_show(reference)} must be an ARN of at most "
             f"{FILTER_TEXT_MAX_LENGTH} characters"
         )
-    return problems + _check_filter_times(fields)
+    return problems + _check_filter_times(fields, field)
 
 
-def _check_filter_times(fields: dict[str, str]) -> list[str]:
+def _check_filter_times(fields: dict[str, str], field: Callable[[str], str]) -> list[str]:
+    """createdAfter and createdBefore: times with a zone, compared as times."""
     problems: list[str] = []
     times: dict[str, datetime] = {}
-    for name, prop in (("createdAfter", "created_after"), ("createdBefore", "created_before")):
+    for name in ("createdAfter", "createdBefore"):
         value = fields.get(name)
         if value is None:
             continue
         when = parse_time(value)
         if when is None:
             problems.append(
-                f"read_set_filter: {prop} {_show(value)} is not an ISO 8601 time with a zone "
+                f"{field(name)}: {_show(value)} is not an ISO 8601 time with a zone "
                 "(e.g. '2026-01-01T00:00:00Z')"
             )
         else:
             times[name] = when
     if len(times) == 2 and times["createdAfter"] >= times["createdBefore"]:
-        problems.append("read_set_filter: created_after must be earlier than created_before")
+        problems.append(f"{field('createdAfter')}: must be earlier than {field('createdBefore')}")
     return problems
 
 
