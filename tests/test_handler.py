@@ -16,6 +16,7 @@ import logging
 import os
 import urllib.error
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -206,10 +207,8 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> Answers:
     return caught
 
 
-@pytest.fixture
-def aws(
-    monkeypatch: pytest.MonkeyPatch, clock: list[float], answers: Answers
-) -> Iterator[list[dict[str, Any]]]:
+@contextmanager
+def moto_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """moto for everything but HealthOmics; yields the events the handler publishes."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -246,6 +245,15 @@ def aws(
         for make in clients.ALL:
             make.cache_clear()
         boto3.DEFAULT_SESSION = None
+
+
+@pytest.fixture
+def aws(
+    monkeypatch: pytest.MonkeyPatch, clock: list[float], answers: Answers
+) -> Iterator[list[dict[str, Any]]]:
+    """moto for everything but HealthOmics; yields the events the handler publishes."""
+    with moto_service(monkeypatch) as published:
+        yield published
 
 
 @pytest.fixture
@@ -980,44 +988,7 @@ def test_a_handler_that_cannot_load_still_answers(
     assert (deleted["Status"], deleted["PhysicalResourceId"]) == ("SUCCESS", "rse-x")
 
 
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        ({"RequestType": "Replace"}, "RequestType 'Replace' is not one of Create, Update, Delete"),
-        ({"ResourceProperties": None}, "The request has no ResourceProperties"),
-        (
-            {"ResourceProperties": properties(RoleArn=None, Destination="")},
-            "ResourceProperties lack Destination, RoleArn",
-        ),
-        (
-            {"ResourceProperties": properties(ReadSetIds="1111111111")},
-            "ReadSetIds: not a list of read set ids",
-        ),
-        (
-            {"ResourceProperties": properties(ReadSetIds=None, ReadSetFilter="x")},
-            "ReadSetFilter: not a map of filter fields",
-        ),
-        (
-            {"ResourceProperties": properties(TimeoutSeconds="ten")},
-            "TimeoutSeconds: 'ten' is not a whole number",
-        ),
-        (
-            {"ResourceProperties": properties(SequenceStoreId="store-abc")},
-            "sequence_store_id: 'store-abc'",
-        ),
-    ],
-)
-def test_a_bad_request_is_answered_failed_and_starts_nothing(
-    stub: Stubber, answers: Answers, change: dict[str, Any], reason: str
-) -> None:
-    bad = event("Create")
-    bad.update(change)  # type: ignore[typeddict-item]
-    index.on_event(bad)
-    failed = answers.only()
-    assert failed["Status"] == "FAILED"
-    assert reason in failed["Reason"]
-    assert failed["PhysicalResourceId"].startswith(answer.CREATE_FAILED_PREFIX)
-    assert runner_executions() == []
+# Malformed requests: tests/test_malformed_requests.py
 
 
 def test_a_request_without_a_response_url_is_ignored(

@@ -77,14 +77,18 @@ def handle(event: CloudFormationEvent, context: Any = None) -> None:
     if not isinstance(event.get("ResponseURL"), str):
         LOG.error("not a CloudFormation request (no ResponseURL to answer): ignored")
         return
-    lacking = [k for k in ("RequestId", "StackId") if not isinstance(event.get(k), str)]
+    lacking = [
+        k
+        for k in ("RequestId", "StackId", "LogicalResourceId")
+        if not isinstance(event.get(k), str) or not event.get(k)
+    ]
     if lacking:
         # Not CloudFormation's either, and no record can be kept without them: answered
         # FAILED all the same, so whoever sent it learns why nothing started.
         LOG.error("request without %s: answered FAILED", " or ".join(lacking))
         _answer_unrecorded(
             event,
-            f"The request has no {' or '.join(lacking)} (not a string); nothing was started.",
+            f"The request has no {' or '.join(lacking)} (a non-empty string); nothing was started.",
         )
         return
     try:
@@ -97,13 +101,14 @@ def handle(event: CloudFormationEvent, context: Any = None) -> None:
         LOG.info("request %s was answered %s already", request["requestId"], request["answer"])
         return
     try:
-        if event["RequestType"] == "Delete":
+        request_type = event.get("RequestType", "")
+        if request_type == "Delete":
             _delete(event, request)
-        elif event["RequestType"] in ("Create", "Update"):
+        elif request_type in ("Create", "Update"):
             _create_or_update(event, request)
         else:
             raise ExportError(
-                f"RequestType {str(event['RequestType'])[:40]!r} is not one of "
+                f"RequestType {str(request_type)[:40]!r} is not one of "
                 f"{', '.join(REQUEST_TYPES)}; nothing was started."
             )
     except Exception as error:  # noqa: BLE001 (answered, never retried by Lambda)
@@ -138,13 +143,18 @@ def parse(event: CloudFormationEvent) -> exports.ExportRequest:
     props = event.get("ResourceProperties")
     if not isinstance(props, dict):
         raise ExportError("The request has no ResourceProperties; nothing was started.")
-    missing = [
-        name
-        for name in ("ConstructPath", "SequenceStoreId", "Destination", "RoleArn")
-        if not isinstance(props.get(name), str) or not props.get(name)
-    ]
+    given: dict[str, Any] = dict(props)
+    required = ("ConstructPath", "SequenceStoreId", "Destination", "RoleArn")
+    missing = [name for name in required if given.get(name) in (None, "")]
     if missing:
         raise ExportError(f"ResourceProperties lack {', '.join(missing)}; nothing was started.")
+    wrong = [
+        f"{name}: expected a string, got {type(given[name]).__name__}"
+        for name in required
+        if not isinstance(given[name], str)
+    ]
+    if wrong:
+        raise ExportError("; ".join(wrong) + "; nothing was started.")
     ids, read_set_filter = _selection_properties(props)
     spec: st.SelectionSpec = {"allowEmpty": _flag(props, "AllowEmptySelection", default=False)}
     if ids is not None:
@@ -425,7 +435,9 @@ def _number(props: ResourceProperties, name: str, default: int) -> int:
     try:
         return int(str(value))
     except ValueError:
-        raise ExportError(f"{name}: {str(value)[:40]!r} is not a whole number") from None
+        raise ExportError(
+            f"{name}: {str(value)[:40]!r} is not a whole number; nothing was started."
+        ) from None
 
 
 def _log_event(event: CloudFormationEvent) -> None:
