@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
 from cdk_omics_export import ArchivedReadSets, ReadSetExport, ReadSetFilter, runner
@@ -113,7 +114,24 @@ def failing_on_archived(stack: Stack) -> None:
     )
 
 
+# Distinctive values of the identifying filter fields: no log, event, manifest, answer or
+# history may hold them.
+SAMPLE, SUBJECT, NAME = "phi-sample-qz81", "phi-subject-xk42", "phi-name-wv93"
+
+
+def identifying_filter(stack: Stack) -> None:
+    export = ReadSetExport(
+        stack,
+        "Export",
+        sequence_store_id=STORE,
+        read_set_filter=ReadSetFilter(sample_id=SAMPLE, subject_id=SUBJECT, name=NAME),
+        notification_topic=sns.Topic(stack, "Topic"),
+    )
+    export.on_status_change("Watch")
+
+
 TEMPLATES: dict[str, Callable[[Stack], None]] = {
+    "identifying-filter": identifying_filter,
     "fail-on-archived": failing_on_archived,
     "long-without-waiting": long_without_waiting,
     "own-key": own_key,
@@ -884,6 +902,90 @@ def test_the_response_url_stays_in_the_state_table(
     assert "cloudformation-custom-resource-response/" in caplog.text
     where = "cloudformation-custom-resource-response"
     assert [n for n, text in enumerate(seen[1:]) if where in text] == []
+
+
+# Identifying values
+
+
+def _phi_exported(cfn: StackRehearsal, omics: OmicsEndpoint) -> None:
+    omics.add_read_sets(STORE, cohort(3, 4400000000), sampleId=SAMPLE, subjectId=SUBJECT, name=NAME)
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "SUCCESS", created.reason
+    deleted = cfn.request("Delete", cfn.properties(), physical_id=created.physical_id)
+    assert deleted.status == "SUCCESS"
+
+
+def _phi_nothing_matched(cfn: StackRehearsal, omics: OmicsEndpoint) -> None:
+    omics.add_read_sets(STORE, cohort(2, 4400000000), sampleId=SAMPLE, subjectId="another")
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "FAILED"
+    assert (
+        "selected no read set in sequence store 1234567890 (the filter on name, sampleId and subjectId)"
+        in created.reason
+    )
+
+
+def _phi_failed(cfn: StackRehearsal, omics: OmicsEndpoint) -> None:
+    ids = cohort(2, 4400000000)
+    omics.add_read_sets(STORE, ids, sampleId=SAMPLE, subjectId=SUBJECT, name=NAME)
+    omics.failing_read_sets = {ids[0]: "Write failed"}
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "FAILED"
+    assert ids[0] in created.reason
+
+
+def _phi_deleted_mid_export(cfn: StackRehearsal, omics: OmicsEndpoint) -> None:
+    omics.add_read_sets(STORE, cohort(3, 4400000000), sampleId=SAMPLE, subjectId=SUBJECT, name=NAME)
+    props = cfn.properties()
+    waiting = cfn.start("Create", props)
+    while not omics.jobs:
+        cfn.wait(cfn.query_interval)
+    physical_id = exports.export_id_of(
+        cfn.stack_id, props["ConstructPath"], props["Destination"], 0
+    )
+    assert cfn.request("Delete", props, physical_id=physical_id).status == "SUCCESS"
+    assert cfn.finish()
+    assert cfn.answer(waiting) is not None
+
+
+@pytest.mark.parametrize(
+    "scenario", [_phi_exported, _phi_nothing_matched, _phi_failed, _phi_deleted_mid_export]
+)
+def test_no_identifying_filter_value_leaves_the_export(
+    gateway: Gateway,
+    deploy: Callable[..., StackRehearsal],
+    omics: OmicsEndpoint,
+    caplog: pytest.LogCaptureFixture,
+    scenario: Callable[[StackRehearsal, OmicsEndpoint], None],
+) -> None:
+    """The filter's sample, subject and name values identify patients: every log line at the
+    handler's most verbose level, runner input and history, event (the SNS topic's messages
+    are the events), manifest and answer is searched for them. Only the state table holds
+    them: it is the export's own record, encrypted with the service's key."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="cdk_omics_export")
+    cfn = deploy("identifying-filter")
+    scenario(cfn, omics)
+    assert cfn.finish()
+    seen: dict[str, str] = {"logs": caplog.text}
+    for run in cfn.runs():
+        seen[f"input of {run.name}"] = run.input_text
+        seen[f"history of {run.name}"] = json.dumps([e.details for e in run.events()], default=str)
+    seen["events"] = json.dumps(gateway.events.published, default=str)
+    seen["answers"] = json.dumps(cfn.endpoint.answers, default=str)
+    bucket, _, prefix = cfn.properties()["Destination"].removeprefix("s3://").partition("/")
+    s3 = gateway.client("s3")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}cdk-omics-export/")
+    for item in listed.get("Contents", []):
+        seen[item["Key"]] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+    assert any(key.endswith(".json") for key in seen), "no manifest was written"
+    assert len(gateway.events.published) >= 2
+    leaks = {
+        where: [value for value in (SAMPLE, SUBJECT, NAME) if value in text]
+        for where, text in seen.items()
+    }
+    assert {where: found for where, found in leaks.items() if found} == {}
 
 
 # Archived read sets
