@@ -918,8 +918,20 @@ def test_delete_marks_the_export_cancelled_and_answers_at_once(
     assert deleted["PhysicalResourceId"] == "made-up-by-cloudformation"
     record = stored(export_id()).record
     assert record is not None and record["cancelled"] is True
+    # Final at once, the running job named: cdk destroy deletes the runner with the stack.
+    assert (record["status"], record["run"]["phase"]) == ("CANCELLED", "ENDED")
+    reason = (
+        f"Export {export_id()} was cancelled (its resource was deleted). Jobs running then: "
+        f"{JOB}. HealthOmics cannot cancel a job: their files may still arrive at {DESTINATION};"
+    )
+    assert record["statusReason"].startswith(reason)
+    at_delete = manifest(export_id())
+    assert (at_delete["status"], at_delete["cancelled"]) == ("CANCELLED", True)
+    assert at_delete["statusReason"] == record["statusReason"]
+    assert [(j["id"], j["status"]) for j in at_delete["jobs"]] == [(JOB, "SUBMITTED")]
     # Told at once: CloudFormation deletes the export's rule right after the resource.
     assert statuses(aws) == ["CANCELLED"]
+    assert json.loads(aws[0]["Detail"])["statusReason"] == record["statusReason"]
     # The runner starts nothing more, records the running job's end, then ends.
     expect_get(stub, job("IN_PROGRESS"))
     assert step(1, WaitForCompletion="false")["action"] == "WAIT"

@@ -372,6 +372,40 @@ def test_a_delete_mid_export_stops_new_starts(
     assert [job["status"] for job in record["jobs"]] == ["COMPLETED", "COMPLETED"]
 
 
+def test_a_stack_destroyed_mid_export_leaves_a_final_cancelled_manifest_and_state(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    cfn, props = one_job_at_a_time(deploy, omics, "250-ids")
+    cfn.start("Create", props)
+    while len(omics.jobs) < 2:
+        cfn.wait(cfn.query_interval)
+    physical_id = exports.export_id_of(
+        cfn.stack_id, props["ConstructPath"], props["Destination"], 0
+    )
+    assert cfn.request("Delete", props, physical_id=physical_id).status == "SUCCESS"
+    # cdk destroy: the service goes right after the resource. Deleting the state machine ends
+    # its executions at their next transition; the watchdog's rule goes with them.
+    for run in cfn.runs():
+        if run.status == "RUNNING":
+            cfn.stepfunctions.stop_execution(run.arn)
+    running = [job.id for job in omics.jobs.values() if job.completion_time is None]
+    assert len(running) == 1
+    record = manifest(gateway, deleted_manifest(cfn))
+    assert (record["status"], record["cancelled"]) == ("CANCELLED", True)
+    assert (
+        f"Jobs running then: {running[0]}. HealthOmics cannot cancel a job"
+        in (record["statusReason"])
+    )
+    by_id = {job["id"]: job["status"] for job in record["jobs"]}
+    assert by_id[running[0]] in st.RUNNING_JOB_STATUSES
+    table = cfn.environment["STATE_TABLE_NAME"]
+    state = st.StateStore(gateway.client("dynamodb"), table).load_record(physical_id)
+    assert state is not None
+    assert (state["status"], state["run"]["phase"]) == ("CANCELLED", "ENDED")
+    assert state["statusReason"] == record["statusReason"]
+    assert gateway.denied() == []
+
+
 def test_overlapping_steps_lose_no_job_record(
     gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
@@ -920,9 +954,9 @@ def _phi_nothing_matched(cfn: StackRehearsal, omics: OmicsEndpoint) -> None:
     created = cfn.request("Create", cfn.properties())
     assert created.status == "FAILED"
     assert (
-        "selected no read set in sequence store 1234567890 (the filter on name, sampleId and subjectId)"
-        in created.reason
-    )
+        f"selected no read set in sequence store {STORE} "
+        "(the filter on name, sampleId and subjectId)"
+    ) in created.reason
 
 
 def _phi_failed(cfn: StackRehearsal, omics: OmicsEndpoint) -> None:

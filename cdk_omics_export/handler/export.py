@@ -614,6 +614,23 @@ class Export:
             self.record["status"] = status
             self.passed_statuses.append(status)
 
+    def end_cancelled(self) -> None:
+        """End the run CANCELLED at once (the resource was deleted), naming the jobs still
+        running: the state and the manifest are final even when the service goes next
+        (``cdk destroy`` deletes the runner with the stack). A runner that lives on records
+        those jobs' outcomes later; the status stays CANCELLED."""
+        if self.run["phase"] == "ENDED":
+            return
+        running = [b.get("jobId") or b["key"] for b in self._watched() if _in_flight(b)]
+        reason = f"Export {self.export_id} was cancelled (its resource was deleted)."
+        if running:
+            reason += (
+                f" Jobs running then: {', '.join(running)}. HealthOmics cannot cancel a job: "
+                f"their files may still arrive at {self.request.destination}; the manifest's "
+                "jobs show their last known status."
+            )
+        self._end("CANCELLED", reason)
+
     def _end(self, status: str, reason: str | None = None) -> None:
         self.run["phase"] = "ENDED"
         self._set_status(status)

@@ -464,9 +464,11 @@ def _answer_stopped(export: exports.Export, name: str, how: str) -> None:
 
 
 def cancel(export_id: str) -> None:
-    """Mark the export cancelled (best effort), publish CANCELLED now, and answer its run's
-    request if that is still owed: CloudFormation deletes the export's rule right after the
-    resource, before the runner's next step would tell it."""
+    """Mark the export cancelled (best effort), end its run CANCELLED with the running jobs
+    named, write the manifest and publish CANCELLED now, and answer its run's request if
+    that is still owed. All at once: CloudFormation deletes the export's rule right after the
+    resource, before the runner's next step would tell it, and ``cdk destroy`` deletes the
+    runner too."""
     try:
         store = clients.state_store()
         found = store.cancel(export_id)
@@ -481,7 +483,8 @@ def cancel(export_id: str) -> None:
         if export is None:
             return
         export.load()
-        clients.events().put_events(Entries=[export.status_event("CANCELLED")])
+        export.end_cancelled()
+        tell(export)
         if not export.run.get("answered"):
             ledger.respond_to(
                 export.run["requestId"],
