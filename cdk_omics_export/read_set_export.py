@@ -9,10 +9,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Aws, CfnOutput, CustomResource, Duration, Fn, RemovalPolicy, Stack, Stage
+import jsii
+from aws_cdk import (
+    ArnFormat,
+    Aws,
+    CfnOutput,
+    CustomResource,
+    Duration,
+    Fn,
+    RemovalPolicy,
+    Stack,
+    Stage,
+)
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -240,6 +250,8 @@ class ReadSetExport(Construct):
         else:
             self.encryption_key = encryption_key or destination_bucket.encryption_key
             self.bucket = destination_bucket
+        if destination_bucket is None:
+            self.bucket.add_to_resource_policy(self._manifest_writers_only())
         self.destination = rules.destination_uri(self.bucket.bucket_name, destination_prefix)
         self.role = self._create_export_role()
         selection, read_set_list = self._selection(ids, read_set_filter)
@@ -258,11 +270,29 @@ class ReadSetExport(Construct):
         compliance.acknowledge_export(self)
         self._expose_attributes()
         if notification_topic is not None:
-            self.on_status_change(
+            rule = self.on_status_change(
                 "StatusChange",
-                targets.SnsTopic(notification_topic),
+                _TopicTarget(notification_topic),
                 description="Tells the notification topic of cdk-omics-export status changes",
             )
+            # EventBridge may publish for this rule only (CDK's own target would let any
+            # rule of any account's EventBridge publish). A topic imported by ARN keeps its
+            # own policy: allow events.amazonaws.com there, with this aws:SourceArn.
+            notification_topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["sns:Publish"],
+                    resources=[notification_topic.topic_arn],
+                    conditions={"ArnEquals": {"aws:SourceArn": rule.rule_arn}},
+                )
+            )
+            if notification_topic.master_key is not None:
+                # As CDK's target grants it: SNS encrypts with the publisher's use of the key.
+                notification_topic.master_key.grant(
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                    "kms:Decrypt",
+                    "kms:GenerateDataKey*",
+                )
             # And the topic lets EventBridge publish before the first event (SUBMITTED) comes.
             topic_policy = notification_topic.node.try_find_child("Policy")
             if topic_policy is not None:
@@ -357,7 +387,7 @@ class ReadSetExport(Construct):
             if self.encryption_key is not None
             else {"encryption": s3.BucketEncryption.KMS_MANAGED}
         )
-        return secure_bucket(
+        bucket = secure_bucket(
             self,
             "Bucket",
             server_access_logs_bucket=self.service.access_logs_bucket(),
@@ -372,6 +402,50 @@ class ReadSetExport(Construct):
                 )
             ],
             **encryption,
+        )
+        self.service.log_access_of(bucket)
+        bucket.add_to_resource_policy(self._foreign_key_deny(bucket))
+        return bucket
+
+    def _foreign_key_deny(self, bucket: s3.Bucket) -> iam.PolicyStatement:
+        """Refuse a PutObject that names a KMS key other than the bucket's: exported data and
+        manifests stay under the key the bucket's readers were granted. Only when the header
+        is sent: HealthOmics writes with the bucket's default encryption."""
+        header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+        allowed = (
+            [self.encryption_key.key_arn]
+            if self.encryption_key is not None
+            else [
+                "alias/aws/s3",
+                Stack.of(self).format_arn(
+                    service="kms",
+                    resource="alias",
+                    resource_name="aws/s3",
+                    arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                ),
+            ]
+        )
+        return iam.PolicyStatement(
+            sid="DenyOtherKmsKeys",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"],
+            resources=[bucket.arn_for_objects("*")],
+            conditions={"Null": {header: "false"}, "StringNotEquals": {header: allowed}},
+        )
+
+    def _manifest_writers_only(self) -> iam.PolicyStatement:
+        """Refuse writes to the manifest folder by anyone but the service's handler role: a
+        manifest there is the service's word (the CLI checks it against the state too)."""
+        return iam.PolicyStatement(
+            sid="ManifestsByTheServiceOnly",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"],
+            resources=[
+                self.bucket.arn_for_objects(f"{self.destination_prefix}{rules.MANIFEST_FOLDER}*")
+            ],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": self.service.handler_role.role_arn}},
         )
 
     def _key_statements(self) -> list[iam.PolicyStatement]:
@@ -604,3 +678,15 @@ def _read_set_list_file(read_set_ids: list[str], folder: Path) -> Path:
             part.write(content)
         Path(part.name).replace(path)
     return path
+
+
+@jsii.implements(events.IRuleTarget)
+class _TopicTarget:
+    """An SNS topic as a rule's target, without CDK's grant: the export grants EventBridge
+    its own rule only."""
+
+    def __init__(self, topic: sns.ITopic) -> None:
+        self._topic = topic
+
+    def bind(self, rule: Any, id: str | None = None) -> events.RuleTargetConfig:
+        return events.RuleTargetConfig(arn=self._topic.topic_arn, target_resource=self._topic)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from aws_cdk import ArnFormat, Aws, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -171,13 +171,7 @@ def _create_logs(service: ReadSetExportService) -> logs.LogGroup:
     return logs.LogGroup(
         service,
         "RunnerLogs",
-        log_group_name=Fn.join(
-            "",
-            [
-                "/aws/vendedlogs/states/cdk-omics-export-",
-                Fn.select(2, Fn.split("/", Aws.STACK_ID)),
-            ],
-        ),
+        log_group_name=service.runner_log_group_name,
         retention=service.log_retention,
         encryption_key=service.key,
         removal_policy=service.removal_policy,

@@ -25,8 +25,11 @@ import jsii
 from aws_cdk import (
     ArnFormat,
     Aspects,
+    Aws,
     Duration,
+    Fn,
     IAspect,
+    IStableListProducer,
     IStableStringProducer,
     Lazy,
     RemovalPolicy,
@@ -170,6 +173,8 @@ class ReadSetExportService(Construct):
         )
         self._built = False
         self._access_logs: s3.Bucket | None = None
+        self._logged: list[s3.IBucket] = []
+        self._key_alias: kms.Alias | None = None
 
         stack = Stack.of(self)
         self.key = self._create_key(stack)
@@ -359,18 +364,70 @@ class ReadSetExportService(Construct):
 
     def access_logs_bucket(self) -> s3.Bucket:
         """The bucket that receives the access logs of every destination bucket created by
-        the service's exports; created with the first of them."""
+        the service's exports (each registered with ``log_access_of``); created with the
+        first of them."""
         if self._access_logs is None:
-            self._access_logs = secure_bucket(
+            # SSE-KMS with the service's key, named by an alias of the stack's GUID. Given to
+            # the bucket construct, the key would make CDK grant S3 log delivery its use for
+            # any bucket's logs; and referred to, it would close a dependency cycle (a logged
+            # bucket -> this bucket -> the key, whose grant below names the logged buckets).
+            self._key_alias = kms.Alias(
+                self,
+                "KeyAlias",
+                alias_name=Fn.join("", ["alias/cdk-omics-export/", _stack_guid()]),
+                target_key=self.key,
+                removal_policy=self.removal_policy,
+            )
+            alias_arn = Fn.join(
+                "",
+                [
+                    f"arn:{Aws.PARTITION}:kms:{Aws.REGION}:{Aws.ACCOUNT_ID}:",
+                    self._key_alias.alias_name,
+                ],
+            )
+            bucket = secure_bucket(
                 self,
                 "AccessLogs",
-                encryption=s3.BucketEncryption.KMS,
-                encryption_key=self.key,
+                encryption=s3.BucketEncryption.S3_MANAGED,
                 removal_policy=self.removal_policy,
                 auto_delete_objects=self._auto_delete_objects,
             )
-            compliance.acknowledge_bucket(self._access_logs)
+            cfn_bucket = bucket.node.default_child
+            assert isinstance(cfn_bucket, s3.CfnBucket)
+            cfn_bucket.bucket_encryption = s3.CfnBucket.BucketEncryptionProperty(
+                server_side_encryption_configuration=[
+                    s3.CfnBucket.ServerSideEncryptionRuleProperty(
+                        bucket_key_enabled=True,
+                        server_side_encryption_by_default=(
+                            s3.CfnBucket.ServerSideEncryptionByDefaultProperty(
+                                sse_algorithm="aws:kms", kms_master_key_id=alias_arn
+                            )
+                        ),
+                    )
+                ]
+            )
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+                    actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                        "ArnEquals": {
+                            "aws:SourceArn": Lazy.list(
+                                _ProduceList(lambda: [b.bucket_arn for b in self._logged])
+                            )
+                        },
+                    },
+                )
+            )
+            compliance.acknowledge_bucket(bucket)
+            self._access_logs = bucket
         return self._access_logs
+
+    def log_access_of(self, bucket: s3.IBucket) -> None:
+        """Let S3 log delivery use the key for ``bucket``'s access logs."""
+        self._logged.append(bucket)
 
     def add_to_handler_policy(self, *statements: iam.PolicyStatement) -> None:
         """Add statements to the shared handler role, once each, in managed policies of at
@@ -392,6 +449,8 @@ class ReadSetExportService(Construct):
         self._log_group = logs.LogGroup(
             self,
             "HandlerLogs",
+            # Named, so that the key's policy can name it without depending on it.
+            log_group_name=self.handler_log_group_name,
             retention=self.log_retention,
             encryption_key=self.key,
             removal_policy=self.removal_policy,
@@ -454,6 +513,10 @@ class ReadSetExportService(Construct):
             "OnEventHandler", "index.on_event", code, environment, network
         )
         self._on_event.node.add_dependency(control)
+        if self._key_alias is not None:
+            # No export writes (and so no access log is delivered) before the alias that the
+            # access log bucket's encryption names exists.
+            self._on_event.node.add_dependency(self._key_alias)
         compliance.acknowledge_service(
             self,
             in_vpc=vpc is not None,
@@ -466,6 +529,18 @@ class ReadSetExportService(Construct):
         """The runner's execution logs (Step Functions' own, at ``runner_log_level``)."""
         self.build()
         return self._runner_log_group
+
+    @property
+    def handler_log_group_name(self) -> str:
+        """``/cdk-omics-export/handler-<stack GUID>``: a stack created again after a retained
+        one has its own."""
+        return Fn.join("", ["/cdk-omics-export/handler-", _stack_guid()])
+
+    @property
+    def runner_log_group_name(self) -> str:
+        """``/aws/vendedlogs/states/cdk-omics-export-<stack GUID>``: under /aws/vendedlogs/,
+        Step Functions adds nothing to the account's CloudWatch Logs resource policy."""
+        return Fn.join("", ["/aws/vendedlogs/states/cdk-omics-export-", _stack_guid()])
 
     def _create_key(self, stack: Stack) -> kms.Key:
         key = kms.Key(
@@ -488,19 +563,22 @@ class ReadSetExportService(Construct):
                     "kms:Describe*",
                 ],
                 resources=["*"],
+                # The service's two log groups, not every log group of the account.
                 conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
+                    "ArnEquals": {
+                        "kms:EncryptionContext:aws:logs:arn": [
+                            stack.format_arn(
+                                service="logs",
+                                resource="log-group",
+                                resource_name=name,
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                            for name in (self.handler_log_group_name, self.runner_log_group_name)
+                        ]
                     }
                 },
             )
         )
-        # CDK adds S3 log delivery's use of the key when the access log bucket names it.
         return key
 
     def _create_security_group(self, vpc: ec2.IVpc) -> ec2.SecurityGroup:
@@ -535,6 +613,9 @@ class ReadSetExportService(Construct):
             timeout=HANDLER_TIMEOUT,
             memory_size=256,
             environment=environment,
+            # The service's key, not Lambda's default one (the environment names the table,
+            # the log group and the runner).
+            environment_encryption=self.key,
             log_group=self._log_group,
             dead_letter_queue=self.dead_letter_queue,
             # None by default: a reservation comes out of the account's pool, and Lambda
@@ -571,6 +652,22 @@ class _BuildAtSynthesis:
     def visit(self, node: IConstruct) -> None:
         if node is self._service:
             self._service.build()
+
+
+def _stack_guid() -> str:
+    """The GUID that ends the stack's id: a stack created again gets a new one."""
+    return Fn.select(2, Fn.split("/", Aws.STACK_ID))
+
+
+@jsii.implements(IStableListProducer)
+class _ProduceList:
+    """A ``Lazy`` list from a Python callable, called when the template is resolved."""
+
+    def __init__(self, produce: Callable[[], list[str]]) -> None:
+        self._produce = produce
+
+    def produce(self) -> list[str]:
+        return self._produce()
 
 
 @jsii.implements(IStableStringProducer)

@@ -298,9 +298,21 @@ def test_state_table_is_encrypted_recoverable_and_retained(template: Template) -
     }
 
 
-def test_service_key_rotates_is_retained_and_serves_only_log_services(
-    template: Template,
+GUID = {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
+IN_THIS_ACCOUNT = [
+    "arn:",
+    {"Ref": "AWS::Partition"},
+    ":logs:",
+    {"Ref": "AWS::Region"},
+    ":",
+    {"Ref": "AWS::AccountId"},
+]
+
+
+def test_service_key_rotates_is_retained_and_serves_only_the_services_logs(
+    synthesized: tuple[ReadSetExport, Template],
 ) -> None:
+    _, template = synthesized
     key = resource_of(template, "AWS::KMS::Key", f"{SERVICE}Key/")
     assert key["DeletionPolicy"] == "Retain"
     assert key["Properties"]["EnableKeyRotation"] is True
@@ -315,22 +327,27 @@ def test_service_key_rotates_is_retained_and_serves_only_log_services(
                 "kms:GenerateDataKey*",
                 "kms:Describe*",
             ],
+            # The service's two log groups, named by the stack's GUID: not log-group:*.
             "Condition": {
-                "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": {
-                        "Fn::Join": [
-                            "",
-                            [
-                                "arn:",
-                                {"Ref": "AWS::Partition"},
-                                ":logs:",
-                                {"Ref": "AWS::Region"},
-                                ":",
-                                {"Ref": "AWS::AccountId"},
-                                ":log-group:*",
-                            ],
-                        ]
-                    }
+                "ArnEquals": {
+                    "kms:EncryptionContext:aws:logs:arn": [
+                        {
+                            "Fn::Join": [
+                                "",
+                                [*IN_THIS_ACCOUNT, ":log-group:/cdk-omics-export/handler-", GUID],
+                            ]
+                        },
+                        {
+                            "Fn::Join": [
+                                "",
+                                [
+                                    *IN_THIS_ACCOUNT,
+                                    ":log-group:/aws/vendedlogs/states/cdk-omics-export-",
+                                    GUID,
+                                ],
+                            ]
+                        },
+                    ]
                 }
             },
             "Effect": "Allow",
@@ -345,13 +362,32 @@ def test_service_key_rotates_is_retained_and_serves_only_log_services(
             "Resource": "*",
         },
         {
-            # Added by CDK for the access log bucket: S3 log delivery encrypts with the key.
-            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+            # S3 log delivery, for the access logs of this account's buckets that log here.
+            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                "ArnEquals": {
+                    "aws:SourceArn": [
+                        arn(logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/"))
+                    ]
+                },
+            },
             "Effect": "Allow",
             "Principal": {"Service": "logging.s3.amazonaws.com"},
             "Resource": "*",
         },
     ]
+
+
+def test_the_functions_environment_is_encrypted_with_the_services_key(
+    template: Template,
+) -> None:
+    key = logical_id(template, "AWS::KMS::Key", SERVICE)
+    functions = python_functions(template)
+    assert len(functions) == 2
+    assert {name: f["Properties"]["KmsKeyArn"] for name, f in functions.items()} == dict.fromkeys(
+        functions, arn(key)
+    )
 
 
 # Destination bucket and access logs
@@ -404,13 +440,35 @@ def test_access_log_bucket_is_locked_down_encrypted_and_retained(template: Templ
     key = logical_id(template, "AWS::KMS::Key", SERVICE)
     resource = resource_of(template, "AWS::S3::Bucket", f"{SERVICE}AccessLogs/")
     assert resource["DeletionPolicy"] == "Retain"
+    alias = resource_of(template, "AWS::KMS::Alias", f"{SERVICE}KeyAlias")
+    assert alias["DeletionPolicy"] == "Retain"
+    assert alias["Properties"] == {
+        "AliasName": {"Fn::Join": ["", ["alias/cdk-omics-export/", GUID]]},
+        "TargetKeyId": arn(key),
+    }
+    # The service's key by its alias: the key's grant names the logged buckets, which log
+    # here, so a reference to the key would close a dependency cycle.
     assert resource["Properties"] == {
         "BucketEncryption": {
             "ServerSideEncryptionConfiguration": [
                 {
                     "BucketKeyEnabled": True,
                     "ServerSideEncryptionByDefault": {
-                        "KMSMasterKeyID": arn(key),
+                        "KMSMasterKeyID": {
+                            "Fn::Join": [
+                                "",
+                                [
+                                    "arn:",
+                                    {"Ref": "AWS::Partition"},
+                                    ":kms:",
+                                    {"Ref": "AWS::Region"},
+                                    ":",
+                                    {"Ref": "AWS::AccountId"},
+                                    ":alias/cdk-omics-export/",
+                                    GUID,
+                                ],
+                            ]
+                        },
                         "SSEAlgorithm": "aws:kms",
                     },
                 }
@@ -449,6 +507,55 @@ def test_buckets_refuse_requests_without_tls(template: Template, path_part: str)
             },
         },
     )
+
+
+def test_destination_refuses_other_keys_and_manifests_written_by_anyone_else(
+    template: Template,
+) -> None:
+    bucket = logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/")
+    role = logical_id(template, "AWS::IAM::Role", f"{SERVICE}HandlerRole/")
+    policy = resource_of(template, "AWS::S3::BucketPolicy", "/Export/Bucket/")
+    header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    assert policy["Properties"]["PolicyDocument"]["Statement"][1:] == [
+        {
+            # Only when the header names a key: HealthOmics writes with the bucket's default.
+            "Action": "s3:PutObject",
+            "Condition": {
+                "Null": {header: "false"},
+                "StringNotEquals": {
+                    header: [
+                        "alias/aws/s3",
+                        {
+                            "Fn::Join": [
+                                "",
+                                [
+                                    "arn:",
+                                    {"Ref": "AWS::Partition"},
+                                    ":kms:",
+                                    {"Ref": "AWS::Region"},
+                                    ":",
+                                    {"Ref": "AWS::AccountId"},
+                                    ":alias/aws/s3",
+                                ],
+                            ]
+                        },
+                    ]
+                },
+            },
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": objects(arn(bucket), "/*"),
+            "Sid": "DenyOtherKmsKeys",
+        },
+        {
+            "Action": "s3:PutObject",
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": arn(role)}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": objects(arn(bucket), "/exports/cdk-omics-export/*"),
+            "Sid": "ManifestsByTheServiceOnly",
+        },
+    ]
 
 
 def test_each_exports_access_logs_go_to_its_own_folder_of_the_shared_bucket(
@@ -738,8 +845,11 @@ def test_handler_functions(
     role = logical_id(template, "AWS::IAM::Role", f"{SERVICE}HandlerRole/")
     runner = logical_id(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Runner/")
     control = logical_id(template, "AWS::IAM::ManagedPolicy", f"{SERVICE}RunnerControlPolicy/")
-    # The functions that start runner executions wait for the policy that allows it.
-    assert function["DependsOn"] == [role, *([control] if starts_runners else [])]
+    alias = logical_id(template, "AWS::KMS::Alias", f"{SERVICE}KeyAlias")
+    key = logical_id(template, "AWS::KMS::Key", SERVICE)
+    # The functions that start runner executions wait for the policy that allows it, and
+    # for the key alias that the access logs' encryption names.
+    assert function["DependsOn"] == [role, *([alias, control] if starts_runners else [])]
     # No reservation unless asked (reserved_concurrency): it would come out of the account's
     # pool, and a new account's quota cannot spare it.
     assert {key: value for key, value in props.items() if key != "Code"} == {
@@ -758,6 +868,7 @@ def test_handler_functions(
             }
         },
         "Handler": entry_point,
+        "KmsKeyArn": arn(key),
         "LoggingConfig": {"LogGroup": log_group},
         "MemorySize": 256,
         "Role": arn(role),
@@ -769,7 +880,11 @@ def test_handler_functions(
 def test_handler_log_group_is_encrypted_with_a_retention_period(template: Template) -> None:
     key = logical_id(template, "AWS::KMS::Key", SERVICE)
     resource = resource_of(template, "AWS::Logs::LogGroup", f"{SERVICE}HandlerLogs/")
-    assert resource["Properties"] == {"KmsKeyId": arn(key), "RetentionInDays": 365}
+    assert resource["Properties"] == {
+        "KmsKeyId": arn(key),
+        "LogGroupName": {"Fn::Join": ["", ["/cdk-omics-export/handler-", GUID]]},
+        "RetentionInDays": 365,
+    }
     assert resource["DeletionPolicy"] == "Retain"
 
 

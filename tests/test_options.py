@@ -227,6 +227,23 @@ def test_created_bucket_with_a_key_uses_sse_kms_with_it(options: Options) -> Non
     }
     assert statements(template, "/CreatedKey/ExportPolicy/")[2:] == [key_statement(key_arn)]
     assert custom_resource(template, "CreatedKey")["KmsKeyArn"] == key_arn
+    # A PutObject that names another key is refused.
+    policy = resource_of(template, "AWS::S3::BucketPolicy", "/CreatedKey/Bucket/")
+    (deny,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "DenyOtherKmsKeys"
+    ]
+    header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    assert deny["Condition"] == {"Null": {header: "false"}, "StringNotEquals": {header: [key_arn]}}
+
+
+def test_a_bucket_of_yours_keeps_its_own_policy(options: Options) -> None:
+    """The export's bucket policy statements are for the buckets it creates: yours is
+    yours to lock down (docs/compliance.md lists what to add)."""
+    policy = resource_of(options.template, "AWS::S3::BucketPolicy", "/DataLake/")
+    sids = [s.get("Sid") for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    assert "DenyOtherKmsKeys" not in sids and "ManifestsByTheServiceOnly" not in sids
 
 
 @pytest.mark.parametrize(
@@ -632,8 +649,20 @@ def test_notification_topic_hears_every_status_change_of_this_export(options: Op
         resource_of(template, "Custom::OmicsReadSetExport", "/Notify/Resource/")["DependsOn"]
     ) == sorted([rule_id, topic_policy])
     assert not depends_on(template, rule_id, resource)
-    assert rule["Targets"] == [
-        {"Arn": {"Ref": stack.get_logical_id(options.topic.node.default_child)}, "Id": "Target0"}  # type: ignore[arg-type]
+    topic = {"Ref": stack.get_logical_id(options.topic.node.default_child)}  # type: ignore[arg-type]
+    assert rule["Targets"] == [{"Arn": topic, "Id": "Target0"}]
+    # EventBridge may publish for this rule only: not for any rule of any account.
+    policy = resource_of(template, "AWS::SNS::TopicPolicy", "/OnCall/Policy/")["Properties"]
+    assert policy["Topics"] == [topic]
+    assert [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"] == [
+        {
+            "Action": "sns:Publish",
+            "Condition": {"ArnEquals": {"aws:SourceArn": arn(rule_id)}},
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Resource": topic,
+            "Sid": "1",
+        }
     ]
     # EventBridge can publish to the encrypted topic.
     key = resource_of(template, "AWS::KMS::Key", "/TopicKey/")
