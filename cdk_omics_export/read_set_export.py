@@ -150,6 +150,7 @@ class ReadSetExport(Construct):
     exported_read_set_count: str
     failed_read_set_count: str
     manifest_uri: str
+    event_bus: events.IEventBus
     destination: str
     destination_prefix: str
     sequence_store_id: str
@@ -305,13 +306,15 @@ class ReadSetExport(Construct):
     ) -> events.Rule:
         """An EventBridge rule on every status change of this export and of its jobs.
 
-        Matches the events the stack's ``ReadSetExportService`` publishes to the default bus
-        (source ``cdk-omics-export``, detail-type ``Read Set Export Status Change``) for this
-        stack and construct, both known at synth time. The export resource depends on the
-        rule, so the rule exists before the export starts: it hears ``SUBMITTED``,
-        ``RUNNING`` and the final status, and every job's change, during the deploy and after
-        it. Each event's ``detail`` carries ``stackId``, ``constructPath``, ``exportId``,
-        ``status``, ``counts``, ``jobIds``, ``jobs``, ``manifestUri`` and ``runner``.
+        Matches the events the stack's ``ReadSetExportService`` publishes to its own bus
+        (``event_bus``, which takes events from the service's handler role only: a status on
+        it is the service's) with source ``cdk-omics-export``, detail-type ``Read Set Export
+        Status Change``, this stack and this construct, all known at synth time. The export
+        resource depends on the rule, so the rule exists before the export starts: it hears
+        ``SUBMITTED``, ``RUNNING`` and the final status, and every job's change, during the
+        deploy and after it. Each event's ``detail`` carries ``stackId``, ``constructPath``,
+        ``exportId``, ``status``, ``counts``, ``jobIds``, ``jobs``, ``manifestUri`` and
+        ``runner``.
         """
         rule = events.Rule(
             self,
@@ -322,6 +325,7 @@ class ReadSetExport(Construct):
                 detail_type=[rules.EVENT_DETAIL_TYPE],
                 detail={"stackId": [Aws.STACK_ID], "constructPath": [self.node.path]},
             ),
+            event_bus=self.service.event_bus,
             targets=[target] if target is not None else None,
         )
         self.resource.node.add_dependency(rule)
@@ -652,6 +656,8 @@ class ReadSetExport(Construct):
         self.exported_read_set_count = resource.get_att_string("ExportedReadSetCount")
         self.failed_read_set_count = resource.get_att_string("FailedReadSetCount")
         self.manifest_uri = resource.get_att_string("ManifestUri")
+        # Where this export's status changes travel (the service's bus), for rules of your own.
+        self.event_bus = self.service.event_bus
         # Three outputs per export: a stack holds at most 200, and 50 exports fit.
         for name, value, description in (
             (

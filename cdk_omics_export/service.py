@@ -37,6 +37,7 @@ from aws_cdk import (
 )
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -112,6 +113,7 @@ class ReadSetExportService(Construct):
     """
 
     key: kms.Key
+    event_bus: events.EventBus
     table: dynamodb.Table
     dead_letter_queue: sqs.Queue
     handler_role: iam.Role
@@ -208,6 +210,7 @@ class ReadSetExportService(Construct):
             description="Starts and follows HealthOmics read set export jobs for this stack",
         )
         self._handler_policies = HandlerPolicies(self, self.handler_role)
+        self.event_bus = self._create_event_bus()
         self.add_to_handler_policy(
             iam.PolicyStatement(
                 actions=[
@@ -460,14 +463,10 @@ class ReadSetExportService(Construct):
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[self._log_group.log_group_arn],
             ),
-            # Status-change events, with this service's source only.
+            # Status-change events, to the service's bus, with the service's source only.
             iam.PolicyStatement(
                 actions=["events:PutEvents"],
-                resources=[
-                    stack.format_arn(
-                        service="events", resource="event-bus", resource_name="default"
-                    )
-                ],
+                resources=[self.event_bus.event_bus_arn],
                 conditions={
                     "StringEquals": {
                         "events:source": rules.EVENT_SOURCE,
@@ -493,6 +492,7 @@ class ReadSetExportService(Construct):
             rules.LOG_GROUP_ENV: self._log_group.log_group_name,
             rules.RATE_ENV: str(self.max_requests_per_second),
             rules.POLL_ENV: str(int(self.poll_interval.to_seconds())),
+            rules.EVENT_BUS_ENV: self.event_bus.event_bus_name,
         }
         # The runner calls this one; it learns the state machine from its context object, so
         # the state machine and the function do not refer to each other.
@@ -541,6 +541,28 @@ class ReadSetExportService(Construct):
         """``/aws/vendedlogs/states/cdk-omics-export-<stack GUID>``: under /aws/vendedlogs/,
         Step Functions adds nothing to the account's CloudWatch Logs resource policy."""
         return Fn.join("", ["/aws/vendedlogs/states/cdk-omics-export-", _stack_guid()])
+
+    def _create_event_bus(self) -> events.EventBus:
+        """The bus the service tells of status changes on. On the default bus, any principal
+        of the account allowed events:PutEvents could send a COMPLETED that the exports'
+        rules would take for the service's; this bus refuses PutEvents from every principal
+        but the handler's role, so a status on it is the service's."""
+        bus = events.EventBus(
+            self,
+            "Events",
+            description="cdk-omics-export: status changes of this stack's read set exports",
+        )
+        bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheServicePutsEvents",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[bus.event_bus_arn],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": self.handler_role.role_arn}},
+            )
+        )
+        return bus
 
     def _create_key(self, stack: Stack) -> kms.Key:
         key = kms.Key(

@@ -222,6 +222,8 @@ LONGEST_ATTRIBUTES = {
     ("AWS::SQS::Queue", "Arn"): f"arn:{_REGIONAL.format('sqs')}:{'q' * 80}",
     # Log group names: at most 512 characters.
     ("AWS::Logs::LogGroup", "Arn"): f"arn:{_REGIONAL.format('logs')}:log-group:{'l' * 512}:*",
+    # Event bus names: at most 256 characters.
+    ("AWS::Events::EventBus", "Arn"): f"arn:{_REGIONAL.format('events')}:event-bus/{'e' * 256}",
     # Function names: at most 64 characters.
     ("AWS::Lambda::Function", "Arn"): f"arn:{_REGIONAL.format('lambda')}:function:{'f' * 64}",
     # State machine names: at most 80 characters.

@@ -128,7 +128,8 @@ def regional_arn(service: str, *resource: Any) -> dict[str, Any]:
     }
 
 
-# The handler publishes the service's status-change events, and only those, to the default bus.
+# The handler publishes the service's status-change events, and only those, to its own bus.
+EVENT_BUS = "ReadSetExportServiceEvents59052E39"
 EVENTS_STATEMENT = {
     "Action": "events:PutEvents",
     "Condition": {
@@ -138,7 +139,7 @@ EVENTS_STATEMENT = {
         }
     },
     "Effect": "Allow",
-    "Resource": regional_arn("events", ":event-bus/default"),
+    "Resource": {"Fn::GetAtt": [EVENT_BUS, "Arn"]},
 }
 
 
@@ -828,6 +829,24 @@ def test_handler_runtime_is_the_newest_python_cdk_offers() -> None:
     assert version(HANDLER_RUNTIME) == max(version(r) for r in pythons)
 
 
+def test_the_services_bus_takes_events_from_the_handler_role_only(template: Template) -> None:
+    assert logical_id(template, "AWS::Events::EventBus", f"{SERVICE}Events/") == EVENT_BUS
+    role = logical_id(template, "AWS::IAM::Role", f"{SERVICE}HandlerRole/")
+    policy = resource_of(template, "AWS::Events::EventBusPolicy", f"{SERVICE}Events/")
+    assert policy["Properties"] == {
+        "EventBusName": {"Ref": EVENT_BUS},
+        "Statement": {
+            "Action": "events:PutEvents",
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": arn(role)}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": arn(EVENT_BUS),
+            "Sid": "cdk-OnlyTheServicePutsEvents",
+        },
+        "StatementId": "cdk-OnlyTheServicePutsEvents",
+    }
+
+
 @pytest.mark.parametrize(
     ("path_part", "entry_point", "starts_runners"),
     [
@@ -864,6 +883,7 @@ def test_handler_functions(
                 "LOG_GROUP_NAME": log_group,
                 "MAX_REQUESTS_PER_SECOND": "5",
                 "POLL_INTERVAL_SECONDS": "30",
+                "EVENT_BUS_NAME": {"Ref": EVENT_BUS},
                 **({"RUNNER_STATE_MACHINE_ARN": {"Ref": runner}} if starts_runners else {}),
             }
         },

@@ -235,6 +235,8 @@ def moto_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any
             roleArn="arn:aws:iam::123456789012:role/RunnerRole",
         )
         monkeypatch.setenv(rules.RUNNER_ENV, machine["stateMachineArn"])
+        boto3.client("events").create_event_bus(Name="export-events")
+        monkeypatch.setenv(rules.EVENT_BUS_ENV, "export-events")
         published: list[dict[str, Any]] = []
 
         def capture(params: dict[str, Any], **_: Any) -> None:

@@ -676,6 +676,19 @@ def test_notification_topic_hears_every_status_change_of_this_export(options: Op
     ]
 
 
+def test_status_change_rules_listen_on_the_services_bus(options: Options) -> None:
+    template = options.template
+    bus = logical_id(template, "AWS::Events::EventBus", f"{SERVICE}Events/")
+    export = options.exports["Readers"]
+    assert export.event_bus is export.service.event_bus
+    for path in ("/Readers/Watch/", "/Notify/StatusChange/"):
+        rule = resource_of(template, "AWS::Events::Rule", path)["Properties"]
+        assert rule["EventBusName"] == {"Ref": bus}
+    # The runner's watchdog hears Step Functions, on the default bus.
+    watchdog = resource_of(template, "AWS::Events::Rule", f"{SERVICE}RunnerWatchdog/")
+    assert "EventBusName" not in watchdog["Properties"]
+
+
 def test_on_status_change_takes_any_target(options: Options) -> None:
     template = options.template
     assert options.watch.node.path == "Options/Readers/Watch"
@@ -683,6 +696,7 @@ def test_on_status_change_takes_any_target(options: Options) -> None:
     rule = resource_of(template, "AWS::Events::Rule", "/Readers/Watch/")["Properties"]
     assert rule == {
         "Description": "Status changes of a cdk-omics-export read set export",
+        "EventBusName": {"Ref": logical_id(template, "AWS::Events::EventBus", SERVICE)},
         "EventPattern": status_change_pattern("Options/Readers"),
         "State": "ENABLED",
     }

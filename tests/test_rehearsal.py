@@ -20,6 +20,7 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
+from botocore.exceptions import ClientError
 
 from cdk_omics_export import ArchivedReadSets, ReadSetExport, ReadSetFilter, runner
 from cdk_omics_export.handler import activation, pacing, rules
@@ -641,6 +642,67 @@ def test_without_waiting_the_deploy_returns_and_the_runner_exports_the_rest(
     assert last["manifestUri"] == created.data["ManifestUri"]
     assert [r.status for r in cfn.runs()] == ["SUCCEEDED"]
     assert gateway.denied() == []
+
+
+def test_a_status_the_service_did_not_send_reaches_no_target(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
+) -> None:
+    """A principal of the account allowed events:PutEvents on everything forges the export's
+    COMPLETED: refused on the service's bus, and on the default bus no rule of the export
+    hears it. The service's own statuses still arrive."""
+    cfn = deploy("identifying-filter")
+    omics.add_read_sets(STORE, cohort(2, 4400000000), sampleId=SAMPLE, subjectId=SUBJECT, name=NAME)
+    secret = gateway.add_principal(
+        "AKIAFORGER",
+        [
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": "*"}],
+            }
+        ],
+        name="forger",
+    )
+    forger = gateway.client("events", "AKIAFORGER", secret)
+    props = cfn.properties()
+    forged = {
+        "Source": rules.EVENT_SOURCE,
+        "DetailType": rules.EVENT_DETAIL_TYPE,
+        "Detail": json.dumps(
+            {
+                "stackId": cfn.stack_id,
+                "constructPath": props["ConstructPath"],
+                "exportId": exports.export_id_of(
+                    cfn.stack_id, props["ConstructPath"], props["Destination"], 0
+                ),
+                "status": "COMPLETED",
+                "manifestUri": "s3://attacker/manifest.json",
+            }
+        ),
+    }
+    bus = cfn.environment[rules.EVENT_BUS_ENV]
+    with pytest.raises(ClientError) as refused:
+        forger.put_events(Entries=[{**forged, "EventBusName": bus}])
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "explicit deny in a resource-based policy" in str(refused.value)
+    # Accepted on the default bus, where no rule of the export listens.
+    assert forger.put_events(Entries=[forged])["FailedEntryCount"] == 0
+    rules_of_export = [
+        r for r in cfn.deployed.resources("AWS::Events::Rule") if "Watchdog" not in r
+    ]
+    assert len(rules_of_export) == 2  # the topic's and on_status_change's
+    assert all(gateway.events.deliveries(rule) == [] for rule in rules_of_export)
+    assert gateway.events.published_on(bus) == []
+    # The service's own statuses reach both rules.
+    created = cfn.request("Create", props)
+    assert created.status == "SUCCESS", created.reason
+    for rule in rules_of_export:
+        statuses = [e["detail"]["status"] for e in gateway.events.deliveries(rule)]
+        assert statuses[-1] == "COMPLETED"
+        assert all(
+            e["detail"]["manifestUri"] == created.data["ManifestUri"]
+            for e in gateway.events.deliveries(rule)
+        )
+    assert [d.principal for d in gateway.denied()] == ["forger"]
 
 
 def test_a_runner_step_that_fails_and_is_retried_starts_no_duplicate_job(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 try:  # imported as cdk_omics_export.handler.reporting (tests, the construct)
@@ -161,7 +162,7 @@ class Report:
         return hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16]
 
     def publish(self, events: EventBridgeClient) -> None:
-        """Tell EventBridge's default bus of the statuses this invocation moved through.
+        """Tell the service's EventBridge bus of the statuses this invocation moved through.
 
         One ``Read Set Export Status Change`` event per export status passed (the last one
         also whenever a job's status changed), after the state that they describe was saved.
@@ -190,6 +191,9 @@ class Report:
     def status_event(self, status: str) -> PutEventsRequestEntryTypeDef:
         """The PutEvents entry that tells of the export at ``status``."""
         return {
+            # The service's bus, never the default one: there anyone allowed events:PutEvents
+            # could send a status as if it were the service's.
+            "EventBusName": os.environ[rules.EVENT_BUS_ENV],
             "Source": rules.EVENT_SOURCE,
             "DetailType": rules.EVENT_DETAIL_TYPE,
             "Detail": json.dumps(self.event_detail(status), separators=(",", ":")),

@@ -23,8 +23,11 @@ POLL_ENV = "POLL_INTERVAL_SECONDS"
 # The runner's state machine, for the functions that start and watch its executions.
 RUNNER_ENV = "RUNNER_STATE_MACHINE_ARN"
 
-# What the service publishes to the account's default EventBridge bus at every status change
-# of an export or of one of its jobs (the handler's policy allows this source only).
+# The service's own EventBridge bus, whose policy lets only the handler's role put events.
+EVENT_BUS_ENV = "EVENT_BUS_NAME"
+
+# What the service publishes to its bus at every status change of an export or of one of its
+# jobs (the handler's policy allows this source only).
 EVENT_SOURCE = "cdk-omics-export"
 EVENT_DETAIL_TYPE = "Read Set Export Status Change"
 # The value of an attribute (and stack output) that has nothing to name, such as JobId for a

@@ -597,6 +597,12 @@ def _rule(stack: DeployedStack, logical: str, props: Mapping[str, JSON]) -> Attr
     return {"Ref": name, "Arn": stack._arn("events", path)}
 
 
+def _event_bus(stack: DeployedStack, logical: str, props: Mapping[str, JSON]) -> Attributes:
+    name = stack._given(props, "Name") or stack._name(logical, 256)
+    arn = stack._arn("events", f"event-bus/{name}")
+    return {"Ref": name, "Arn": arn, "Name": name}
+
+
 def _resource_id(prefix: str) -> Callable[[DeployedStack, str, Mapping[str, JSON]], Attributes]:
     def build(stack: DeployedStack, logical: str, props: Mapping[str, JSON]) -> Attributes:
         ident = f"{prefix}-{stack._suffix(logical, 17).lower()}"
@@ -645,6 +651,7 @@ _KINDS: dict[str, Callable[[DeployedStack, str, Mapping[str, JSON]], Attributes]
     "AWS::Logs::LogGroup": _log_group,
     "AWS::StepFunctions::StateMachine": _state_machine,
     "AWS::Events::Rule": _rule,
+    "AWS::Events::EventBus": _event_bus,
     "AWS::EC2::SecurityGroup": _resource_id("sg"),
     "AWS::EC2::VPC": _resource_id("vpc"),
     "AWS::EC2::Subnet": _resource_id("subnet"),

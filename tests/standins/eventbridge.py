@@ -1,5 +1,7 @@
-"""An EventBridge stand-in: PutEvents to the default bus, matched against the template's rules
-(test code, never shipped).
+"""An EventBridge stand-in: PutEvents to the default bus or a template's `AWS::Events::EventBus`,
+matched against that bus's rules (test code, never shipped). A bus's `AWS::Events::EventBusPolicy`
+statements are its resource policy, which the gateway evaluates with the caller's identity
+policies (an explicit Deny there refuses the caller whatever its own policies allow).
 
 Events are validated as PutEvents validates them, wrapped in the envelope EventBridge delivers
 (version, id, detail-type, source, account, time, region, resources, detail) with the time taken
@@ -74,7 +76,8 @@ class Rule:
 
 
 class EventBridgeStandIn:
-    """The default event bus, its rules, and what PutEvents published and delivered."""
+    """The default event bus and the stacks' buses, their rules and policies, and what PutEvents
+    published and delivered."""
 
     def __init__(
         self,
@@ -90,7 +93,10 @@ class EventBridgeStandIn:
         self.partition = partition
         self._lock = threading.RLock()
         self._rules: dict[str, Rule] = {}  # by logical id
+        self._buses: dict[str, str] = {"default": self.bus_arn}  # name -> ARN
+        self._policies: dict[str, list[dict[str, JSON]]] = {}  # bus ARN -> statements
         self._published: list[dict[str, JSON]] = []
+        self._published_on: list[str] = []  # the bus ARN of each published event
         self._deliveries: dict[str, list[dict[str, JSON]]] = {}
 
     @property
@@ -100,13 +106,28 @@ class EventBridgeStandIn:
     def reset(self) -> None:
         with self._lock:
             self._rules.clear()
+            self._buses = {"default": self.bus_arn}
+            self._policies.clear()
             self._published.clear()
+            self._published_on.clear()
             self._deliveries.clear()
 
     # Deploying
 
     def register_stack(self, deployed: Any) -> None:
-        """The `AWS::Events::Rule`s of a `DeployedStack` (PutRule: patterns are checked)."""
+        """The buses, bus policies and `AWS::Events::Rule`s of a `DeployedStack` (PutRule:
+        patterns are checked)."""
+        for logical in deployed.resources("AWS::Events::EventBus"):
+            with self._lock:
+                self._buses[str(deployed.ref(logical))] = str(deployed.get_att(logical, "Arn"))
+        for resource in deployed.resources("AWS::Events::EventBusPolicy").values():
+            properties = resource.get("Properties", {})
+            if "Statement" not in properties:
+                raise Unmodelled("an EventBusPolicy without Statement (Action/Principal form)")
+            bus = self.bus_arn_of(deployed.resolve(properties.get("EventBusName", "default")))
+            statement = deployed.resolve(properties["Statement"])
+            with self._lock:
+                self._policies.setdefault(bus, []).append(statement)
         for logical, resource in deployed.resources("AWS::Events::Rule").items():
             properties = resource.get("Properties", {})
             pattern = deployed.resolve(properties.get("EventPattern"))
@@ -151,6 +172,23 @@ class EventBridgeStandIn:
             self._deliveries.setdefault(logical_id, [])
         return rule
 
+    def bus_arn_of(self, name_or_arn: JSON) -> str:
+        """A bus's ARN from its name or ARN (PutEvents and rules take either)."""
+        with self._lock:
+            if name_or_arn in (None, "default"):
+                return self.bus_arn
+            if name_or_arn in self._buses:
+                return self._buses[name_or_arn]
+            if name_or_arn in self._buses.values():
+                return str(name_or_arn)
+        raise Unmodelled(f"event bus {name_or_arn}: no such bus was deployed")
+
+    def bus_policy(self, bus_arn: str) -> dict[str, JSON] | None:
+        """The bus's resource policy, if it has statements."""
+        with self._lock:
+            found = self._policies.get(bus_arn)
+            return None if not found else {"Version": "2012-10-17", "Statement": list(found)}
+
     # Records
 
     @property
@@ -158,6 +196,14 @@ class EventBridgeStandIn:
         """Every event PutEvents accepted, as its envelope, in order."""
         with self._lock:
             return list(self._published)
+
+    def published_on(self, bus: str) -> list[dict[str, JSON]]:
+        """The events PutEvents accepted onto one bus (name or ARN), in order."""
+        arn = self.bus_arn_of(bus)
+        with self._lock:
+            return [
+                e for e, on in zip(self._published, self._published_on, strict=True) if on == arn
+            ]
 
     def deliveries(self, rule: str) -> list[dict[str, JSON]]:
         """The envelopes a rule (logical id or name) matched, in order."""
@@ -214,15 +260,12 @@ class EventBridgeStandIn:
                 continue
             envelope = self._envelope(entry)
             results.append({"EventId": envelope["id"]})
-            self._deliver(envelope)
+            self._deliver(envelope, self._bus(entry))
         failed = sum(1 for r in results if "ErrorCode" in r)
         return {"FailedEntryCount": failed, "Entries": results}
 
     def _bus(self, entry: Mapping[str, JSON]) -> str:
-        bus = entry.get("EventBusName", "default")
-        if bus in {None, "default", self.bus_arn}:
-            return self.bus_arn
-        raise Unmodelled(f"event bus {bus}: only the default bus is modelled")
+        return self.bus_arn_of(entry.get("EventBusName", "default"))
 
     def _envelope(self, entry: Mapping[str, JSON]) -> dict[str, JSON]:
         moment = entry.get("Time")
@@ -239,13 +282,14 @@ class EventBridgeStandIn:
             "detail": json.loads(entry["Detail"]),
         }
 
-    def _deliver(self, envelope: dict[str, JSON]) -> None:
+    def _deliver(self, envelope: dict[str, JSON], bus: str) -> None:
         with self._lock:
             self._published.append(envelope)
+            self._published_on.append(bus)
             for logical, rule in self._rules.items():
                 if not rule.enabled or rule.pattern is None:
                     continue
-                if rule.bus not in {"default", self.bus_arn}:
+                if self.bus_arn_of(rule.bus) != bus:
                     continue
                 if matches(rule.pattern, envelope):
                     self._deliveries[logical].append(envelope)

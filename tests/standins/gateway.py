@@ -582,6 +582,8 @@ class Gateway:
                 if check.kms or check.bucket is None
                 else self._bucket_policies.get(check.bucket)
             )
+        if check.action.startswith("events:"):
+            policy = self.events.bus_policy(check.resource)
         resource_policy = (
             Decision.IMPLICIT_DENY
             if policy is None
@@ -1312,8 +1314,8 @@ class Gateway:
         return _aws_json_reply("1.0", status, payload)
 
     def _events(self, principal: Principal | None, access_key_id: str, request: _Request) -> _Reply:
-        """EventBridge's PutEvents (JSON 1.1): events:PutEvents on the default bus, once per
-        entry with its events:source and events:detail-type.
+        """EventBridge's PutEvents (JSON 1.1): events:PutEvents on each entry's bus, once per
+        entry with its events:source and events:detail-type, judged with the bus's policy.
 
         A denied entry fails the whole call with AccessDeniedException. The API reference also
         lists per-entry codes NotAuthorizedForSourceException and
@@ -1364,7 +1366,7 @@ class Gateway:
             principal.name,
             "events",
             action,
-            self.events.bus_arn,
+            verdict.check.resource,
             decision=Decision.ALLOW,
             status=status,
         )
