@@ -17,6 +17,14 @@ resumes it, ``--watch`` stops waiting for it, and it counts as ended early (exit
 status is final. When Step Functions cannot be asked (``states:DescribeExecution`` denied, say),
 a note says so and the manifest's view stands.
 
+A manifest is an object in the destination bucket, and anyone who may write there could write
+one. So before it reports one, the command checks it: its export id against the stack output
+that named it, its stack id against the stack, its runner execution against the export's run and
+the stack's runner (``RunnerStateMachineArn`` output), the execution's input (when Step
+Functions is asked) and the export's record in the state table (``StateTableName`` output), when
+the caller may read it. A manifest may lag behind the record, never lead it. One that disagrees
+is reported as ``MISMATCH`` with what disagrees (exit 13), and nothing it says is shown.
+
 It makes no HealthOmics call for a stack (the runner shares the account's request quota): only
 ``--job-id`` asks HealthOmics about one job directly. Installed with the ``cli`` extra:
 ``pip install 'cdk-omics-export[cli]'``.
@@ -43,11 +51,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from .handler import state as st
 from .handler.pacing import LocalSlots, Pacer
 from .handler.state import Manifest, ManifestCounts, ManifestJob
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_omics import OmicsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
@@ -59,6 +69,7 @@ EXIT_ACCESS = 3
 EXIT_RUNNING = 10
 EXIT_COMPLETED_WITH_FAILURES = 11
 EXIT_FAILED = 12
+EXIT_MISMATCH = 13
 
 EXIT_CODES = f"""exit codes (with --stack, judged per export; with --job-id, for the job):
   {EXIT_COMPLETED}   every export COMPLETED (--job-id: the job COMPLETED)
@@ -69,6 +80,8 @@ EXIT_CODES = f"""exit codes (with --stack, judged per export; with --job-id, for
   {EXIT_COMPLETED_WITH_FAILURES}  every export ended, some COMPLETED_WITH_FAILURES
   {EXIT_FAILED}  some export FAILED or CANCELLED, or its runner ended or stopped (stalled)
       before it did (--job-id: the job FAILED or was CANCELLED)
+  {EXIT_MISMATCH}  some export's manifest disagrees with the export, stack, run, runner or
+      state it was checked against: it is not reported
 """
 # The status command's --help text (printed as it is: argparse does not re-wrap it).
 STATUS_DESCRIPTION = """\
@@ -79,9 +92,14 @@ the export to its end after the deploy, is still active. For a runner the
 manifest says is active, Step Functions is asked whether its execution still runs
 (states:DescribeExecution); if it stopped, the export is stalled until a deploy
 resumes it. --watch re-reads the manifests until every export's runner has ended
-or stopped; no HealthOmics call is made. Needs cloudformation:DescribeStacks,
-s3:GetObject on the manifests and, optionally, states:DescribeExecution.
-With --job-id, ask HealthOmics about one export job instead."""
+or stopped; no HealthOmics call is made. Each manifest is checked before it is
+reported: its export, stack, run and runner execution against the stack's
+outputs, the execution's input and the export's record in the state table; one
+that disagrees is shown as MISMATCH, with what disagrees, and nothing it says is
+reported. Needs cloudformation:DescribeStacks, s3:GetObject on the manifests and,
+optionally, states:DescribeExecution and dynamodb:GetItem on the state table
+(with kms:Decrypt on the service's key). With --job-id, ask HealthOmics about
+one export job instead."""
 CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 6})
 # Job statuses: HealthOmics' own, and the batch statuses of the runner's.
 RUNNING = frozenset({"SUBMITTED", "IN_PROGRESS", "CANCELLING"})
@@ -103,14 +121,20 @@ EXECUTION_RUNNING = frozenset({"RUNNING", "PENDING_REDRIVE"})
 STATES_REQUESTS_PER_SECOND = DEFAULT_MAX_REQUESTS_PER_SECOND
 DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 MANIFEST_OUTPUT = re.compile(r"^(?P<construct>.*)ManifestUri[0-9A-F]{8}$")
+# The service's outputs: where its state is, and which state machine runs its exports.
+STATE_TABLE_OUTPUT = re.compile(r"^.*StateTableName[0-9A-F]{8}$")
+RUNNER_OUTPUT = re.compile(r"^.*RunnerStateMachineArn[0-9A-F]{8}$")
+MISMATCH = "MISMATCH"
 # The IAM action each call needs, for access-denied messages a user can act on.
 ACTIONS = {
     "DescribeStacks": "cloudformation:DescribeStacks",
     "GetObject": "s3:GetObject",
     "DescribeExecution": "states:DescribeExecution",
+    "GetItem": "dynamodb:GetItem (and kms:Decrypt on the service's key)",
     "GetReadSetExportJob": "omics:GetReadSetExportJob",
 }
 STATUS_NAMES = {
+    EXIT_MISMATCH: "MISMATCH",
     EXIT_COMPLETED: "COMPLETED",
     EXIT_RUNNING: "RUNNING",
     EXIT_FAILED: "FAILED",
@@ -194,12 +218,26 @@ class JobTally:
 
 
 @dataclass
+class StackFacts:
+    """What CloudFormation says of the stack, against which each manifest is checked."""
+
+    stack_id: str = ""
+    state_table: str = ""
+    runner_arn: str = ""
+    state_denied: bool = False  # the state table could not be read: not asked again
+
+
+@dataclass
 class ExportStatus:
-    """One export of a stack, as its manifest says; no manifest while it cannot be read yet."""
+    """One export of a stack, as its manifest says; no manifest while it cannot be read yet.
+    A manifest that disagrees with what it was checked against (``mismatches``) is not
+    reported: anyone who could write to the bucket could have written it."""
 
     construct: str
     manifest_uri: str
     manifest: Manifest | None = None
+    stack: StackFacts = field(default_factory=StackFacts)
+    mismatches: list[str] = field(default_factory=list)
     # The runner execution's status as Step Functions gave it for the manifest last read; None
     # when it was not asked (runner not active, no ARN) or could not say.
     execution_status: str | None = None
@@ -215,7 +253,14 @@ class ExportStatus:
         return self.manifest is None
 
     @property
+    def export_id(self) -> str:
+        """The export the stack's output names: its manifest's file name."""
+        return self.manifest_uri.rsplit("/", 1)[-1].removesuffix(".json")
+
+    @property
     def status(self) -> str:
+        if self.mismatches:
+            return MISMATCH
         return WAITING if self.manifest is None else self.manifest["status"]
 
     @property
@@ -275,7 +320,7 @@ class ExportStatus:
     @property
     def active(self) -> bool:
         """Whether the export can still change: its runner has not ended, nor stopped."""
-        return self.manifest_active and not self.stalled
+        return self.manifest_active and not self.stalled and not self.mismatches
 
     @property
     def runner_state(self) -> str:
@@ -302,6 +347,8 @@ class ExportStatus:
         return not self.active and self.status not in FINAL
 
     def exit_code(self) -> int:
+        if self.mismatches:
+            return EXIT_MISMATCH
         # A stalled export, its status not final, ended early: EXIT_FAILED.
         if self.active:
             return EXIT_RUNNING
@@ -320,6 +367,8 @@ class ExportStatus:
         """One line for the watch log: what changed."""
         if self.manifest is None:
             return f"{self.construct}: {WAITING}"
+        if self.mismatches:
+            return f"{self.construct}: {MISMATCH}: its manifest is not reported"
         counts, tally = self.counts(), self.tally()
         runner = f"runner {self.runner_state}"
         return (
@@ -348,6 +397,10 @@ class Clients:
 
     def stepfunctions(self) -> SFNClient:
         client: SFNClient = self._client("stepfunctions")
+        return client
+
+    def dynamodb(self) -> DynamoDBClient:
+        client: DynamoDBClient = self._client("dynamodb")
         return client
 
     def omics(self) -> OmicsClient:
@@ -388,7 +441,15 @@ def exports_of_stack(clients: Clients, stack: str) -> list[ExportStatus]:
             f"Stack {stack} has no ReadSetExport outputs (no output named <construct>"
             f"ManifestUri<hash>); is it a stack with a ReadSetExport construct?{hint}"
         )
-    return [ExportStatus(construct, uri) for construct, uri in sorted(manifests.items())]
+    facts = StackFacts(stack_id=stacks[0].get("StackId", ""))
+    for key, value in outputs.items():
+        if STATE_TABLE_OUTPUT.match(key):
+            facts.state_table = value
+        elif RUNNER_OUTPUT.match(key):
+            facts.runner_arn = value
+    return [
+        ExportStatus(construct, uri, stack=facts) for construct, uri in sorted(manifests.items())
+    ]
 
 
 def read_manifest(clients: Clients, uri: str, *, missing_ok: bool = False) -> Manifest | None:
@@ -427,7 +488,83 @@ def refresh(
         if manifest is not None:
             export.manifest = manifest
     for export in exports:
+        if export.manifest is not None:
+            export.mismatches = check_manifest(export)
         check_runner(clients, export, pacer)
+        check_state(clients, export)
+
+
+def check_manifest(export: ExportStatus) -> list[str]:
+    """Where the manifest's own words disagree with the export and stack it was read for."""
+    manifest = export.manifest
+    assert manifest is not None
+    problems: list[str] = []
+    claimed = manifest.get("exportId")
+    if claimed != export.export_id:
+        problems.append(
+            f"its exportId {claimed!r} is not {export.export_id!r}, the export the stack's "
+            "output names"
+        )
+    stack_id = export.stack.stack_id
+    if stack_id and manifest.get("stackId") != stack_id:
+        problems.append(f"its stackId {manifest.get('stackId')!r} is not {stack_id!r}")
+    run = manifest.get("run", {}).get("number")
+    execution = export.execution
+    if execution and not execution.startswith(f"{export.export_id}-{run}-"):
+        problems.append(
+            f"its runner execution {execution!r} is not one of run {run} of {export.export_id}"
+        )
+    runner = export.stack.runner_arn
+    arn = export.execution_arn
+    if runner and arn:
+        machine = runner.rsplit(":", 1)[-1]
+        expected = runner.replace(":stateMachine:", ":execution:", 1) + f":{execution}"
+        if arn != expected:
+            problems.append(
+                f"its runner execution ARN {arn!r} is not an execution of the stack's runner "
+                f"{machine}"
+            )
+    return problems
+
+
+def check_state(clients: Clients, export: ExportStatus) -> None:
+    """The manifest against the export's record in the service's state table, when the
+    stack names it and the caller may read it. The manifest is written after the record is
+    saved: it may lag behind the record (an older run, a status not final yet), never lead."""
+    facts, manifest = export.stack, export.manifest
+    if manifest is None or export.mismatches or not facts.state_table or facts.state_denied:
+        return
+    subject = f"{export.construct}: could not check the manifest against the state table"
+    try:
+        record = st.StateStore(clients.dynamodb(), facts.state_table).load_record(export.export_id)
+    except ClientError as error:
+        code = _code(error)
+        detail = code
+        if code in DENIED | {"AccessDeniedException", "KMSAccessDeniedException"}:
+            facts.state_denied = True
+            detail += f"; needs {ACTIONS['GetItem']}"
+        export.note(f"{subject} {facts.state_table}: {detail}")
+        return
+    except (BotoCoreError, ValueError, KeyError) as error:
+        export.note(f"{subject} {facts.state_table}: {error}")
+        return
+    table = f"the state table {facts.state_table}"
+    if record is None:
+        export.mismatches.append(f"{table} has no record of export {export.export_id}")
+        return
+    if record["stackId"] != manifest.get("stackId"):
+        export.mismatches.append(f"its stackId is not the one {table} holds")
+    run = manifest.get("run", {}).get("number", -1)
+    recorded = record["run"]["number"]
+    if run > recorded:
+        export.mismatches.append(f"it claims run {run}; {table} holds run {recorded}")
+    elif run == recorded and manifest["status"] in FINAL and manifest["status"] != record["status"]:
+        export.mismatches.append(f"it says {manifest['status']}; {table} says {record['status']}")
+    elif run < recorded:
+        export.note(
+            f"{export.construct}: its manifest is of run {run}; the state is at run {recorded} "
+            "(a later deploy), whose runner rewrites the manifest"
+        )
 
 
 def check_runner(clients: Clients, export: ExportStatus, pacer: Pacer) -> None:
@@ -435,7 +572,7 @@ def check_runner(clients: Clients, export: ExportStatus, pacer: Pacer) -> None:
     is a note, not an error: the manifest's view stands."""
     export.execution_status = None
     arn = export.execution_arn
-    if not arn or not export.manifest_active or export.check_denied:
+    if not arn or not export.manifest_active or export.check_denied or export.mismatches:
         return
     subject = f"{export.construct}: could not check runner execution {export.execution}"
     pacer.wait()
@@ -454,6 +591,17 @@ def check_runner(clients: Clients, export: ExportStatus, pacer: Pacer) -> None:
         export.note(f"{subject}: {error}")
         return
     export.execution_status = described["status"]
+    given = described.get("input")
+    if given is not None:
+        try:
+            named = json.loads(given).get("exportId")
+        except (ValueError, AttributeError):
+            named = None
+        if named != export.export_id:
+            export.mismatches.append(
+                f"its runner execution {export.execution} carries export {named!r}, not "
+                f"{export.export_id!r}"
+            )
 
 
 def job_status(clients: Clients, store: str, job_id: str, construct: str = "") -> JobStatus:
@@ -528,7 +676,7 @@ def _call(operation: str, subject: str, call: Callable[[], Any]) -> Any:
 
 def overall(codes: Sequence[int]) -> int:
     """The command's exit code from those of the exports (or jobs)."""
-    for code in (EXIT_RUNNING, EXIT_FAILED, EXIT_COMPLETED_WITH_FAILURES):
+    for code in (EXIT_MISMATCH, EXIT_RUNNING, EXIT_FAILED, EXIT_COMPLETED_WITH_FAILURES):
         if code in codes:
             return code
     return EXIT_COMPLETED
@@ -581,6 +729,9 @@ def render_exports_table(stack: str, exports: Sequence[ExportStatus], *, jobs: b
         if export.manifest is None:
             table.add_row(export.construct, WAITING)
             continue
+        if export.mismatches:
+            table.add_row(export.construct, MISMATCH)
+            continue
         counts, tally = export.counts(), export.tally()
         table.add_row(
             export.construct,
@@ -623,6 +774,15 @@ def reasons(exports: Sequence[ExportStatus], *, jobs: bool) -> list[str]:
     """Why exports (and, with ``--jobs``, jobs) ended the way they did, one line each."""
     lines = []
     for export in exports:
+        if export.mismatches:
+            lines.append(
+                f"{export.construct}: the manifest at {export.manifest_uri} does not match: "
+                + "; ".join(export.mismatches)
+                + ". It is not the service's record of this export, and nothing it says is "
+                "reported."
+            )
+            lines.extend(export.notes)
+            continue
         if export.status_reason:
             lines.append(f"{export.construct}: {export.status_reason}")
         if export.stalled:
@@ -653,6 +813,15 @@ def stalled_note(export: ExportStatus) -> str:
 
 
 def export_json(export: ExportStatus, *, jobs: bool) -> dict[str, Any]:
+    if export.mismatches:
+        return {
+            "construct": export.construct,
+            "exportId": export.export_id,
+            "status": MISMATCH,
+            "mismatches": export.mismatches,
+            "manifestUri": export.manifest_uri,
+            "exitCode": export.exit_code(),
+        }
     manifest = export.manifest
     tally = export.tally()
     report: dict[str, Any] = {

@@ -26,6 +26,7 @@ from aws_cdk import (
     ArnFormat,
     Aspects,
     Aws,
+    CfnOutput,
     Duration,
     Fn,
     IAspect,
@@ -517,6 +518,20 @@ class ReadSetExportService(Construct):
             # No export writes (and so no access log is delivered) before the alias that the
             # access log bucket's encryption names exists.
             self._on_event.node.add_dependency(self._key_alias)
+        # For `cdk-omics-export status`: it checks each manifest against the export's record
+        # and its runner execution, which it finds here, not in the manifest.
+        CfnOutput(
+            self,
+            "StateTableName",
+            value=self.table.table_name,
+            description="cdk-omics-export: the state table of this stack's exports",
+        )
+        CfnOutput(
+            self,
+            "RunnerStateMachineArn",
+            value=self._runner.state_machine_arn,
+            description="cdk-omics-export: the state machine that runs this stack's exports",
+        )
         compliance.acknowledge_service(
             self,
             in_vpc=vpc is not None,

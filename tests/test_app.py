@@ -74,6 +74,8 @@ def test_demo_defaults(template: dict[str, Any]) -> None:
         "ExportJobId5605F428",
         "ExportJobStatus100CA25E",
         "ExportManifestUriA51BFD51",
+        "ReadSetExportServiceRunnerStateMachineArn84EEB7CB",
+        "ReadSetExportServiceStateTableName94926865",
     ]
 
 

@@ -28,11 +28,23 @@ MANIFEST = "s3://export-bucket/exports/cdk-omics-export/rse-4caa514f962e52cf26de
 OTHER = "s3://export-bucket/cohort/cdk-omics-export/rse-0d1e2f3a4b5c6d7e8f9a0b1c2d3e.json"
 DESTINATION = "s3://export-bucket/exports/"
 OUTPUTS = {"ExportManifestUriA51BFD51": MANIFEST, "ExportJobId5605F428": JOBS[0]}
+STATE_TABLE = "OmicsReadSetExportExample-ReadSetExportServiceState-1"
+RUNNER_ARN = "arn:aws:states:us-east-1:111111111111:stateMachine:Runner1A2B3C4D"
+SERVICE_OUTPUTS = {
+    "ReadSetExportServiceStateTableName1A2B3C4D": STATE_TABLE,
+    "ReadSetExportServiceRunnerStateMachineArn5E6F7A8B": RUNNER_ARN,
+}
 TWO_OUTPUTS = {**OUTPUTS, "CohortManifestUri0B1C2D3E": OTHER}
-EXECUTION = "rse-4caa514f962e52cf26decdf9b917-1-0"  # the runner execution's name
+EXPORT_ID = "rse-4caa514f962e52cf26decdf9b917"
+STACK_ID = f"arn:aws:cloudformation:us-east-1:111111111111:stack/{STACK}/1"
+EXECUTION = f"{EXPORT_ID}-1-0"  # the runner execution's name
 EXECUTION_ARN = f"arn:aws:states:us-east-1:111111111111:execution:Runner1A2B3C4D:{EXECUTION}"
 UPDATED = "2026-11-29T10:42:07Z"
 SHOWN = "2026-11-29 10:42:07Z"  # UPDATED as the table shows it
+
+
+def export_of(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1].removesuffix(".json")
 
 
 def job(
@@ -70,8 +82,8 @@ def manifest(
     selected, exported, failed, in_flight = counts
     body: dict[str, Any] = {
         "schema": 1,
-        "exportId": "rse-4caa514f962e52cf26decdf9b917",
-        "stackId": f"arn:aws:cloudformation:us-east-1:111111111111:stack/{STACK}/1",
+        "exportId": EXPORT_ID,
+        "stackId": STACK_ID,
         "constructPath": f"{STACK}/Export",
         "sequenceStoreId": STORE,
         "destination": DESTINATION,
@@ -112,13 +124,14 @@ class Stubs:
         self.clients = cli.Clients(
             made={
                 name: boto3.client(name, **credentials)  # type: ignore[call-overload]
-                for name in ("cloudformation", "s3", "stepfunctions", "omics")
+                for name in ("cloudformation", "s3", "stepfunctions", "omics", "dynamodb")
             }
         )
         self.cloudformation = Stubber(self.clients.made["cloudformation"])
         self.s3 = Stubber(self.clients.made["s3"])
         self.stepfunctions = Stubber(self.clients.made["stepfunctions"])
         self.omics = Stubber(self.clients.made["omics"])
+        self.dynamodb = Stubber(self.clients.made["dynamodb"])
         # Every DescribeExecution sent, stubbed or not (an unstubbed one would be a note).
         self.described: list[str] = []
         self.clients.made["stepfunctions"].meta.events.register(
@@ -134,6 +147,7 @@ class Stubs:
                 "Stacks": [
                     {
                         "StackName": STACK,
+                        "StackId": STACK_ID,
                         "CreationTime": datetime(2026, 11, 29, tzinfo=UTC),
                         "StackStatus": status,
                         "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
@@ -143,7 +157,11 @@ class Stubs:
             {"StackName": STACK},
         )
 
-    def manifest(self, body: dict[str, Any], uri: str = MANIFEST) -> None:
+    def manifest(self, body: dict[str, Any], uri: str = MANIFEST, *, as_is: bool = False) -> None:
+        """The manifest at ``uri``, as the service writes it: naming that export (and its
+        runner's executions), unless ``as_is``."""
+        if not as_is:
+            body = json.loads(json.dumps(body).replace(EXPORT_ID, export_of(uri)))
         data = json.dumps(body).encode()
         self.s3.add_response(
             "get_object",
@@ -164,7 +182,7 @@ class Stubs:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         return {"Bucket": bucket, "Key": key}
 
-    def execution(self, status: str, arn: str = EXECUTION_ARN) -> None:
+    def execution(self, status: str, arn: str = EXECUTION_ARN, export: str = EXPORT_ID) -> None:
         self.stepfunctions.add_response(
             "describe_execution",
             {
@@ -173,8 +191,34 @@ class Stubs:
                 "name": arn.rsplit(":", 1)[1],
                 "status": status,
                 "startDate": datetime(2026, 11, 29, 9, tzinfo=UTC),
+                "input": json.dumps({"exportId": export, "steps": 0}),
             },
             {"executionArn": arn},
+        )
+
+    def state(self, record: dict[str, Any] | None, export: str = EXPORT_ID) -> None:
+        """The export's record in the state table (GetItem), or none."""
+        item = (
+            {}
+            if record is None
+            else {
+                "Item": {
+                    "pk": {"S": export},
+                    "sk": {"S": "export"},
+                    "body": {"S": json.dumps(record)},
+                    "version": {"N": "3"},
+                    "cancelled": {"BOOL": False},
+                }
+            }
+        )
+        self.dynamodb.add_response(
+            "get_item",
+            item,
+            {
+                "TableName": STATE_TABLE,
+                "Key": {"pk": {"S": export}, "sk": {"S": "export"}},
+                "ConsistentRead": True,
+            },
         )
 
     def execution_error(self, code: str, status: int, message: str = "") -> None:
@@ -209,8 +253,9 @@ class Stubs:
 @pytest.fixture
 def stubs() -> Iterator[Stubs]:
     made = Stubs()
-    with made.cloudformation, made.s3, made.stepfunctions, made.omics:
+    with made.cloudformation, made.s3, made.stepfunctions, made.omics, made.dynamodb:
         yield made
+        made.dynamodb.assert_no_pending_responses()
         made.cloudformation.assert_no_pending_responses()
         made.s3.assert_no_pending_responses()
         made.stepfunctions.assert_no_pending_responses()
@@ -997,3 +1042,138 @@ def test_an_export_activating_archived_read_sets_says_how_many_and_lists_activat
         "IN_PROGRESS",
         20,
     )
+
+
+# Verifying the manifest
+
+
+def record(status: str, run: int = 1, stack_id: str = STACK_ID) -> dict[str, Any]:
+    """The export's record in the state table, as far as the command reads it."""
+    return {"exportId": EXPORT_ID, "stackId": stack_id, "status": status, "run": {"number": run}}
+
+
+def mismatch(stubs: Stubs, body: dict[str, Any], **outputs: str) -> tuple[int, str, str]:
+    stubs.stack({**OUTPUTS, **outputs})
+    stubs.manifest(body, as_is=True)
+    return run(stubs, "--stack", STACK)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            {"exportId": "rse-0d1e2f3a4b5c6d7e8f9a0b1c2d3e"},
+            f"its exportId 'rse-0d1e2f3a4b5c6d7e8f9a0b1c2d3e' is not '{EXPORT_ID}', the export "
+            "the stack's output names",
+        ),
+        ({"stackId": STACK_ID + "0"}, f"its stackId '{STACK_ID}0' is not '{STACK_ID}'"),
+        ({"exportId": None}, f"its exportId None is not '{EXPORT_ID}'"),
+        (
+            {"run": {"number": 2}},
+            f"its runner execution '{EXECUTION}' is not one of run 2 of {EXPORT_ID}",
+        ),
+    ],
+)
+def test_a_manifest_that_is_not_the_exports_is_not_reported(
+    stubs: Stubs, change: dict[str, Any], said: str
+) -> None:
+    body = {**manifest("COMPLETED", active=False, counts=(2, 2, 0, 0)), **change}
+    code, out, _ = mismatch(stubs, body)
+    assert code == cli.EXIT_MISMATCH
+    assert "Export MISMATCH" in rows(out)
+    assert "2/2" not in out  # nothing the manifest says
+    assert said in " ".join(out.split())
+    assert "It is not the service's record of this export, and nothing it says is reported." in (
+        " ".join(out.split())
+    )
+
+
+def test_a_manifest_naming_another_runner_is_not_reported(stubs: Stubs) -> None:
+    other = f"arn:aws:states:us-east-1:111111111111:execution:Elsewhere:{EXECUTION}"
+    code, out, _ = mismatch(stubs, manifest("RUNNING", active=True, arn=other), **SERVICE_OUTPUTS)
+    assert code == cli.EXIT_MISMATCH
+    assert f"its runner execution ARN '{other}' is not an execution of the stack's runner " in (
+        " ".join(out.split())
+    )
+    assert stubs.described == []  # not asked about: it is not the stack's
+
+
+def test_a_runner_execution_of_another_export_is_a_mismatch(stubs: Stubs) -> None:
+    stubs.stack(OUTPUTS)
+    stubs.manifest(manifest("RUNNING", active=True, arn=EXECUTION_ARN))
+    stubs.execution("RUNNING", export="rse-0d1e2f3a4b5c6d7e8f9a0b1c2d3e")
+    code, out, _ = run(stubs, "--stack", STACK, "--json")
+    assert code == cli.EXIT_MISMATCH
+    report = json.loads(out)
+    assert report["status"] == "MISMATCH"
+    (export,) = report["exports"]
+    assert export["mismatches"] == [
+        f"its runner execution {EXECUTION} carries export 'rse-0d1e2f3a4b5c6d7e8f9a0b1c2d3e', "
+        f"not '{EXPORT_ID}'"
+    ]
+    assert "counts" not in export
+
+
+def test_the_manifest_is_checked_against_the_state_table(stubs: Stubs) -> None:
+    stubs.stack({**OUTPUTS, **SERVICE_OUTPUTS})
+    stubs.manifest(manifest("COMPLETED", active=False, counts=(2, 2, 0, 0)))
+    stubs.state(record("COMPLETED"))
+    code, out, _ = run(stubs, "--stack", STACK)
+    assert code == cli.EXIT_COMPLETED
+    assert "Export COMPLETED 2/2 0 0 0/0/0 ended" in " ".join(rows(out))
+
+
+@pytest.mark.parametrize(
+    ("manifest_status", "manifest_run", "state", "said"),
+    [
+        # The manifest is written after the record: it never leads it.
+        ("COMPLETED", 1, record("RUNNING"), "it says COMPLETED; the state table "),
+        ("COMPLETED", 2, record("COMPLETED"), "it claims run 2; the state table "),
+        ("COMPLETED", 1, None, f"the state table {STATE_TABLE} has no record of export"),
+        ("RUNNING", 1, record("RUNNING", stack_id=STACK_ID + "0"), "its stackId is not the one"),
+    ],
+)
+def test_a_manifest_the_state_table_contradicts_is_not_reported(
+    stubs: Stubs,
+    manifest_status: str,
+    manifest_run: int,
+    state: dict[str, Any] | None,
+    said: str,
+) -> None:
+    body = manifest(manifest_status, active=False)
+    body["run"]["number"] = manifest_run
+    body["runner"]["execution"] = f"{EXPORT_ID}-{manifest_run}-0"
+    stubs.stack({**OUTPUTS, **SERVICE_OUTPUTS})
+    stubs.manifest(body)
+    stubs.state(state)
+    code, out, _ = run(stubs, "--stack", STACK)
+    assert code == cli.EXIT_MISMATCH
+    assert said in " ".join(out.split())
+
+
+def test_a_manifest_behind_the_state_is_reported_with_a_note(stubs: Stubs) -> None:
+    """A running export's manifest lags its record (a later deploy's run began): no mismatch."""
+    stubs.stack({**OUTPUTS, **SERVICE_OUTPUTS})
+    stubs.manifest(manifest("RUNNING", active=False))
+    stubs.state(record("COMPLETED", run=2))
+    code, out, _ = run(stubs, "--stack", STACK)
+    assert code == cli.EXIT_FAILED  # its runner ended while it was RUNNING
+    assert "its manifest is of run 1; the state is at run 2 (a later deploy)" in (
+        " ".join(out.split())
+    )
+
+
+def test_a_state_table_the_caller_cannot_read_is_a_note_and_not_asked_again(
+    stubs: Stubs,
+) -> None:
+    stubs.stack({**OUTPUTS, **SERVICE_OUTPUTS})
+    stubs.manifest(manifest("COMPLETED", active=False, counts=(2, 2, 0, 0)))
+    stubs.dynamodb.add_client_error(
+        "get_item", service_error_code="AccessDeniedException", http_status_code=400
+    )
+    code, out, _ = run(stubs, "--stack", STACK)
+    assert code == cli.EXIT_COMPLETED  # the manifest's own checks passed; its view stands
+    assert (
+        f"Export: could not check the manifest against the state table {STATE_TABLE}: "
+        "AccessDeniedException; needs dynamodb:GetItem (and kms:Decrypt on the service's key)"
+    ) in " ".join(out.split())

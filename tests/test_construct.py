@@ -1252,10 +1252,22 @@ def test_no_provider_framework_and_no_nodejs_function(template: Template) -> Non
     assert permission["Properties"]["Principal"] == "events.amazonaws.com"
 
 
-def test_three_outputs_per_export(pair: tuple[dict[str, ReadSetExport], Template]) -> None:
+def test_three_outputs_per_export_and_two_of_the_service(
+    pair: tuple[dict[str, ReadSetExport], Template],
+) -> None:
     exports, template = pair
     outputs = template_json(template)["Outputs"]
-    assert len(outputs) == 3 * len(exports)
+    assert len(outputs) == 3 * len(exports) + 2
+    # Where `cdk-omics-export status` checks each manifest: the state and the runner.
+    service = {key[:-8]: o["Value"] for key, o in outputs.items() if key.startswith("ReadSet")}
+    assert service == {
+        "ReadSetExportServiceStateTableName": {
+            "Ref": logical_id(template, "AWS::DynamoDB::Table", SERVICE)
+        },
+        "ReadSetExportServiceRunnerStateMachineArn": {
+            "Ref": logical_id(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Runner/")
+        },
+    }
     for name in exports:
         resource = logical_id(template, "Custom::OmicsReadSetExport", f"/{name}/Resource/")
         mine = {
@@ -1698,7 +1710,7 @@ def test_fifty_exports_fit_one_stack(fifty: tuple[list[ReadSetExport], Template]
     outputs = template_json(template)["Outputs"]
     assert len(resources) < 500
     assert len(outputs) <= 200
-    assert len(outputs) == 3 * len(exports)
+    assert len(outputs) == 3 * len(exports) + 2
     assert len(python_functions(template)) == 2
     assert len(find(template, "AWS::StepFunctions::StateMachine")) == 1
     assert len(find(template, "Custom::OmicsReadSetExport")) == 50
