@@ -705,6 +705,56 @@ def test_a_status_the_service_did_not_send_reaches_no_target(
     assert [d.principal for d in gateway.denied()] == ["forger"]
 
 
+def test_only_the_service_writes_manifests_and_no_one_writes_with_another_key(
+    gateway: Gateway, deploy: Callable[..., StackRehearsal]
+) -> None:
+    """A principal allowed s3:PutObject on everything can neither put a manifest of its own
+    in the export's manifest folder nor write into the bucket with a KMS key of its own."""
+    cfn = deploy("own-key")
+    bucket, _, prefix = cfn.properties()["Destination"].removeprefix("s3://").partition("/")
+    secret = gateway.add_principal(
+        "AKIAWRITER",
+        [
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["s3:PutObject", "kms:*"], "Resource": "*"}
+                ],
+            }
+        ],
+        name="writer",
+    )
+    s3 = gateway.client("s3", "AKIAWRITER", secret)
+    export = exports.export_id_of(
+        cfn.stack_id, cfn.properties()["ConstructPath"], cfn.properties()["Destination"], 0
+    )
+    with pytest.raises(ClientError) as manifest_refused:
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"{prefix}cdk-omics-export/{export}.json",
+            Body=b'{"status": "COMPLETED"}',
+        )
+    other_key = "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+    with pytest.raises(ClientError) as key_refused:
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"{prefix}sample.cram",
+            Body=b"x",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=other_key,
+        )
+    for refused in (manifest_refused, key_refused):
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    denied = gateway.denied()
+    assert len(denied) == 2
+    assert all("explicit deny in a resource-based policy" in d.message for d in denied)
+    # The service's own writes still land, and the export completes.
+    created = cfn.request("Create", cfn.properties())
+    assert created.status == "SUCCESS", created.reason
+    assert manifest(gateway, created.data["ManifestUri"])["exportId"] == export
+    assert [d.principal for d in gateway.denied()] == ["writer", "writer"]
+
+
 def test_a_runner_step_that_fails_and_is_retried_starts_no_duplicate_job(
     deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
