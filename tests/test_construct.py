@@ -300,14 +300,6 @@ def test_state_table_is_encrypted_recoverable_and_retained(template: Template) -
 
 
 GUID = {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
-IN_THIS_ACCOUNT = [
-    "arn:",
-    {"Ref": "AWS::Partition"},
-    ":logs:",
-    {"Ref": "AWS::Region"},
-    ":",
-    {"Ref": "AWS::AccountId"},
-]
 
 
 def test_service_key_rotates_is_retained_and_serves_only_the_services_logs(
@@ -332,22 +324,10 @@ def test_service_key_rotates_is_retained_and_serves_only_the_services_logs(
             "Condition": {
                 "ArnEquals": {
                     "kms:EncryptionContext:aws:logs:arn": [
-                        {
-                            "Fn::Join": [
-                                "",
-                                [*IN_THIS_ACCOUNT, ":log-group:/cdk-omics-export/handler-", GUID],
-                            ]
-                        },
-                        {
-                            "Fn::Join": [
-                                "",
-                                [
-                                    *IN_THIS_ACCOUNT,
-                                    ":log-group:/aws/vendedlogs/states/cdk-omics-export-",
-                                    GUID,
-                                ],
-                            ]
-                        },
+                        regional_arn("logs", ":log-group:/cdk-omics-export/handler-", GUID),
+                        regional_arn(
+                            "logs", ":log-group:/aws/vendedlogs/states/cdk-omics-export-", GUID
+                        ),
                     ]
                 }
             },
@@ -455,21 +435,7 @@ def test_access_log_bucket_is_locked_down_encrypted_and_retained(template: Templ
                 {
                     "BucketKeyEnabled": True,
                     "ServerSideEncryptionByDefault": {
-                        "KMSMasterKeyID": {
-                            "Fn::Join": [
-                                "",
-                                [
-                                    "arn:",
-                                    {"Ref": "AWS::Partition"},
-                                    ":kms:",
-                                    {"Ref": "AWS::Region"},
-                                    ":",
-                                    {"Ref": "AWS::AccountId"},
-                                    ":alias/cdk-omics-export/",
-                                    GUID,
-                                ],
-                            ]
-                        },
+                        "KMSMasterKeyID": regional_arn("kms", ":alias/cdk-omics-export/", GUID),
                         "SSEAlgorithm": "aws:kms",
                     },
                 }
@@ -526,20 +492,7 @@ def test_destination_refuses_other_keys_and_manifests_written_by_anyone_else(
                 "StringNotEquals": {
                     header: [
                         "alias/aws/s3",
-                        {
-                            "Fn::Join": [
-                                "",
-                                [
-                                    "arn:",
-                                    {"Ref": "AWS::Partition"},
-                                    ":kms:",
-                                    {"Ref": "AWS::Region"},
-                                    ":",
-                                    {"Ref": "AWS::AccountId"},
-                                    ":alias/aws/s3",
-                                ],
-                            ]
-                        },
+                        regional_arn("kms", ":alias/aws/s3"),
                     ]
                 },
             },
