@@ -944,6 +944,25 @@ def test_delete_marks_the_export_cancelled_and_answers_at_once(
     assert len(answers.sent) == 2
 
 
+def test_a_delete_after_the_export_ended_keeps_its_outcome_and_tells_no_target_again(
+    stub: Stubber, aws: list[dict[str, Any]], answers: Answers
+) -> None:
+    create_and_start(stub)
+    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    assert step(1)["action"] == "END"
+    assert statuses(aws)[-1] == "COMPLETED"
+    aws.clear()
+    index.on_event(event("Delete", RequestId="delete", PhysicalResourceId=export_id()))
+    assert answers.sent[-1]["Status"] == "SUCCESS"
+    assert aws == []
+    record = manifest(export_id())
+    assert (record["status"], record["cancelled"], record["statusReason"]) == (
+        "COMPLETED",
+        True,
+        "",
+    )
+
+
 def test_a_delete_while_the_deploy_waits_answers_both(stub: Stubber, answers: Answers) -> None:
     create_and_start(stub)
     index.on_event(event("Delete", RequestId="delete", PhysicalResourceId=export_id()))

@@ -483,8 +483,14 @@ def cancel(export_id: str) -> None:
         if export is None:
             return
         export.load()
+        ended = export.run["phase"] == "ENDED"
         export.end_cancelled()
-        tell(export)
+        if ended:
+            # Its outcome stands: the manifest records the deletion, and no target hears
+            # the final status again (a COMPLETED that starts an analysis, say).
+            export.write_manifest(clients.s3())
+        else:
+            tell(export)
         if not export.run.get("answered"):
             ledger.respond_to(
                 export.run["requestId"],
