@@ -540,7 +540,7 @@ def check_state(clients: Clients, export: ExportStatus) -> None:
     except ClientError as error:
         code = _code(error)
         detail = code
-        if code in DENIED | {"AccessDeniedException", "KMSAccessDeniedException"}:
+        if code in DENIED | {"KMSAccessDeniedException"}:
             facts.state_denied = True
             detail += f"; needs {ACTIONS['GetItem']}"
         export.note(f"{subject} {facts.state_table}: {detail}")

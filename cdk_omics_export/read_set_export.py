@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import jsii
 from aws_cdk import (
-    ArnFormat,
     Aws,
     CfnOutput,
     CustomResource,
@@ -35,7 +34,7 @@ from . import compliance
 from .handler import rules
 from .handler.rules import ArchivedReadSets
 from .read_set_filter import ReadSetFilter
-from .service import ReadSetExportService, secure_bucket
+from .service import ReadSetExportService, kms_alias_arn, secure_bucket
 from .validation import is_list_token, validate_export
 
 if TYPE_CHECKING:
@@ -251,8 +250,6 @@ class ReadSetExport(Construct):
         else:
             self.encryption_key = encryption_key or destination_bucket.encryption_key
             self.bucket = destination_bucket
-        if destination_bucket is None:
-            self.bucket.add_to_resource_policy(self._manifest_writers_only())
         self.destination = rules.destination_uri(self.bucket.bucket_name, destination_prefix)
         self.role = self._create_export_role()
         selection, read_set_list = self._selection(ids, read_set_filter)
@@ -409,6 +406,7 @@ class ReadSetExport(Construct):
         )
         self.service.log_access_of(bucket)
         bucket.add_to_resource_policy(self._foreign_key_deny(bucket))
+        bucket.add_to_resource_policy(self._manifest_writers_only(bucket))
         return bucket
 
     def _foreign_key_deny(self, bucket: s3.Bucket) -> iam.PolicyStatement:
@@ -421,12 +419,7 @@ class ReadSetExport(Construct):
             if self.encryption_key is not None
             else [
                 "alias/aws/s3",
-                Stack.of(self).format_arn(
-                    service="kms",
-                    resource="alias",
-                    resource_name="aws/s3",
-                    arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                ),
+                kms_alias_arn(Stack.of(self), "aws/s3"),
             ]
         )
         return iam.PolicyStatement(
@@ -438,7 +431,7 @@ class ReadSetExport(Construct):
             conditions={"Null": {header: "false"}, "StringNotEquals": {header: allowed}},
         )
 
-    def _manifest_writers_only(self) -> iam.PolicyStatement:
+    def _manifest_writers_only(self, bucket: s3.Bucket) -> iam.PolicyStatement:
         """Refuse writes to the manifest folder by anyone but the service's handler role: a
         manifest there is the service's word (the CLI checks it against the state too)."""
         return iam.PolicyStatement(
@@ -447,7 +440,7 @@ class ReadSetExport(Construct):
             principals=[iam.AnyPrincipal()],
             actions=["s3:PutObject"],
             resources=[
-                self.bucket.arn_for_objects(f"{self.destination_prefix}{rules.MANIFEST_FOLDER}*")
+                bucket.arn_for_objects(f"{self.destination_prefix}{rules.MANIFEST_FOLDER}*")
             ],
             conditions={"ArnNotEquals": {"aws:PrincipalArn": self.service.handler_role.role_arn}},
         )

@@ -375,20 +375,15 @@ class ReadSetExportService(Construct):
             # the bucket construct, the key would make CDK grant S3 log delivery its use for
             # any bucket's logs; and referred to, it would close a dependency cycle (a logged
             # bucket -> this bucket -> the key, whose grant below names the logged buckets).
+            name = Fn.join("", ["cdk-omics-export/", _stack_guid()])
             self._key_alias = kms.Alias(
                 self,
                 "KeyAlias",
-                alias_name=Fn.join("", ["alias/cdk-omics-export/", _stack_guid()]),
+                alias_name=f"alias/{name}",
                 target_key=self.key,
                 removal_policy=self.removal_policy,
             )
-            alias_arn = Fn.join(
-                "",
-                [
-                    f"arn:{Aws.PARTITION}:kms:{Aws.REGION}:{Aws.ACCOUNT_ID}:",
-                    self._key_alias.alias_name,
-                ],
-            )
+            alias_arn = kms_alias_arn(Stack.of(self), name)
             bucket = secure_bucket(
                 self,
                 "AccessLogs",
@@ -689,6 +684,17 @@ class _BuildAtSynthesis:
     def visit(self, node: IConstruct) -> None:
         if node is self._service:
             self._service.build()
+
+
+def kms_alias_arn(stack: Stack, name: str) -> str:
+    """The ARN of the KMS alias ``alias/<name>`` in the stack's account and Region, built
+    from its name: no reference to the alias (or its key) that a dependency would follow."""
+    return stack.format_arn(
+        service="kms",
+        resource="alias",
+        resource_name=name,
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
 
 
 def _stack_guid() -> str:

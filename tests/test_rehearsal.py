@@ -340,6 +340,14 @@ def test_one_id_added_to_an_exported_long_list_exports_one_read_set(
     assert gateway.denied() == []
 
 
+def wait_until(cfn: StackRehearsal, done: Callable[[], bool], limit: float = 6 * 3600) -> None:
+    """Let simulated time pass until ``done()``; fail, rather than loop, past ``limit``."""
+    deadline = cfn.clock.now() + limit
+    while not done():
+        assert cfn.clock.now() < deadline, f"not done after {limit} simulated seconds"
+        cfn.wait(cfn.query_interval)
+
+
 def deleted_manifest(cfn: StackRehearsal) -> str:
     (run,) = cfn.runs()
     return exports.manifest_uri(cfn.properties()["Destination"], run.name.rsplit("-", 2)[0])
@@ -378,8 +386,7 @@ def test_a_stack_destroyed_mid_export_leaves_a_final_cancelled_manifest_and_stat
 ) -> None:
     cfn, props = one_job_at_a_time(deploy, omics, "250-ids")
     cfn.start("Create", props)
-    while len(omics.jobs) < 2:
-        cfn.wait(cfn.query_interval)
+    wait_until(cfn, lambda: len(omics.jobs) >= 2)
     physical_id = exports.export_id_of(
         cfn.stack_id, props["ConstructPath"], props["Destination"], 0
     )
@@ -1084,8 +1091,7 @@ def _phi_deleted_mid_export(cfn: StackRehearsal, omics: OmicsEndpoint) -> None:
     omics.add_read_sets(STORE, cohort(3, 4400000000), sampleId=SAMPLE, subjectId=SUBJECT, name=NAME)
     props = cfn.properties()
     waiting = cfn.start("Create", props)
-    while not omics.jobs:
-        cfn.wait(cfn.query_interval)
+    wait_until(cfn, lambda: bool(omics.jobs))
     physical_id = exports.export_id_of(
         cfn.stack_id, props["ConstructPath"], props["Destination"], 0
     )
