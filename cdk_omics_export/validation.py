@@ -349,10 +349,7 @@ def _check_destination(
             bucket,
         )
         bucket = None
-    if key is not None and not hasattr(key, "key_arn"):
-        problems.expected(
-            "encryption_key", "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))", key
-        )
+    _check_key(problems, key, bucket)
     if not isinstance(prefix, str):
         problems.expected("destination_prefix", "a string (e.g. 'exports/')", prefix)
     elif Token.is_unresolved(prefix):
@@ -396,6 +393,38 @@ def _check_destination(
                 "is kept unless you ask for both)"
             ]
         )
+
+
+# "You cannot use a key id, alias name, or alias ARN to identify a KMS key in an IAM policy
+# statement" (KMS Developer Guide, "Using aliases in IAM policies"): the export's grants and
+# its bucket's key condition name the key by its key ARN.
+ALIAS_PROBLEM = (
+    "{prop}: a KMS alias cannot name a key in the IAM policies that let HealthOmics and the "
+    "service write under it; pass the key itself "
+    "(kms.Key.from_key_arn(self, 'Key', 'arn:aws:kms:<region>:<account>:key/<key id>'))"
+)
+
+
+def is_alias(key: object) -> bool:
+    """Whether ``key`` is a KMS alias (a ``kms.IAlias`` satisfies ``kms.IKey``), or a key
+    imported from an alias ARN."""
+    if key is None:
+        return False
+    if hasattr(key, "alias_name"):
+        return True
+    arn = getattr(key, "key_arn", None)
+    return isinstance(arn, str) and not Token.is_unresolved(arn) and ":alias/" in arn
+
+
+def _check_key(problems: Problems, key: kms.IKey | None, bucket: s3.IBucket | None) -> None:
+    if key is not None and not hasattr(key, "key_arn"):
+        problems.expected(
+            "encryption_key", "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))", key
+        )
+    elif key is not None and is_alias(key):
+        problems.add([ALIAS_PROBLEM.format(prop="encryption_key")])
+    elif key is None and bucket is not None and is_alias(getattr(bucket, "encryption_key", None)):
+        problems.add([ALIAS_PROBLEM.format(prop="destination_bucket's encryption key")])
 
 
 def _is_int(value: object) -> bool:

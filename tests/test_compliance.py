@@ -308,7 +308,9 @@ OWN_ACKNOWLEDGED = {
     f"{SERVICE_ID}/RunnerRolePolicy/Resource": {"AwsSolutions-IAM5"},
     # The executions of the one runner state machine.
     f"{SERVICE_ID}/RunnerControlPolicy/Resource": {"AwsSolutions-IAM5"},
-    f"{SERVICE_ID}/AccessLogs/Resource": REPLICATION,
+    # S3 server access logging delivers only to an SSE-S3 bucket.
+    f"{SERVICE_ID}/AccessLogs/Resource": REPLICATION
+    | {"HIPAA.Security-S3DefaultEncryptionKMS", "NIST.800.53.R5-S3DefaultEncryptionKMS"},
     f"{SERVICE_ID}/State/Resource": {
         "HIPAA.Security-DynamoDBInBackupPlan",
         "NIST.800.53.R5-DynamoDBInBackupPlan",

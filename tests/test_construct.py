@@ -129,14 +129,21 @@ def regional_arn(service: str, *resource: Any) -> dict[str, Any]:
 
 
 # The handler publishes the service's status-change events, and only those, to its own bus.
+# events:source and events:detail-type are multi-valued condition keys: a set operator, and a
+# Null check so that a request without them is not allowed by an empty set.
+# "Actions, resources, and condition keys for Amazon EventBridge" (Service Authorization
+# Reference): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoneventbridge.html
+# "Single-valued vs. multivalued context keys" (IAM User Guide):
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html
 EVENT_BUS = "ReadSetExportServiceEvents59052E39"
 EVENTS_STATEMENT = {
     "Action": "events:PutEvents",
     "Condition": {
-        "StringEquals": {
-            "events:source": "cdk-omics-export",
-            "events:detail-type": "Read Set Export Status Change",
-        }
+        "ForAllValues:StringEquals": {
+            "events:source": ["cdk-omics-export"],
+            "events:detail-type": ["Read Set Export Status Change"],
+        },
+        "Null": {"events:source": "false", "events:detail-type": "false"},
     },
     "Effect": "Allow",
     "Resource": {"Fn::GetAtt": [EVENT_BUS, "Arn"]},
@@ -342,21 +349,6 @@ def test_service_key_rotates_is_retained_and_serves_only_the_services_logs(
             },
             "Resource": "*",
         },
-        {
-            # S3 log delivery, for the access logs of this account's buckets that log here.
-            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
-                "ArnEquals": {
-                    "aws:SourceArn": [
-                        arn(logical_id(template, "AWS::S3::Bucket", "/Export/Bucket/"))
-                    ]
-                },
-            },
-            "Effect": "Allow",
-            "Principal": {"Service": "logging.s3.amazonaws.com"},
-            "Resource": "*",
-        },
     ]
 
 
@@ -417,28 +409,19 @@ def test_destination_bucket_is_locked_down_and_retained(
     }
 
 
-def test_access_log_bucket_is_locked_down_encrypted_and_retained(template: Template) -> None:
-    key = logical_id(template, "AWS::KMS::Key", SERVICE)
+def test_access_log_bucket_is_locked_down_encrypted_with_sse_s3_and_retained(
+    template: Template,
+) -> None:
     resource = resource_of(template, "AWS::S3::Bucket", f"{SERVICE}AccessLogs/")
     assert resource["DeletionPolicy"] == "Retain"
-    alias = resource_of(template, "AWS::KMS::Alias", f"{SERVICE}KeyAlias")
-    assert alias["DeletionPolicy"] == "Retain"
-    assert alias["Properties"] == {
-        "AliasName": {"Fn::Join": ["", ["alias/cdk-omics-export/", GUID]]},
-        "TargetKeyId": arn(key),
-    }
-    # The service's key by its alias: the key's grant names the logged buckets, which log
-    # here, so a reference to the key would close a dependency cycle.
+    # SSE-S3, the only default encryption S3 server access logging delivers to: no key, no
+    # alias, no key grant to log delivery.
+    # "Enabling Amazon S3 server access logging" (Amazon S3 User Guide):
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html
     assert resource["Properties"] == {
         "BucketEncryption": {
             "ServerSideEncryptionConfiguration": [
-                {
-                    "BucketKeyEnabled": True,
-                    "ServerSideEncryptionByDefault": {
-                        "KMSMasterKeyID": regional_arn("kms", ":alias/cdk-omics-export/", GUID),
-                        "SSEAlgorithm": "aws:kms",
-                    },
-                }
+                {"BucketKeyEnabled": True, "ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
             ]
         },
         "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
@@ -450,6 +433,10 @@ def test_access_log_bucket_is_locked_down_encrypted_and_retained(template: Templ
         },
         "VersioningConfiguration": {"Status": "Enabled"},
     }
+    assert not find(template, "AWS::KMS::Alias")
+    key_policy = resource_of(template, "AWS::KMS::Key", f"{SERVICE}Key/")["Properties"]
+    principals = json.dumps(key_policy["KeyPolicy"])
+    assert "logging.s3.amazonaws.com" not in principals
 
 
 @pytest.mark.parametrize("path_part", ["/Export/Bucket/", f"{SERVICE}AccessLogs/"])
@@ -485,17 +472,13 @@ def test_destination_refuses_other_keys_and_manifests_written_by_anyone_else(
     header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
     assert policy["Properties"]["PolicyDocument"]["Statement"][1:] == [
         {
-            # Only when the header names a key: HealthOmics writes with the bucket's default.
+            # With the account's aws/s3 key, whose ARN is unknown at synth, any named key is
+            # refused: HealthOmics and the manifests write with the bucket's default. S3
+            # compares this header with key ARNs, never aliases.
+            # "Using server-side encryption with AWS KMS keys (SSE-KMS)" (Amazon S3 User
+            # Guide): https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
             "Action": "s3:PutObject",
-            "Condition": {
-                "Null": {header: "false"},
-                "StringNotEquals": {
-                    header: [
-                        "alias/aws/s3",
-                        regional_arn("kms", ":alias/aws/s3"),
-                    ]
-                },
-            },
+            "Condition": {"Null": {header: "false"}},
             "Effect": "Deny",
             "Principal": {"AWS": "*"},
             "Resource": objects(arn(bucket), "/*"),
@@ -817,11 +800,9 @@ def test_handler_functions(
     role = logical_id(template, "AWS::IAM::Role", f"{SERVICE}HandlerRole/")
     runner = logical_id(template, "AWS::StepFunctions::StateMachine", f"{SERVICE}Runner/")
     control = logical_id(template, "AWS::IAM::ManagedPolicy", f"{SERVICE}RunnerControlPolicy/")
-    alias = logical_id(template, "AWS::KMS::Alias", f"{SERVICE}KeyAlias")
     key = logical_id(template, "AWS::KMS::Key", SERVICE)
-    # The functions that start runner executions wait for the policy that allows it, and
-    # for the key alias that the access logs' encryption names.
-    assert function["DependsOn"] == [role, *([alias, control] if starts_runners else [])]
+    # The functions that start runner executions wait for the policy that allows it.
+    assert function["DependsOn"] == [role, *([control] if starts_runners else [])]
     # No reservation unless asked (reserved_concurrency): it would come out of the account's
     # pool, and a new account's quota cannot spare it.
     assert {key: value for key, value in props.items() if key != "Code"} == {
@@ -1169,7 +1150,8 @@ def test_custom_resource_receives_the_export_role_and_the_export(template: Templ
                 "ReadSetIds": READ_SETS,
                 "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/exports/"]]},
                 "RoleArn": role_arn,
-                "Encryption": "aws:kms",
+                # No key of the user's: manifests are written with the bucket's default
+                # encryption (the account's aws/s3 key), naming no key.
                 "WaitForCompletion": True,
                 "TimeoutSeconds": 3000,
             }
@@ -1499,7 +1481,6 @@ def test_selection_by_filter_with_a_generation_and_a_short_timeout(
                 "AllowEmptySelection": True,
                 "Destination": {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/"]]},
                 "RoleArn": arn(role),
-                "Encryption": "aws:kms",
                 "WaitForCompletion": False,
                 "TimeoutSeconds": 100,
             }

@@ -173,6 +173,50 @@ EXPORT_CASES = [
         "encryption_key: expected a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn)), "
         "got str",
     ),
+    # An alias satisfies kms.IKey, but cannot name a key in an IAM policy: "You cannot use a
+    # key id, alias name, or alias ARN to identify a KMS key in an IAM policy statement".
+    # "Specifying KMS keys in IAM policy statements" (AWS KMS Developer Guide):
+    # https://docs.aws.amazon.com/kms/latest/developerguide/cmks-in-iam-policies.html
+    Case(
+        EXPORT,
+        "encryption_key",
+        lambda stack: {"encryption_key": kms.Alias.from_alias_name(stack, "A", "alias/genomics")},
+        "encryption_key: a KMS alias cannot name a key in the IAM policies that let HealthOmics "
+        "and the service write under it; pass the key itself",
+    ),
+    Case(
+        EXPORT,
+        "encryption_key",
+        lambda stack: {
+            "encryption_key": kms.Alias(
+                stack, "A", alias_name="alias/genomics", target_key=kms.Key(stack, "K")
+            )
+        },
+        "encryption_key: a KMS alias cannot name a key",
+    ),
+    Case(
+        EXPORT,
+        "encryption_key",
+        lambda stack: {
+            "encryption_key": kms.Key.from_key_arn(
+                stack, "K", "arn:aws:kms:us-east-1:123456789012:alias/genomics"
+            )
+        },
+        "encryption_key: a KMS alias cannot name a key",
+    ),
+    Case(
+        EXPORT,
+        "destination_bucket",
+        lambda stack: {
+            "destination_bucket": s3.Bucket.from_bucket_attributes(
+                stack,
+                "Lake",
+                bucket_name="my-lake",
+                encryption_key=kms.Alias.from_alias_name(stack, "A", "alias/lake"),
+            )
+        },
+        "destination_bucket's encryption key: a KMS alias cannot name a key",
+    ),
     _export(
         "removal_policy",
         "destroy",
