@@ -77,8 +77,8 @@ synth: $(SYNTH_VENV)/.installed node_modules/.installed
 	@echo "Synthesized into cdk.out/"
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check cdk_omics_export tests benchmarks app.py
-	$(BIN)/ruff format --check cdk_omics_export tests benchmarks app.py
+	$(BIN)/ruff check cdk_omics_export tests benchmarks tools app.py
+	$(BIN)/ruff format --check cdk_omics_export tests benchmarks tools app.py
 	$(BIN)/mypy
 
 # Two workers, one per core; each test file stays on one worker so its synthesized
@@ -133,8 +133,8 @@ bench: $(VENV)/.installed
 	$(PYTHON) benchmarks/bench.py
 
 format: $(VENV)/.installed
-	$(BIN)/ruff check --fix cdk_omics_export tests benchmarks app.py
-	$(BIN)/ruff format cdk_omics_export tests benchmarks app.py
+	$(BIN)/ruff check --fix cdk_omics_export tests benchmarks tools app.py
+	$(BIN)/ruff format cdk_omics_export tests benchmarks tools app.py
 
 clean:
 	rm -rf $(VENV) $(SYNTH_VENV) $(NAG2) $(FLOOR) $(TOOLS) node_modules cdk.out .pytest_cache \

@@ -37,6 +37,7 @@ import app as example
 from cdk_omics_export import ReadSetExport, ReadSetExportService, ReadSetFilter, compliance
 from cdk_omics_export.service import SERVICE_ID
 
+from .statements import Signature, signatures
 from .support import cfn_lint
 
 ROOT = Path(__file__).parent.parent
@@ -465,6 +466,60 @@ def test_compliance_page_lists_every_acknowledgment() -> None:
         "add them to its table (where, and why: see the Reason in cdk_omics_export/compliance.py)"
     )
     assert "AwsSolutions-IAM5" in readme
+
+
+# Statements the test fixtures' own resources carry (CDK's defaults for them), not the
+# construct's: the VPC's flow-log role and the notification topic's TLS-only policy.
+FIXTURE_STATEMENTS = {
+    Signature("trust policy", "Allow", "vpc-flow-logs.amazonaws.com", "sts:AssumeRole", "-"),
+    Signature("topic policy", "Deny", "*", "sns:Publish", "Bool aws:SecureTransport"),
+}
+
+
+def documented_statements() -> dict[Signature, str]:
+    """The rows of docs/compliance.md's table of cross-service statements, with their source."""
+    page = (ROOT / "docs" / "compliance.md").read_text()
+    section = page.split("## Cross-service statements and their sources", 1)[1]
+    table = section.split("\n\n")[2]
+    rows: dict[Signature, str] = {}
+    for line in table.splitlines()[2:]:
+        cells = [
+            cell.strip().replace("&lt;", "<").replace("&gt;", ">")
+            for cell in line[1:-1].split(" | ")
+        ]
+        rows[Signature(*cells[:5])] = cells[5]
+    return rows
+
+
+def test_every_cross_service_statement_is_listed_with_its_source(
+    audits: Callable[[str], Audit],
+) -> None:
+    """Each resource-policy, key-policy and trust statement, and each condition key, that the
+    construct writes follows a form an AWS page documents: docs/compliance.md lists it with
+    that page, and lists nothing the templates do not hold."""
+    app = App()
+    stack = Stack(app, "Reader")
+    export = ReadSetExport(
+        stack,
+        "Export",
+        sequence_store_id="1234567890",
+        read_set_ids=["1111111111"],
+        destination_prefix="exports/",
+    )
+    export.grant_read(iam.Role(stack, "Analysis", assumed_by=iam.AccountRootPrincipal()))
+    templates = [app.synth().get_stack_by_name("Reader").template]
+    templates += [t for name in AUDITS for t in audits(name).templates.values()]
+    written = {sig for template in templates for sig in signatures(template)}
+    # The fixture's analysis role trusts the account: the user's, not the construct's.
+    written.discard(Signature("trust policy", "Allow", "AWS principal", "sts:AssumeRole", "-"))
+    written -= FIXTURE_STATEMENTS
+    documented = documented_statements()
+    assert sorted(s.row() for s in written - set(documented)) == [], "not in docs/compliance.md"
+    assert sorted(s.row() for s in set(documented) - written) == [], "in no template"
+    for signature, source in documented.items():
+        assert "https://docs.aws.amazon.com/" in source or source.startswith("the same page"), (
+            signature
+        )
 
 
 def test_in_a_vpc_lambda_findings_go_away_rather_than_being_acknowledged(

@@ -46,7 +46,9 @@ def check(uv: str, group: str) -> list[str]:
         old, new = set(pins(lock)), set(pins(again))
     if old == new:
         return []
-    changes = [f"  - {pin}" for pin in sorted(old - new)] + [f"  + {pin}" for pin in sorted(new - old)]
+    changes = [f"  - {pin}" for pin in sorted(old - new)] + [
+        f"  + {pin}" for pin in sorted(new - old)
+    ]
     return [
         f"requirements/{group}.txt is out of date with pyproject.toml's `{group}` group "
         "(run `make lock`, review the diff and commit it):\n" + "\n".join(changes)
