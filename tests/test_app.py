@@ -155,3 +155,21 @@ def test_synthesis_is_byte_identical_across_processes(
     assert sorted(p.name for p in runs[0].glob("asset.*")) == sorted(
         p.name for p in runs[1].glob("asset.*")
     )
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_the_pinned_cdk_cli_reads_what_the_locked_library_writes(
+    template: dict[str, Any], outdir: Path
+) -> None:
+    """`make synth` runs the CLI pinned in package.json on the assembly that the locked
+    aws-cdk-lib writes: the CLI must be at least the version the assembly asks for (an older
+    one refuses it), and package-lock.json must hold that same version."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    wanted = manifest["minimumCliVersion"]
+    pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    locked = json.loads((ROOT / "package-lock.json").read_text())
+    assert locked["packages"]["node_modules/aws-cdk"]["version"] == pinned
+    assert _version(pinned) >= _version(wanted), (pinned, wanted)
