@@ -22,10 +22,16 @@ LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet \
 	--custom-compile-command "make lock"
 
 # $(call venv,<dir>,<lock>): a virtualenv holding exactly the lock, and the package editable.
+# aws-cdk-lib and aws-cdk.cloud-assembly-schema both ship aws_cdk/cloud_assembly_schema/
+# __init__.py, and uv installs packages in parallel, so either file could win; pip installs a
+# package after its dependencies, so aws-cdk-lib's wins. aws-cdk-lib is installed again last
+# for the same file every time (tests/test_app.py checks it).
 define venv
 	rm -rf $(1)
 	python3 -m venv --without-pip $(1)
 	$(UV) pip sync --quiet --python $(1)/bin/python --require-hashes $(2)
+	$(UV) pip sync --quiet --python $(1)/bin/python --require-hashes \
+		--reinstall-package aws-cdk-lib $(2)
 	$(UV) pip install --quiet --python $(1)/bin/python --no-deps --no-build-isolation -e .
 	touch $(1)/.installed
 endef

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -173,3 +175,25 @@ def test_the_pinned_cdk_cli_reads_what_the_locked_library_writes(
     locked = json.loads((ROOT / "package-lock.json").read_text())
     assert locked["packages"]["node_modules/aws-cdk"]["version"] == pinned
     assert _version(pinned) >= _version(wanted), (pinned, wanted)
+
+
+def test_no_file_of_the_environment_is_left_to_install_order() -> None:
+    """Two locked packages ship aws_cdk/cloud_assembly_schema/__init__.py; the Makefile
+    installs aws-cdk-lib last so its file is the one present, as pip's order would give.
+    (With the other, jsii cannot resolve aws-cdk-lib's cloud assembly types.)"""
+    import aws_cdk  # noqa: PLC0415 - the installed package itself is under test
+
+    site = Path(aws_cdk.__file__).parent.parent
+    owners: dict[str, list[tuple[str, str]]] = {}
+    for record in site.glob("*.dist-info/RECORD"):
+        for line in record.read_text().splitlines():
+            path, digest, _ = line.rsplit(",", 2)
+            if digest and not path.endswith(".pyc"):
+                owners.setdefault(path, []).append((record.parent.name, digest))
+    for path, claims in owners.items():
+        if len(claims) < 2:
+            continue
+        content = (site / path).read_bytes()
+        present = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(content).digest()).decode()
+        winners = [name for name, digest in claims if digest == present.rstrip("=")]
+        assert winners and winners[0].startswith("aws_cdk_lib-"), (path, claims, winners)
