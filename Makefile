@@ -135,8 +135,9 @@ lock: $(TOOLS)/.installed $(SYNTH_VENV)/.installed
 check-locks: $(TOOLS)/.installed
 	$(TOOLS)/bin/python tools/check_locks.py $(UV) $(LOCK_GROUPS)
 
+# Every section, or those named: `make bench SECTION=8`, `make bench SECTION="2 7"`.
 bench: $(VENV)/.installed
-	$(PYTHON) benchmarks/bench.py
+	$(PYTHON) benchmarks/bench.py $(SECTION)
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix cdk_omics_export tests benchmarks tools app.py
