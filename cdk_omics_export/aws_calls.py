@@ -15,7 +15,8 @@ Resource and context templates are ``str.format`` strings over these names: ``pa
 ``runner_log_group_arn``, ``other_log_group_arn``, ``state_machine_arn``, ``execution_arn``,
 ``step_function_arn``, ``on_event_function_arn``, ``watchdog_rule_arn``, ``other_rule_arn``,
 ``handler_role_arn``, ``runner_role_arn``, ``export_role_arn``, ``access_logs_bucket_arn``,
-``access_logs_prefix`` (the created bucket's log prefix there).
+``access_logs_prefix`` (the created bucket's log prefix there), ``read_set_list_arn`` (the
+asset of a long ``read_set_ids``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class Needs(StrEnum):
     TOPIC = "a notification_topic"
     TOPIC_KEY = "a notification_topic encrypted with a KMS key"
     ACTIVATION = "archived_read_sets=ACTIVATE"
+    PREFIX = "a destination_prefix"
+    READ_SET_LIST = "more read_set_ids than travel inline (an S3 asset)"
 
 
 ContextValue = str | tuple[str, ...]
@@ -231,6 +234,15 @@ CALLS: tuple[Call, ...] = (
         "{handler_log_group_arn}:log-stream:2026/01/01/[$LATEST]0123",
         ALLOWED,
         "Lambda creates each instance's log stream with the execution role",
+    ),
+    _call(
+        "handler reads its read set list",
+        HANDLER_ROLE,
+        "s3:GetObject",
+        "{read_set_list_arn}",
+        ALLOWED,
+        "runner.py reads a long read_set_ids from its asset",
+        needs=(Needs.READ_SET_LIST,),
     ),
     # The handler role: the runner (runner.py).
     _call(
@@ -505,6 +517,7 @@ CALLS: tuple[Call, ...] = (
         IMPLICIT,
         "HealthOmics may write under the export's prefix only",
         policy=Policy.DESTINATION_BUCKET,
+        needs=(Needs.PREFIX,),
     ),
     _call(
         "export role writes into the manifest folder",

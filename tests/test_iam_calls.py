@@ -25,6 +25,7 @@ import app as example
 from cdk_omics_export import ReadSetExport, ReadSetFilter
 from cdk_omics_export import aws_calls as calls
 from cdk_omics_export.aws_calls import Call, Needs, Policy
+from cdk_omics_export.handler import rules
 
 from . import iam_evaluator, support
 from .standins.deployed import DeployedStack
@@ -66,6 +67,14 @@ def _every_option() -> Stack:
         encryption_key=kms.Key(stack, "DataKey", enable_key_rotation=True),
         notification_topic=sns.Topic(stack, "Topic", master_key=topic_key),
     )
+    return stack
+
+
+def _listed() -> Stack:
+    app = App()
+    stack = Stack(app, "IamListed")
+    ids = [str(4000000000 + n) for n in range(rules.INLINE_READ_SET_LIMIT + 1)]
+    ReadSetExport(stack, "Export", sequence_store_id=STORE, read_set_ids=ids)
     return stack
 
 
@@ -129,6 +138,9 @@ def _names(deployed: Deployed) -> dict[str, str]:
         "access_logs_bucket_arn": _arn(deployed, "AWS::S3::Bucket", "/AccessLogs/"),
         "access_logs_prefix": _access_logs_prefix(deployed),
     }
+    if Needs.READ_SET_LIST in deployed.has:
+        listed = str(stack.resolve(_export_property(deployed, "ReadSetList")))
+        names["read_set_list_arn"] = "arn:aws:s3:::" + listed.removeprefix("s3://")
     if Needs.DESTINATION_KEY in deployed.has:
         names["destination_key_arn"] = _arn(deployed, "AWS::KMS::Key", "/DataKey/")
     if Needs.TOPIC in deployed.has:
@@ -248,9 +260,16 @@ def request_of(deployed: Deployed, call: Call) -> iam_evaluator.Request:
     )
 
 
-EXAMPLE = frozenset({Needs.BUCKET_DEFAULT_KEY, Needs.ACTIVATION})
-EVERY_OPTION = frozenset({Needs.DESTINATION_KEY, Needs.TOPIC, Needs.TOPIC_KEY, Needs.ACTIVATION})
-STACKS = {"example": (_example, EXAMPLE), "every option": (_every_option, EVERY_OPTION)}
+EXAMPLE = frozenset({Needs.BUCKET_DEFAULT_KEY, Needs.ACTIVATION, Needs.PREFIX})
+EVERY_OPTION = frozenset(
+    {Needs.DESTINATION_KEY, Needs.TOPIC, Needs.TOPIC_KEY, Needs.ACTIVATION, Needs.PREFIX}
+)
+LISTED = frozenset({Needs.BUCKET_DEFAULT_KEY, Needs.ACTIVATION, Needs.READ_SET_LIST})
+STACKS = {
+    "example": (_example, EXAMPLE),
+    "every option": (_every_option, EVERY_OPTION),
+    "a long list": (_listed, LISTED),
+}
 
 
 @pytest.fixture(scope="module")
