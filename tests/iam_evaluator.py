@@ -69,6 +69,8 @@ class Answer:
     decision: Decision
     explanation: str
     ignored_context_keys: tuple[str, ...]
+    # (policy type, explicit) of each refusal: identity, resource, pb (a permissions boundary).
+    denials: tuple[tuple[str, bool], ...] = ()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Answer:
@@ -77,6 +79,9 @@ class Answer:
             decision=Decision(data["decision"]),
             explanation=str(data.get("explanation", "")),
             ignored_context_keys=tuple(data.get("ignoredContextKeys", [])),
+            denials=tuple(
+                (str(d["policyType"]), bool(d["explicit"])) for d in data.get("denials", [])
+            ),
         )
 
 
@@ -120,15 +125,40 @@ def evaluate(requests: Iterable[Request]) -> list[Answer]:
     return answers
 
 
+# Keys whose value changes with the wall clock: left out of the cache key of a request whose
+# policies do not name them, or no two requests would ever share a decision.
+_CLOCK_KEYS = ("aws:CurrentTime", "aws:EpochTime")
+_CACHE_LIMIT = 4096
+
+
 class Evaluator:
-    """One long-lived `simulate.mjs --serve` process, started at the first question."""
+    """One long-lived `simulate.mjs --serve` process, started at the first question.
+
+    A rehearsal asks the same few dozen questions thousands of times: each answer is kept, by
+    the request's JSON, and given again without asking.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
+        self._answers: dict[str, Answer] = {}
 
     def ask(self, request: Request) -> Answer:
-        line = json.dumps(request.as_json())
+        data = request.as_json()
+        line = json.dumps(data)
+        key = _cache_key(data)
+        with self._lock:
+            known = self._answers.get(key)
+        if known is not None:
+            return known
+        answer = self._ask(line)
+        with self._lock:
+            if len(self._answers) >= _CACHE_LIMIT:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+    def _ask(self, line: str) -> Answer:
         with self._lock:
             process = self._started()
             assert process.stdin is not None and process.stdout is not None
@@ -158,3 +188,13 @@ class Evaluator:
                 env=_environment(),
             )
         return self._process
+
+
+def _cache_key(data: dict[str, Any]) -> str:
+    policies = json.dumps(
+        [data["identityPolicies"], data["resourcePolicy"], data["permissionBoundaries"]]
+    ).lower()
+    if any(key.lower() in policies for key in _CLOCK_KEYS):
+        return json.dumps(data, sort_keys=True)
+    context = {k: v for k, v in data["context"].items() if k not in _CLOCK_KEYS}
+    return json.dumps({**data, "context": context}, sort_keys=True)

@@ -8,7 +8,7 @@
 // resourcePolicy?: doc, permissionBoundaries?: [doc], context?: {key: string | [string]}}.
 // principal is an IAM ARN (a role, not its session) or a service principal such as
 // omics.amazonaws.com. An answer: {id, decision: Allowed | ImplicitlyDenied |
-// ExplicitlyDenied | Error, explanation, ignoredContextKeys}.
+// ExplicitlyDenied | Error, explanation, ignoredContextKeys, denials: [{policyType, explicit}]}.
 import { createInterface } from 'node:readline'
 import {
   getDenialReasons,
@@ -71,6 +71,15 @@ function explain(analysis) {
   return parts.join('; ')
 }
 
+// Which kinds of policy refused the request (identity, resource, pb for a permissions
+// boundary, ...), for an AccessDenied message that says so.
+function denials(analysis) {
+  return getDenialReasons(analysis).map((denial) => ({
+    policyType: denial.policyType,
+    explicit: denial.denialType === 'Explicit'
+  }))
+}
+
 async function typedContext(context) {
   const typed = {}
   for (const [key, value] of Object.entries(context)) {
@@ -83,13 +92,19 @@ async function typedContext(context) {
 async function decide(request) {
   const checked = await runSimulation(simulationOf(request, request.resourcePolicy), {})
   if (checked.resultType === 'error') {
-    return { decision: 'Error', explanation: JSON.stringify(checked.errors), ignoredContextKeys: [] }
+    return {
+      decision: 'Error',
+      explanation: JSON.stringify(checked.errors),
+      ignoredContextKeys: [],
+      denials: []
+    }
   }
   if (checked.resultType !== 'single') {
     return {
       decision: 'Error',
       explanation: `a wildcard resource (${request.resource}) gives no single decision`,
-      ignoredContextKeys: []
+      ignoredContextKeys: [],
+      denials: []
     }
   }
   const ignored = checked.result.ignoredContextKeys ?? []
@@ -98,7 +113,8 @@ async function decide(request) {
     return {
       decision: checked.overallResult,
       explanation: explain(checked.result.analysis),
-      ignoredContextKeys: ignored
+      ignoredContextKeys: ignored,
+      denials: denials(checked.result.analysis)
     }
   }
   // The policies, action and resource passed runSimulation's checks; the same engine decides
@@ -123,7 +139,9 @@ async function decide(request) {
   return {
     decision,
     explanation: `decided with ${dropped.join(', ')}; without: ${checked.overallResult}`,
-    ignoredContextKeys: ignored.filter((key) => !dropped.includes(key))
+    ignoredContextKeys: ignored.filter((key) => !dropped.includes(key)),
+    // The first run's reasons hold only where both runs came to the same decision.
+    denials: decision === checked.overallResult ? denials(checked.result.analysis) : []
   }
 }
 
@@ -135,7 +153,8 @@ async function answer(request) {
       id: request.id ?? null,
       decision: 'Error',
       explanation: String(error?.message ?? error),
-      ignoredContextKeys: []
+      ignoredContextKeys: [],
+      denials: []
     }
   }
 }
@@ -154,7 +173,13 @@ if (process.argv.includes('--serve')) {
     try {
       reply = await answer(JSON.parse(line))
     } catch (error) {
-      reply = { id: null, decision: 'Error', explanation: String(error), ignoredContextKeys: [] }
+      reply = {
+        id: null,
+        decision: 'Error',
+        explanation: String(error),
+        ignoredContextKeys: [],
+        denials: []
+      }
     }
     process.stdout.write(JSON.stringify(reply) + '\n')
   }
