@@ -17,12 +17,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from .iam_evaluator import Decision
 from .standins.clock import SimulatedClock
 from .standins.deployed import DeployedStack
 from .standins.eventbridge import Unmodelled as UnmodelledPattern
 from .standins.eventbridge import matches
 from .standins.gateway import Gateway
-from .standins.iam import Decision
 from .standins.stepfunctions import (
     HISTORY_LIMIT,
     HISTORY_LIMIT_CAUSE,
@@ -131,7 +131,12 @@ TEMPLATE: dict[str, Any] = {
             allow(
                 "events:PutEvents",
                 BUS,
-                Condition={"StringEquals": {"events:source": SOURCE}},
+                # events:source is multi-valued (Service Authorization Reference): a set
+                # operator, and Null so that a request without the key is not allowed.
+                Condition={
+                    "ForAllValues:StringEquals": {"events:source": SOURCE},
+                    "Null": {"events:source": "false"},
+                },
             ),
         ),
         "ReaderRole": role("lambda.amazonaws.com", allow("states:DescribeExecution", EXECUTIONS)),

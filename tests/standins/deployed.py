@@ -236,6 +236,85 @@ class DeployedStack:
             raise Unresolvable(f"KMS alias {alias} is not defined in this template")
         return f"arn:{self.partition}:kms:{self.region}:{self.account}:key/{key}"
 
+    # Other resource policies
+
+    def key_policy(self, key_logical_id: str) -> dict[str, JSON]:
+        key = self._expect(key_logical_id, "AWS::KMS::Key")
+        document: dict[str, JSON] = self.resolve(key["Properties"]["KeyPolicy"])
+        return document
+
+    def topic_policy(self, topic_logical_id: str) -> dict[str, JSON] | None:
+        """The statements of every TopicPolicy naming the topic (SNS keeps the last one set;
+        CDK writes one per topic)."""
+        arn = self.ref(topic_logical_id)
+        found = [
+            self.resolve(resource["Properties"]["PolicyDocument"])
+            for resource in self.resources("AWS::SNS::TopicPolicy").values()
+            if arn in self.resolve(resource["Properties"]["Topics"])
+        ]
+        if len(found) > 1:
+            raise ValueError(f"topic {arn} has {len(found)} topic policies")
+        return found[0] if found else None
+
+    def bus_policy(self, bus_logical_id: str) -> dict[str, JSON] | None:
+        """The bus's resource policy: its Policy property and each EventBusPolicy statement."""
+        bus = self._expect(bus_logical_id, "AWS::Events::EventBus")
+        name = self.ref(bus_logical_id)
+        statements: list[JSON] = []
+        own = bus.get("Properties", {}).get("Policy")
+        if own is not None:
+            statements.extend(_as_list(self.resolve(own).get("Statement", [])))
+        for resource in self.resources("AWS::Events::EventBusPolicy").values():
+            properties = self.resolve(resource["Properties"])
+            if properties.get("EventBusName", "default") != name:
+                continue
+            if "Statement" not in properties:
+                raise Unresolvable("an EventBusPolicy without Statement is not modelled")
+            statements.append(properties["Statement"])
+        return {"Version": "2012-10-17", "Statement": statements} if statements else None
+
+    def function_policy(self, function_logical_id: str) -> dict[str, JSON] | None:
+        """The function's resource policy as Lambda writes it from each AWS::Lambda::Permission
+        (GetPolicy's form: SourceArn as ArnLike on AWS:SourceArn, SourceAccount as
+        StringEquals on AWS:SourceAccount)."""
+        arn = self.get_att(function_logical_id, "Arn")
+        name = self.ref(function_logical_id)
+        statements: list[JSON] = []
+        for logical, resource in self.resources("AWS::Lambda::Permission").items():
+            properties = self.resolve(resource["Properties"])
+            if properties["FunctionName"] not in {arn, name}:
+                continue
+            principal = str(properties["Principal"])
+            condition: dict[str, JSON] = {}
+            if "SourceArn" in properties:
+                condition["ArnLike"] = {"AWS:SourceArn": properties["SourceArn"]}
+            if "SourceAccount" in properties:
+                condition["StringEquals"] = {"AWS:SourceAccount": properties["SourceAccount"]}
+            unmodelled = set(properties) - {
+                "Action",
+                "FunctionName",
+                "Principal",
+                "SourceArn",
+                "SourceAccount",
+            }
+            if unmodelled:
+                raise Unresolvable(f"Lambda permission properties {sorted(unmodelled)}")
+            statement: dict[str, JSON] = {
+                "Sid": logical,
+                "Effect": "Allow",
+                "Principal": (
+                    {"Service": principal}
+                    if principal.endswith(".amazonaws.com")
+                    else {"AWS": principal}
+                ),
+                "Action": properties["Action"],
+                "Resource": arn,
+            }
+            if condition:
+                statement["Condition"] = condition
+            statements.append(statement)
+        return {"Version": "2012-10-17", "Statement": statements} if statements else None
+
     # Resolution
 
     def resolve(self, value: JSON) -> JSON:
@@ -658,3 +737,7 @@ _KINDS: dict[str, Callable[[DeployedStack, str, Mapping[str, JSON]], Attributes]
     "AWS::Omics::SequenceStore": _sequence_store,
     "AWS::SecretsManager::Secret": _secret,
 }
+
+
+def _as_list(value: JSON) -> list[JSON]:
+    return list(value) if isinstance(value, list) else [value]

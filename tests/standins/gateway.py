@@ -11,6 +11,7 @@ error format, so the handler under test sees what it would see in AWS.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import http.client
@@ -36,12 +37,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ..iam_evaluator import ContextValue, Decision, Document, Evaluator, Request
 from ..omics_endpoint import ROUTES, Job, OmicsEndpoint, _error, _iso8601
 from . import eventbridge, stepfunctions
 from .clock import SimulatedClock
 from .deployed import DeployedStack
 from .eventbridge import EventBridgeStandIn
-from .iam import Caller, ContextValue, Decision, Document, evaluate, trusts
 from .stepfunctions import StepFunctionsStandIn
 
 OMICS_PRINCIPAL = "omics.amazonaws.com"
@@ -202,6 +203,17 @@ class Unmodelled(Exception):
     """A request the gateway does not know how to authorize: it answers loudly, never guesses."""
 
 
+class UnsupportedPolicy(ValueError):
+    """The evaluator refused a policy or request (malformed, an unknown action or ARN), or a
+    policy is conditioned on a key the gateway cannot know: never judged as if it were absent."""
+
+
+# Every decision comes from @cloud-copilot/iam-simulate, in one Node.js process for the whole
+# test session, started at the first request that needs one.
+EVALUATOR = Evaluator()
+atexit.register(EVALUATOR.close)
+
+
 class Gateway:
     """S3 and DynamoDB (moto) and HealthOmics behind one endpoint that enforces IAM."""
 
@@ -225,6 +237,7 @@ class Gateway:
         self._roles: dict[str, Principal] = {}  # by role ARN
         self._bucket_policies: dict[str, Document] = {}
         self._bucket_keys: dict[str, str] = {}
+        self._key_policies: dict[str, Document] = {}
         self._object_keys: dict[tuple[str, str], str | None] = {}
         self._upload_keys: dict[str, str | None] = {}
         self._pending: dict[str, int] = {}  # role ARN -> requests still to deny
@@ -292,6 +305,7 @@ class Gateway:
             self._roles.clear()
             self._bucket_policies.clear()
             self._bucket_keys.clear()
+            self._key_policies.clear()
             self._object_keys.clear()
             self._upload_keys.clear()
             self._pending.clear()
@@ -378,6 +392,8 @@ class Gateway:
             key = deployed.bucket_key_arn(logical)
             if key is not None:
                 self.set_bucket_key(name, key)
+        for logical in deployed.resources("AWS::KMS::Key"):
+            self.set_key_policy(str(deployed.get_att(logical, "Arn")), deployed.key_policy(logical))
         dynamodb = self.client("dynamodb")
         for logical, resource in deployed.resources("AWS::DynamoDB::Table").items():
             with _ignoring("ResourceInUseException"):
@@ -407,6 +423,14 @@ class Gateway:
                 self._bucket_keys.pop(bucket, None)
             else:
                 self._bucket_keys[bucket] = key_arn
+
+    def set_key_policy(self, key_arn: str, document: Document | None) -> None:
+        """A KMS key's policy; a key without one here has KMS's default policy."""
+        with self._lock:
+            if document is None:
+                self._key_policies.pop(key_arn, None)
+            else:
+                self._key_policies[key_arn] = document
 
     def not_yet_usable(self, role_arn: str, requests: int = 1) -> None:
         """Deny the next `requests` requests made with or as this role, as IAM's eventual
@@ -562,73 +586,59 @@ class Gateway:
 
     def _judge(self, principal: Principal, check: Check) -> Verdict:
         context = {**self._common_context(principal), **principal.context, **check.context}
-        action, resource = check.action, check.resource
-
-        def decide(documents: list[Document], caller: Caller | None = None) -> Decision:
-            return evaluate(
-                documents,
-                action,
-                resource,
-                context,
-                principal=caller,
-                unmodelled_keys=UNMODELLED_KEYS,
-            )
-
-        identity = decide(principal.documents)
-        boundary = None if principal.boundary is None else decide([principal.boundary])
         with self._lock:
-            policy = (
-                None
-                if check.kms or check.bucket is None
-                else self._bucket_policies.get(check.bucket)
-            )
+            if check.kms:
+                policy: Document | None = self._key_policy(check.resource)
+            elif check.bucket is None:
+                policy = None
+            else:
+                policy = self._bucket_policies.get(check.bucket)
         if check.action.startswith("events:"):
             policy = self.events.bus_policy(check.resource)
-        resource_policy = (
-            Decision.IMPLICIT_DENY
-            if policy is None
-            else decide([policy], Caller(principal.arn, principal.account))
+        boundaries = [] if principal.boundary is None else [principal.boundary]
+        _refuse_unmodelled_keys([*principal.documents, *boundaries, policy], context)
+        answer = EVALUATOR.ask(
+            Request(
+                principal=principal.arn,
+                action=check.action,
+                resource=check.resource,
+                resource_account=self._account_of(check.resource),
+                identity_policies=principal.documents,
+                resource_policy=policy,
+                permission_boundaries=boundaries,
+                context=context,
+            )
         )
-        return self._verdict(principal, check, identity, boundary, resource_policy)
-
-    def _verdict(
-        self,
-        principal: Principal,
-        check: Check,
-        identity: Decision,
-        boundary: Decision | None,
-        resource_policy: Decision,
-    ) -> Verdict:
-        """IAM's evaluation logic for one account, and for a principal of another account."""
-        explicit = [
-            (identity, "with an explicit deny in an identity-based policy"),
-            (resource_policy, "with an explicit deny in a resource-based policy"),
-            (boundary, "with an explicit deny in a permissions boundary"),
-        ]
-        for decision, reason in explicit:
-            if decision is Decision.EXPLICIT_DENY:
-                return self._deny(principal, check, decision, reason)
-        boundary_allows = boundary in {None, Decision.ALLOW}
-        same_account = principal.account == self.account
-        if identity is Decision.ALLOW and boundary_allows:
-            allowed = same_account or resource_policy is Decision.ALLOW
-            reason = "because no resource-based policy allows"
-        else:
-            # In one account a bucket policy naming the principal suffices, but a role's
-            # boundary still limits it (a user's does not).
-            allowed = (
-                same_account
-                and resource_policy is Decision.ALLOW
-                and (boundary_allows or not principal.is_role)
-            )
-            reason = (
-                "because no permissions boundary allows"
-                if identity is Decision.ALLOW
-                else "because no identity-based policy allows"
-            )
-        if allowed:
+        if answer.decision is Decision.ERROR:
+            raise UnsupportedPolicy(f"{check.action} on {check.resource}: {answer.explanation}")
+        if answer.decision is Decision.ALLOW:
             return Verdict(Decision.ALLOW, check)
-        return self._deny(principal, check, Decision.IMPLICIT_DENY, reason)
+        return self._deny(principal, check, answer.decision, _reason(answer.denials))
+
+    def _account_of(self, arn: str) -> str:
+        """The resource's owner: the ARN's account, else (S3) the gateway's."""
+        parts = arn.split(":")
+        return parts[4] if len(parts) > 4 and parts[4] else self.account
+
+    def _key_policy(self, key_arn: str) -> Document:
+        """The key's policy: the template's, or KMS's default policy for a key of no deployed
+        stack (the account's principals may use it as their IAM policies allow)."""
+        known = self._key_policies.get(key_arn)
+        if known is not None:
+            return known
+        root = f"arn:{self.partition}:iam::{self._account_of(key_arn)}:root"
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "Enable IAM User Permissions",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+        }
 
     def _deny(self, principal: Principal, check: Check, decision: Decision, reason: str) -> Verdict:
         return Verdict(decision, check, _denial(principal, check, reason))
@@ -1264,7 +1274,36 @@ class Gateway:
             principal = self._roles.get(role_arn)
         if principal is None or principal.trust is None:
             raise Unmodelled(f"{role_arn} is not a role of a deployed stack")
-        return trusts(principal.trust, service_principal, context)
+        return self._trusts(principal.trust, role_arn, service_principal, context)
+
+    def _trusts(
+        self,
+        trust: Document,
+        role_arn: str,
+        service_principal: str,
+        context: Mapping[str, ContextValue],
+    ) -> bool:
+        """Whether a trust policy lets a service principal call sts:AssumeRole on the role."""
+        full = {
+            "aws:PrincipalServiceName": service_principal,
+            "aws:PrincipalIsAWSService": "true",
+            "aws:SecureTransport": "true",
+            **context,
+        }
+        _refuse_unmodelled_keys([trust], full)
+        answer = EVALUATOR.ask(
+            Request(
+                principal=service_principal,
+                action="sts:AssumeRole",
+                resource=role_arn,
+                resource_account=self._account_of(role_arn),
+                resource_policy=trust,
+                context=full,
+            )
+        )
+        if answer.decision is Decision.ERROR:
+            raise UnsupportedPolicy(f"the trust policy of {role_arn}: {answer.explanation}")
+        return answer.decision is Decision.ALLOW
 
     def _states(self, principal: Principal | None, access_key_id: str, request: _Request) -> _Reply:
         """The Step Functions JSON 1.0 API: IAM on the state machine or execution ARN."""
@@ -1382,7 +1421,7 @@ class Gateway:
         if role is None or role.trust is None:
             return dict.fromkeys(read_set_ids, _short(f"Unable to assume role {job.role_arn}"))
         context = {"aws:SourceAccount": self.account, "aws:SourceArn": store_arn}
-        if not trusts(role.trust, OMICS_PRINCIPAL, context):
+        if not self._trusts(role.trust, job.role_arn, OMICS_PRINCIPAL, context):
             message = f"HealthOmics is not authorized to perform sts:AssumeRole on {job.role_arn}"
             return dict.fromkeys(read_set_ids, _short(message))
         bucket, _, prefix = job.destination.removeprefix("s3://").partition("/")
@@ -1632,6 +1671,51 @@ def _denial(principal: Principal, check: Check, reason: str) -> str:
         else f"User: {principal.caller_arn} is not authorized to perform: {check.action} on "
         f"resource: {resource} {reason}"
     )
+
+
+def _reason(denials: Sequence[tuple[str, bool]]) -> str:
+    """The AccessDenied reason, as IAM words it, from the kinds of policy that refused."""
+    explicit = {kind for kind, is_explicit in denials if is_explicit}
+    implicit = {kind for kind, is_explicit in denials if not is_explicit}
+    for kind, reason in (
+        ("identity", "with an explicit deny in an identity-based policy"),
+        ("resource", "with an explicit deny in a resource-based policy"),
+        ("pb", "with an explicit deny in a permissions boundary"),
+    ):
+        if kind in explicit:
+            return reason
+    if "identity" in implicit or not implicit:
+        return "because no identity-based policy allows"
+    if "pb" in implicit:
+        return "because no permissions boundary allows"
+    return "because no resource-based policy allows"
+
+
+def _refuse_unmodelled_keys(
+    documents: Sequence[Document | None], context: Mapping[str, ContextValue]
+) -> None:
+    """A condition on a key AWS would set but the gateway cannot know (UNMODELLED_KEYS), absent
+    from the request, raises instead of being judged as if the key were absent."""
+    supplied = {key.lower() for key in context}
+    for document in documents:
+        if document is None:
+            continue
+        statements = document.get("Statement", [])
+        for statement in statements if isinstance(statements, list) else [statements]:
+            for keys in dict(statement.get("Condition", {})).values():
+                for key in keys:
+                    lowered = str(key).lower()
+                    if lowered in supplied:
+                        continue
+                    for unmodelled in UNMODELLED_KEYS:
+                        family = unmodelled.lower()
+                        if lowered == family or (
+                            family.endswith("/") and lowered.startswith(family)
+                        ):
+                            raise UnsupportedPolicy(
+                                f"condition key {key} is not modelled by the stand-in and was "
+                                "not supplied in the request context"
+                            )
 
 
 def _admin_headers(
