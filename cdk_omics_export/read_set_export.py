@@ -223,6 +223,7 @@ class ReadSetExport(Construct):
             archived_read_sets=archived_read_sets,
             shared_options=shared_options,
             service=service,
+            service_class=ReadSetExportService,
             notification_topic=notification_topic,
             noncurrent_version_expiration=noncurrent_version_expiration,
             noncurrent_version_expiration_given=(

@@ -456,9 +456,24 @@ class ReadSetExportService(Construct):
             environment,
             network,
         )
-        self._runner, self._runner_log_group = runner.create_runner(self, stack, self._runner_step)
-        runner.create_watchdog(self, self._runner, self._runner_step)
-        control = runner.create_control(self, stack, self._runner)
+        self._runner, self._runner_log_group = runner.create_runner(
+            self,
+            stack,
+            self._runner_step,
+            poll_interval=self.poll_interval,
+            logging=runner.RunnerLogs(
+                log_group_name=self.runner_log_group_name,
+                retention=self.log_retention,
+                key=self.key,
+                removal_policy=self.removal_policy,
+                level=self.runner_log_level,
+                include_execution_data=self.runner_log_execution_data,
+            ),
+        )
+        runner.create_watchdog(
+            self, self._runner, self._runner_step, dead_letter_queue=self.dead_letter_queue
+        )
+        control = runner.create_control(self, stack, self._runner, handler_role=self.handler_role)
         environment = {**environment, rules.RUNNER_ENV: self._runner.state_machine_arn}
         # CloudFormation invokes it asynchronously: Lambda retries a failed invocation
         # twice, and the function answers every request itself, errors included.
