@@ -48,6 +48,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
 from . import compliance, runner
+from .export_access import secure_bucket
 from .handler import rules
 from .handler_policies import HandlerPolicies, vpc_statements
 from .validation import Problems, check_service_props, check_shared_options
@@ -625,21 +626,6 @@ class ReadSetExportService(Construct):
             description="cdk-omics-export: HealthOmics read set exports of this stack",
             **network,
         )
-
-
-def secure_bucket(scope: Construct, id: str, **settings: Any) -> s3.Bucket:
-    """A bucket with every public access blocked, TLS only, a bucket key, versioning and
-    bucket-owner-enforced ownership (no ACLs): the destination's and the access logs'."""
-    return s3.Bucket(
-        scope,
-        id,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        bucket_key_enabled=True,
-        enforce_ssl=True,
-        versioned=True,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        **settings,
-    )
 
 
 @jsii.implements(IAspect)

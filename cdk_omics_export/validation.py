@@ -16,6 +16,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
 from .handler import rules
+from .props import ExportProps
 from .read_set_filter import ReadSetFilter
 
 # The handler is written for Python 3.11 (its syntax and standard library).
@@ -52,71 +53,49 @@ class Problems:
         )
 
 
-def validate_export(
-    scope: Construct,
-    *,
-    sequence_store_id: str,
-    read_set_ids: Sequence[str] | None,
-    read_set_filter: ReadSetFilter | None,
-    allow_empty_selection: bool,
-    destination_prefix: str,
-    destination_bucket: s3.IBucket | None,
-    encryption_key: kms.IKey | None,
-    removal_policy: RemovalPolicy | None,
-    auto_delete_objects: bool,
-    timeout: Duration,
-    export_generation: int,
-    selection_refresh: str | None,
-    wait_for_completion: bool,
-    allow_partial_failure: bool,
-    shared_options: Mapping[str, Any],
-    service_class: type,
-    archived_read_sets: Any = rules.ArchivedReadSets.ACTIVATE,
-    service: Any = None,
-    notification_topic: Any = None,
-    noncurrent_version_expiration: Any = None,
-    noncurrent_version_expiration_given: bool = False,
-) -> None:
+def validate_export(scope: Construct, props: ExportProps, *, service_class: type) -> None:
     """Gather every problem with the props and raise once, naming each prop and rule.
 
-    ``service_class`` is the class a given ``service`` must be: the service module imports
+    ``service_class`` is the class a given ``service`` must be: the service's module imports
     this one, so this one cannot import it."""
     problems = Problems()
-    _check_store(problems, sequence_store_id)
-    _check_selection(problems, read_set_ids, read_set_filter, allow_empty_selection)
+    _check_store(problems, props.sequence_store_id)
+    _check_selection(
+        problems, props.read_set_ids, props.read_set_filter, props.allow_empty_selection
+    )
     _check_destination(
         problems,
-        prefix=destination_prefix,
-        bucket=destination_bucket,
-        key=encryption_key,
-        removal_policy=removal_policy,
-        auto_delete_objects=auto_delete_objects,
+        prefix=props.destination_prefix,
+        bucket=props.destination_bucket,
+        key=props.encryption_key,
+        removal_policy=props.removal_policy,
+        auto_delete_objects=props.auto_delete_objects,
     )
-    if check_duration(problems, "timeout", timeout, "Duration.minutes(50)"):
-        problems.add(rules.check_timeout(int(timeout.to_seconds())))
-    _check_runs(problems, export_generation, selection_refresh)
-    _check_parts(problems, service, service_class, notification_topic)
+    if check_duration(problems, "timeout", props.timeout, "Duration.minutes(50)"):
+        problems.add(rules.check_timeout(int(props.timeout.to_seconds())))
+    _check_runs(problems, props.export_generation, props.selection_refresh)
+    _check_parts(problems, props.service, service_class, props.notification_topic)
     _check_noncurrent_versions(
         problems,
-        noncurrent_version_expiration,
-        given=noncurrent_version_expiration_given,
-        own_bucket=destination_bucket is None,
+        props.noncurrent_version_expiration,
+        given=props.noncurrent_version_expiration_given,
+        own_bucket=props.destination_bucket is None,
     )
     for name, flag in (
-        ("allow_empty_selection", allow_empty_selection),
-        ("auto_delete_objects", auto_delete_objects),
-        ("wait_for_completion", wait_for_completion),
-        ("allow_partial_failure", allow_partial_failure),
+        ("allow_empty_selection", props.allow_empty_selection),
+        ("auto_delete_objects", props.auto_delete_objects),
+        ("wait_for_completion", props.wait_for_completion),
+        ("allow_partial_failure", props.allow_partial_failure),
     ):
         if not isinstance(flag, bool):
             problems.expected(name, "True or False", flag)
-    if not isinstance(archived_read_sets, rules.ArchivedReadSets):
+    if not isinstance(props.archived_read_sets, rules.ArchivedReadSets):
         problems.expected(
             "archived_read_sets",
             "an ArchivedReadSets (ArchivedReadSets.ACTIVATE or ArchivedReadSets.FAIL)",
-            archived_read_sets,
+            props.archived_read_sets,
         )
-    check_shared_options(problems, shared_options)
+    check_shared_options(problems, props.shared_options())
     problems.raise_if_any(scope)
 
 
