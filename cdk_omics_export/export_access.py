@@ -53,6 +53,22 @@ def secure_bucket(scope: Construct, id: str, **settings: Any) -> s3.Bucket:
     )
 
 
+def create_access_logs(
+    scope: Construct, *, removal_policy: RemovalPolicy, auto_delete_objects: bool
+) -> s3.Bucket:
+    """The bucket that receives the access logs of the destination buckets exports create."""
+    # SSE-S3: the only default encryption that S3 server access logging delivers to
+    # ("Enabling Amazon S3 server access logging", S3 User Guide). CDK's bucket policy
+    # lets logging.s3.amazonaws.com write here for the logged buckets of this account.
+    return secure_bucket(
+        scope,
+        "AccessLogs",
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        removal_policy=removal_policy,
+        auto_delete_objects=auto_delete_objects,
+    )
+
+
 def create_bucket(
     scope: Construct,
     *,

@@ -54,6 +54,33 @@ class RunnerLogs:
     include_execution_data: bool
 
 
+@dataclass(frozen=True)
+class Runner:
+    machine: sfn.StateMachine
+    log_group: logs.LogGroup
+    # The handler's use of the runner, which the function CloudFormation calls depends on.
+    control: iam.ManagedPolicy
+
+
+def create(
+    scope: Construct,
+    step: lambda_.Function,
+    *,
+    poll_interval: Duration,
+    logging: RunnerLogs,
+    dead_letter_queue: sqs.IQueue,
+    handler_role: iam.IRole,
+) -> Runner:
+    """The runner, its watchdog, and the handler's permission to start and follow it."""
+    stack = Stack.of(scope)
+    machine, log_group = create_runner(
+        scope, stack, step, poll_interval=poll_interval, logging=logging
+    )
+    create_watchdog(scope, machine, step, dead_letter_queue=dead_letter_queue)
+    control = create_control(scope, stack, machine, handler_role=handler_role)
+    return Runner(machine, log_group, control)
+
+
 def create_runner(
     scope: Construct,
     stack: Stack,
