@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ..handler.state import Manifest, ManifestCounts, ManifestJob
 
+# The exit code each export and job comes to (commands.EXIT_CODES words them for --help).
 EXIT_COMPLETED = 0
 EXIT_USAGE = 2  # argparse's own
 EXIT_ACCESS = 3
