@@ -43,7 +43,7 @@ help:
 	@echo "make synth   set up what synthesis needs and synthesize the example app with the CDK CLI"
 	@echo "make test    set everything up and run every check and test"
 	@echo "make test-floor  the unit tests against the oldest aws-cdk-lib supported (.venv-floor/)"
-	@echo "make lint    ruff and mypy --strict over the package"
+	@echo "make lint    ruff, mypy --strict and the import contracts (lint-imports) over the package"
 	@echo "make integ   check the integration test's snapshot (synthesizes it; deploys nothing)"
 	@echo "make integ-update  rewrite that snapshot after a reviewed change"
 	@echo "make bench   synthesis at 1-10,000 read sets and a rehearsed 1,000-read-set deploy"
@@ -82,10 +82,13 @@ synth: $(SYNTH_VENV)/.installed node_modules/.installed
 	PATH=$(CURDIR)/$(SYNTH_VENV)/bin:$$PATH $(CDK) synth --quiet
 	@echo "Synthesized into cdk.out/"
 
+# lint-imports holds the import contracts of pyproject.toml ([tool.importlinter]): the
+# construct's layers, no cycle, what the construct and the CLI may use of the handler.
 lint: $(VENV)/.installed
 	$(BIN)/ruff check cdk_omics_export tests benchmarks tools app.py
 	$(BIN)/ruff format --check cdk_omics_export tests benchmarks tools app.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # Two workers, one per core; each test file stays on one worker so its synthesized
 # fixtures are built once.

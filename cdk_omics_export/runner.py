@@ -4,24 +4,26 @@ Its loop is Step (one short call of the service's ``RunnerHandler``) → CarryOn
 poll interval) → Step, until the export ends (``handler/runner.py``). Here: its definition and
 role, its execution logs, the watchdog rule that hears an execution end otherwise than by
 succeeding, and the handler's permission to start and follow executions. Every construct is a
-child of the ``ReadSetExportService``, with the ids it always had.
+child of the ``ReadSetExportService``, with the ids it always had; the service hands in what
+they need of it, so this module sits below it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-
-if TYPE_CHECKING:
-    from .service import ReadSetExportService
+from constructs import Construct
 
 # Lambda's own transient errors (throttling included) are retried for about 56 minutes.
 LAMBDA_ERRORS = (
@@ -40,8 +42,52 @@ STATES_PRINCIPAL = "states.amazonaws.com"
 STATES_STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
+@dataclass(frozen=True)
+class RunnerLogs:
+    """Where the runner's executions log, and how much: the service's settings."""
+
+    log_group_name: str
+    retention: logs.RetentionDays
+    key: kms.IKey
+    removal_policy: RemovalPolicy
+    level: sfn.LogLevel
+    include_execution_data: bool
+
+
+@dataclass(frozen=True)
+class Runner:
+    machine: sfn.StateMachine
+    log_group: logs.LogGroup
+    # The handler's use of the runner, which the function CloudFormation calls depends on.
+    control: iam.ManagedPolicy
+
+
+def create(
+    scope: Construct,
+    step: lambda_.Function,
+    *,
+    poll_interval: Duration,
+    logging: RunnerLogs,
+    dead_letter_queue: sqs.IQueue,
+    handler_role: iam.IRole,
+) -> Runner:
+    """The runner, its watchdog, and the handler's permission to start and follow it."""
+    stack = Stack.of(scope)
+    machine, log_group = create_runner(
+        scope, stack, step, poll_interval=poll_interval, logging=logging
+    )
+    create_watchdog(scope, machine, step, dead_letter_queue=dead_letter_queue)
+    control = create_control(scope, stack, machine, handler_role=handler_role)
+    return Runner(machine, log_group, control)
+
+
 def create_runner(
-    service: ReadSetExportService, stack: Stack, step: lambda_.Function
+    scope: Construct,
+    stack: Stack,
+    step: lambda_.Function,
+    *,
+    poll_interval: Duration,
+    logging: RunnerLogs,
 ) -> tuple[sfn.StateMachine, logs.LogGroup]:
     """Step → carry on? → Wait (the poll interval) → Step ..., until the export ends.
 
@@ -49,7 +95,37 @@ def create_runner(
     step is one short Lambda call that is safe to retry (every write is conditional, every
     start carries its batch's client token).
     """
-    definition = {
+    definition = _definition(step, poll_interval)
+    role = _create_role(scope, stack, step)
+    log_group = _create_logs(scope, logging)
+    machine = sfn.StateMachine(
+        scope,
+        "Runner",
+        # Written out rather than built from state constructs: five constructs and the
+        # aws_stepfunctions_tasks module cost a whole-app synthesis more than the service's
+        # every other part. The function's ARN is a token inside the string.
+        definition_body=sfn.DefinitionBody.from_string(
+            json.dumps(definition, separators=(",", ":"))
+        ),
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        # Every permission is in the managed policy above (none inline).
+        role=role.without_policy_updates(),
+        # Errors only, without execution data, unless the user asks for more: with execution
+        # data, a state's input and output are logged, and a failed step's cause can repeat
+        # what the service was sent.
+        logs=sfn.LogOptions(
+            destination=log_group,
+            level=logging.level,
+            include_execution_data=logging.include_execution_data,
+        ),
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    return machine, log_group
+
+
+def _definition(step: lambda_.Function, poll_interval: Duration) -> dict[str, Any]:
+    """The state machine's Amazon States Language, the step's ARN a token inside it."""
+    return {
         "StartAt": "Step",
         "States": {
             "Step": {
@@ -64,7 +140,7 @@ def create_runner(
                     },
                     {
                         "ErrorEquals": ["States.ALL"],
-                        "IntervalSeconds": int(service.poll_interval.to_seconds()),
+                        "IntervalSeconds": int(poll_interval.to_seconds()),
                         "MaxAttempts": RUNNER_RETRY_ATTEMPTS,
                         "BackoffRate": 2,
                         "MaxDelaySeconds": int(RUNNER_RETRY_MAX_DELAY.to_seconds()),
@@ -91,8 +167,12 @@ def create_runner(
         },
         "Comment": "cdk-omics-export: carries each export of the stack to its end",
     }
+
+
+def _create_role(scope: Construct, stack: Stack, step: lambda_.Function) -> iam.Role:
+    """The role Step Functions runs the runner as: it calls the step and delivers logs."""
     role = iam.Role(
-        service,
+        scope,
         "RunnerRole",
         assumed_by=iam.ServicePrincipal(
             STATES_PRINCIPAL,
@@ -111,7 +191,7 @@ def create_runner(
         description="Runs the cdk-omics-export runner: calls its step and logs",
     )
     policy = iam.ManagedPolicy(
-        service,
+        scope,
         "RunnerRolePolicy",
         description="cdk-omics-export: what the runner state machine may do",
         statements=[
@@ -137,49 +217,30 @@ def create_runner(
         ],
     )
     role.add_managed_policy(policy)
-    log_group = _create_logs(service)
-    machine = sfn.StateMachine(
-        service,
-        "Runner",
-        # Written out rather than built from state constructs: five constructs and the
-        # aws_stepfunctions_tasks module cost a whole-app synthesis more than the service's
-        # every other part. The function's ARN is a token inside the string.
-        definition_body=sfn.DefinitionBody.from_string(
-            json.dumps(definition, separators=(",", ":"))
-        ),
-        state_machine_type=sfn.StateMachineType.STANDARD,
-        # Every permission is in the managed policy above (none inline).
-        role=role.without_policy_updates(),
-        # Errors only, without execution data, unless the user asks for more: with execution
-        # data, a state's input and output are logged, and a failed step's cause can repeat
-        # what the service was sent.
-        logs=sfn.LogOptions(
-            destination=log_group,
-            level=service.runner_log_level,
-            include_execution_data=service.runner_log_execution_data,
-        ),
-        removal_policy=RemovalPolicy.DESTROY,
-    )
-    return machine, log_group
+    return role
 
 
-def _create_logs(service: ReadSetExportService) -> logs.LogGroup:
+def _create_logs(scope: Construct, logging: RunnerLogs) -> logs.LogGroup:
     """The runner's execution logs, in a log group of their own under /aws/vendedlogs/:
     Step Functions adds every other log group it logs to to the account's CloudWatch Logs
     resource policy, whose 5,120 characters a few dozen stacks would fill. The name ends
     with the stack's GUID, so a stack created again after a retained one has its own."""
     return logs.LogGroup(
-        service,
+        scope,
         "RunnerLogs",
-        log_group_name=service.runner_log_group_name,
-        retention=service.log_retention,
-        encryption_key=service.key,
-        removal_policy=service.removal_policy,
+        log_group_name=logging.log_group_name,
+        retention=logging.retention,
+        encryption_key=logging.key,
+        removal_policy=logging.removal_policy,
     )
 
 
 def create_watchdog(
-    service: ReadSetExportService, runner: sfn.StateMachine, step: lambda_.Function
+    scope: Construct,
+    runner: sfn.StateMachine,
+    step: lambda_.Function,
+    *,
+    dead_letter_queue: sqs.IQueue,
 ) -> events.Rule:
     """Step Functions' own event for a runner execution that failed or timed out (its
     retries ran out) goes to the runner's function, which starts the next execution if
@@ -187,7 +248,7 @@ def create_watchdog(
     the deploy. One stopped by hand (ABORTED) is not restarted: a deploy that waits for it is
     answered FAILED, naming the execution."""
     return events.Rule(
-        service,
+        scope,
         "RunnerWatchdog",
         description="cdk-omics-export: restarts a runner execution that failed",
         event_pattern=events.EventPattern(
@@ -202,14 +263,14 @@ def create_watchdog(
             targets.LambdaFunction(
                 step,
                 retry_attempts=RUNNER_RETRY_ATTEMPTS,
-                dead_letter_queue=service.dead_letter_queue,
+                dead_letter_queue=dead_letter_queue,
             )
         ],
     )
 
 
 def create_control(
-    service: ReadSetExportService, stack: Stack, runner: sfn.StateMachine
+    scope: Construct, stack: Stack, runner: sfn.StateMachine, *, handler_role: iam.IRole
 ) -> iam.ManagedPolicy:
     """The handler's use of the runner: start executions and read their status.
 
@@ -224,7 +285,7 @@ def create_control(
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
     return iam.ManagedPolicy(
-        service,
+        scope,
         "RunnerControlPolicy",
         description="cdk-omics-export: the handler starts and follows runner executions",
         statements=[
@@ -234,5 +295,5 @@ def create_control(
             ),
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]),
         ],
-        roles=[service.handler_role],
+        roles=[handler_role],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from aws_cdk import Duration, RemovalPolicy, Token
 from aws_cdk import aws_ec2 as ec2
@@ -16,6 +16,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
 from .handler import rules
+from .props import ExportProps
 from .read_set_filter import ReadSetFilter
 
 # The handler is written for Python 3.11 (its syntax and standard library).
@@ -52,88 +53,78 @@ class Problems:
         )
 
 
-def validate_export(
-    scope: Construct,
-    *,
-    sequence_store_id: str,
-    read_set_ids: Sequence[str] | None,
-    read_set_filter: ReadSetFilter | None,
-    allow_empty_selection: bool,
-    destination_prefix: str,
-    destination_bucket: s3.IBucket | None,
-    encryption_key: kms.IKey | None,
-    removal_policy: RemovalPolicy | None,
-    auto_delete_objects: bool,
-    timeout: Duration,
-    export_generation: int,
-    selection_refresh: str | None,
-    wait_for_completion: bool,
-    allow_partial_failure: bool,
-    shared_options: Mapping[str, Any],
-    archived_read_sets: Any = rules.ArchivedReadSets.ACTIVATE,
-    service: Any = None,
-    notification_topic: Any = None,
-    noncurrent_version_expiration: Any = None,
-    noncurrent_version_expiration_given: bool = False,
-) -> None:
-    """Gather every problem with the props and raise once, naming each prop and rule."""
+def validate_export(scope: Construct, props: ExportProps, *, service_class: type) -> None:
+    """Gather every problem with the props and raise once, naming each prop and rule.
+
+    ``service_class`` is the class a given ``service`` must be: the service's module imports
+    this one, so this one cannot import it."""
     problems = Problems()
+    _check_store(problems, props.sequence_store_id)
+    _check_selection(
+        problems, props.read_set_ids, props.read_set_filter, props.allow_empty_selection
+    )
+    _check_destination(
+        problems,
+        prefix=props.destination_prefix,
+        bucket=props.destination_bucket,
+        key=props.encryption_key,
+        removal_policy=props.removal_policy,
+        auto_delete_objects=props.auto_delete_objects,
+    )
+    if check_duration(problems, "timeout", props.timeout, "Duration.minutes(50)"):
+        problems.add(rules.check_timeout(int(props.timeout.to_seconds())))
+    _check_runs(problems, props.export_generation, props.selection_refresh)
+    _check_parts(problems, props.service, service_class, props.notification_topic)
+    _check_noncurrent_versions(
+        problems,
+        props.noncurrent_version_expiration,
+        given=props.noncurrent_version_expiration_given,
+        own_bucket=props.destination_bucket is None,
+    )
+    for name, flag in (
+        ("allow_empty_selection", props.allow_empty_selection),
+        ("auto_delete_objects", props.auto_delete_objects),
+        ("wait_for_completion", props.wait_for_completion),
+        ("allow_partial_failure", props.allow_partial_failure),
+    ):
+        if not isinstance(flag, bool):
+            problems.expected(name, "True or False", flag)
+    if not isinstance(props.archived_read_sets, rules.ArchivedReadSets):
+        problems.expected(
+            "archived_read_sets",
+            "an ArchivedReadSets (ArchivedReadSets.ACTIVATE or ArchivedReadSets.FAIL)",
+            props.archived_read_sets,
+        )
+    check_shared_options(problems, props.shared_options())
+    problems.raise_if_any(scope)
+
+
+def _check_store(problems: Problems, sequence_store_id: object) -> None:
     if not isinstance(sequence_store_id, str):
         problems.expected("sequence_store_id", f"a string of {_ID_DIGITS}", sequence_store_id)
     elif not Token.is_unresolved(sequence_store_id):
         problems.add(rules.check_sequence_store_id(sequence_store_id))
-    _check_selection(problems, read_set_ids, read_set_filter, allow_empty_selection)
-    _check_destination(
-        problems,
-        prefix=destination_prefix,
-        bucket=destination_bucket,
-        key=encryption_key,
-        removal_policy=removal_policy,
-        auto_delete_objects=auto_delete_objects,
-    )
-    if check_duration(problems, "timeout", timeout, "Duration.minutes(50)"):
-        problems.add(rules.check_timeout(int(timeout.to_seconds())))
+
+
+def _check_runs(problems: Problems, export_generation: object, selection_refresh: object) -> None:
+    """The props that start a new export or a new run of it."""
     if _is_int(export_generation):
         problems.add(rules.check_export_generation(export_generation))
     else:
         problems.expected("export_generation", "an int (0, 1, 2, ...)", export_generation)
-    if selection_refresh is not None and not isinstance(selection_refresh, str):
+    if selection_refresh is None:
+        return
+    if not isinstance(selection_refresh, str):
         problems.expected("selection_refresh", "a string (e.g. '2026-11-29')", selection_refresh)
-    elif selection_refresh is not None and rules.has_control_characters(selection_refresh):
+    elif rules.has_control_characters(selection_refresh):
         problems.add(["selection_refresh: holds control characters (tab, newline, ...)"])
-    elif (
-        selection_refresh is not None
-        and len(selection_refresh) > rules.SELECTION_REFRESH_MAX_LENGTH
-    ):
+    elif len(selection_refresh) > rules.SELECTION_REFRESH_MAX_LENGTH:
         problems.add(
             [
                 f"selection_refresh: {len(selection_refresh)} characters; at most "
                 f"{rules.SELECTION_REFRESH_MAX_LENGTH} (a date or a version label)"
             ]
         )
-    _check_parts(problems, service, notification_topic)
-    _check_noncurrent_versions(
-        problems,
-        noncurrent_version_expiration,
-        given=noncurrent_version_expiration_given,
-        own_bucket=destination_bucket is None,
-    )
-    for name, flag in (
-        ("allow_empty_selection", allow_empty_selection),
-        ("auto_delete_objects", auto_delete_objects),
-        ("wait_for_completion", wait_for_completion),
-        ("allow_partial_failure", allow_partial_failure),
-    ):
-        if not isinstance(flag, bool):
-            problems.expected(name, "True or False", flag)
-    if not isinstance(archived_read_sets, rules.ArchivedReadSets):
-        problems.expected(
-            "archived_read_sets",
-            "an ArchivedReadSets (ArchivedReadSets.ACTIVATE or ArchivedReadSets.FAIL)",
-            archived_read_sets,
-        )
-    check_shared_options(problems, shared_options)
-    problems.raise_if_any(scope)
 
 
 def check_duration(problems: Problems, prop: str, value: object, example: str) -> bool:
@@ -179,10 +170,10 @@ def check_service_props(
         problems.expected("runner_log_execution_data", "True or False", runner_log_execution_data)
 
 
-def _check_parts(problems: Problems, service: object, notification_topic: object) -> None:
-    from .service import ReadSetExportService  # noqa: PLC0415 (the service imports this module)
-
-    if service is not None and not isinstance(service, ReadSetExportService):
+def _check_parts(
+    problems: Problems, service: object, service_class: type, notification_topic: object
+) -> None:
+    if service is not None and not isinstance(service, service_class):
         problems.expected(
             "service", "a ReadSetExportService of the export's stack (or None)", service
         )
@@ -350,21 +341,7 @@ def _check_destination(
         )
         bucket = None
     _check_key(problems, key, bucket)
-    if not isinstance(prefix, str):
-        problems.expected("destination_prefix", "a string (e.g. 'exports/')", prefix)
-    elif Token.is_unresolved(prefix):
-        problems.add(["destination_prefix: must be a literal string, not a token"])
-    elif prefix.lower().startswith("s3://"):
-        problems.add(
-            [
-                f"destination_prefix: {_show(repr(prefix))} is a URI; give the key prefix only "
-                "(e.g. 'exports/') and the bucket as destination_bucket"
-            ]
-        )
-    else:
-        name = bucket.bucket_name if bucket is not None else None
-        known_name = name if name is not None and not Token.is_unresolved(name) else None
-        problems.add(rules.check_destination_prefix(prefix, known_name))
+    _check_prefix(problems, prefix, bucket)
     if removal_policy is not None and not isinstance(removal_policy, RemovalPolicy):
         problems.expected(
             "removal_policy",
@@ -393,6 +370,24 @@ def _check_destination(
                 "is kept unless you ask for both)"
             ]
         )
+
+
+def _check_prefix(problems: Problems, prefix: object, bucket: s3.IBucket | None) -> None:
+    if not isinstance(prefix, str):
+        problems.expected("destination_prefix", "a string (e.g. 'exports/')", prefix)
+    elif Token.is_unresolved(prefix):
+        problems.add(["destination_prefix: must be a literal string, not a token"])
+    elif prefix.lower().startswith("s3://"):
+        problems.add(
+            [
+                f"destination_prefix: {_show(repr(prefix))} is a URI; give the key prefix only "
+                "(e.g. 'exports/') and the bucket as destination_bucket"
+            ]
+        )
+    else:
+        name = bucket.bucket_name if bucket is not None else None
+        known_name = name if name is not None and not Token.is_unresolved(name) else None
+        problems.add(rules.check_destination_prefix(prefix, known_name))
 
 
 # "You cannot use a key id, alias name, or alias ARN to identify a KMS key in an IAM policy
@@ -427,7 +422,7 @@ def _check_key(problems: Problems, key: kms.IKey | None, bucket: s3.IBucket | No
         problems.add([ALIAS_PROBLEM.format(prop="destination_bucket's encryption key")])
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     # bool is an int subclass, but True is no count.
     return isinstance(value, int) and not isinstance(value, bool)
 

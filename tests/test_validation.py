@@ -3,7 +3,9 @@ expected, gathered into one error (a TypeError when any of them is a wrong type)
 
 from __future__ import annotations
 
+import inspect
 import re
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +14,7 @@ from aws_cdk import App, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 
 from cdk_omics_export import ReadSetExport, ReadSetExportService, ReadSetFilter
+from cdk_omics_export.props import ExportProps
 
 STORE = "1234567890"
 READ_SETS = ["1111111111", "2222222222"]
@@ -202,3 +205,11 @@ def test_a_service_of_another_stack_is_refused() -> None:
             read_set_ids=["1111111111"],
             service=elsewhere,
         )
+
+
+def test_every_prop_reaches_the_checks() -> None:
+    """The checks read the props from one record, filled by name from ReadSetExport's
+    signature: a prop added to one and not the other fails here, not silently."""
+    signature = inspect.signature(ReadSetExport.__init__).parameters.values()
+    keyword_only = [p.name for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert keyword_only == [field.name for field in fields(ExportProps)]
