@@ -26,6 +26,7 @@ rehearsal is deterministic whatever the machine's load.
 
 from __future__ import annotations
 
+import datetime as datetime_module
 import heapq
 import itertools
 import json
@@ -41,6 +42,7 @@ from typing import Any, Protocol
 from unittest import mock
 
 from botocore.exceptions import ClientError
+from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
     CustomErrorName,
 )
@@ -52,6 +54,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (
     StateTaskLambda,
 )
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
@@ -65,9 +68,12 @@ from moto.stepfunctions.parser.models import (
 
 from .standins.clock import SimulatedClock
 
-# The error the gateway answers in Step Functions' JSON form.
-from .standins.stepfunctions import ServiceError
-
+STATES_PRINCIPAL = "states.amazonaws.com"
+NAME_LIMIT = 80
+_NAME_FORBIDDEN = frozenset('<>{}[]?*"#%\\^|~`$&,;:/')
+# Step Functions' hard quota of events in one execution's history. moto keeps no count: a
+# rehearsal whose execution goes past it fails loudly here rather than pass where AWS fails.
+HISTORY_LIMIT = 25_000
 DEFAULT_LAMBDA_TIMEOUT = 3.0
 DEFAULT_LAMBDA_MEMORY = 128
 # Errors of Lambda's Invoke API that Step Functions reports under their own code
@@ -94,6 +100,28 @@ class RoleAuthority(Protocol):
     def service_role_call(
         self, role_arn: str, action: str, resource: str, *, service: str
     ) -> str | None: ...
+
+    def role_trusts(
+        self, role_arn: str, service_principal: str, context: Mapping[str, str]
+    ) -> bool: ...
+
+
+class ServiceError(Exception):
+    """An error answer of the Step Functions API (JSON 1.0: ``__type`` and ``message``)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class CreateRefused(ValueError):
+    """What CreateStateMachine (so the stack's deployment) would refuse."""
+
+
+class HistoryLimitExceeded(AssertionError):
+    """An execution went past Step Functions' history quota, which moto does not enforce."""
 
 
 class Unmodelled(Exception):
@@ -153,6 +181,8 @@ class Run:
     start: float
     moto: Any  # moto's Execution
     stop: float | None = None
+    # StopExecution's error and cause: moto keeps them out of DescribeExecution.
+    stopped_with: tuple[str | None, str | None] = (None, None)
 
     @property
     def status(self) -> str:
@@ -160,10 +190,14 @@ class Run:
 
     @property
     def error(self) -> str | None:
+        if self.status == "ABORTED":
+            return self.stopped_with[0]
         return self.moto.error  # type: ignore[no-any-return]
 
     @property
     def cause(self) -> str | None:
+        if self.status == "ABORTED":
+            return self.stopped_with[1]
         return self.moto.cause  # type: ignore[no-any-return]
 
     @property
@@ -277,12 +311,12 @@ class _Turns:
             self._valid()
             return self._queue[0][0] if self._queue else None
 
-    def run_one(self, until: float) -> bool:
+    def run_one(self, until: float) -> _Fiber | None:
         """Give the turn to the first execution due by ``until``; back when it waits or ends."""
         with self._lock:
             self._valid()
             if not self._queue or self._queue[0][0] > until:
-                return False
+                return None
             due, _, fiber = heapq.heappop(self._queue)
             self.clock.advance_to(due)
             fiber.ticket = -1
@@ -292,7 +326,7 @@ class _Turns:
                 raise RuntimeError(f"{fiber.arn} kept the turn for {TURN_LIMIT_SECONDS} s")
         if self.failures:
             raise self.failures.pop(0)
-        return True
+        return fiber
 
 
 class MotoRunner:
@@ -325,6 +359,7 @@ class MotoRunner:
         self._runs: dict[str, Run] = {}
         self._fibers: dict[str, _Fiber] = {}
         self._machines: dict[str, Machine] = {}
+        self.history_limit = HISTORY_LIMIT
         self._patches = ExitStack()
         self._patch()
 
@@ -344,6 +379,7 @@ class MotoRunner:
             mock.patch.object(ExecutionWorker, "start", start),
             mock.patch.object(WaitFunction, "_wait_interval", _wait_interval(self._turns)),
             mock.patch.object(retrier_decl, "time", types.SimpleNamespace(sleep=self._turns.sleep)),
+            mock.patch.object(timestamp, "datetime", _datetime_module(self.clock)),
             mock.patch.object(
                 EventManager,
                 "_get_current_timestamp",
@@ -405,12 +441,43 @@ class MotoRunner:
                 kind=str(deployed.resolve(properties.get("StateMachineType", "STANDARD"))),
             )
 
+    def register_state_machine(
+        self,
+        *,
+        name: str,
+        definition: str | Mapping[str, Any],
+        role_arn: str,
+        substitutions: Mapping[str, Any] | None = None,
+    ) -> Machine:
+        """CreateStateMachine with a definition as text or as a document."""
+        text = definition if isinstance(definition, str) else json.dumps(definition)
+        for key, value in (substitutions or {}).items():
+            text = text.replace("${" + key + "}", str(value))
+        return self.create_state_machine(name, text, role_arn)
+
     def create_state_machine(
         self, name: str, definition: str, role_arn: str, *, kind: str = "STANDARD"
     ) -> Machine:
-        machine = self.backend.create_state_machine(
-            name=name, definition=definition, roleArn=role_arn, sm_type=kind
-        )
+        _check_definition(definition)
+        # moto creates a state machine with any role; Step Functions assumes it first.
+        arn = f"arn:{self.partition}:states:{self.region}:{self.account}:stateMachine:{name}"
+        context = {"aws:SourceAccount": self.account, "aws:SourceArn": arn}
+        if self.authority is not None and not self.authority.role_trusts(
+            role_arn, STATES_PRINCIPAL, context
+        ):
+            raise CreateRefused(
+                "AccessDeniedException: Neither the global service principal "
+                f"{STATES_PRINCIPAL}, nor the regional one is authorized to assume the "
+                f"provided role: {role_arn}"
+            )
+        try:
+            machine = self.backend.create_state_machine(
+                name=name, definition=definition, roleArn=role_arn, sm_type=kind
+            )
+        except Exception as error:
+            if type(error).__name__ != "InvalidDefinition":
+                raise
+            raise CreateRefused(f"InvalidDefinition: {error}") from None
         with self._lock:
             self._machines[machine.arn] = Machine(machine.arn, name)
             return self._machines[machine.arn]
@@ -497,6 +564,7 @@ class MotoRunner:
     ) -> dict[str, Any]:
         # moto's backend names an unnamed execution "None"; Step Functions gives it a UUID.
         name = name or str(uuid.uuid4())
+        _validate_name(name)
         if state_machine_arn not in self._machines:
             raise ServiceError(
                 "StateMachineDoesNotExist", f"State Machine Does Not Exist: '{state_machine_arn}'"
@@ -546,12 +614,22 @@ class MotoRunner:
                 "ExecutionDoesNotExist", f"Execution Does Not Exist: '{execution_arn}'"
             )
         if run.status == "RUNNING":
-            run.moto.stop(
-                stop_date=datetime.fromtimestamp(self.clock.now(), UTC), error=error, cause=cause
-            )
-            # Its thread waits for its turn: it ends (ABORTED) when the driver next runs.
-            self._turns.wake(self._fibers[run.arn])
-            self.run_due()
+            run.stopped_with = (error, cause)
+            fiber = self._fibers[run.arn]
+            if run.moto.exec_worker.env is None:
+                # Not started yet: moto can only stop a program that has begun.
+                fiber.done = True
+                run.moto.exec_status = ExecutionStatus.ABORTED
+                run.stop = self.clock.now()
+            else:
+                run.moto.stop(
+                    stop_date=datetime.fromtimestamp(self.clock.now(), UTC),
+                    error=error,
+                    cause=cause,
+                )
+                # Its thread waits for its turn: it ends (ABORTED) when the driver next runs.
+                self._turns.wake(fiber)
+                self.run_due()
         return {"stopDate": run.stop if run.stop is not None else self.clock.now()}
 
     def stop_by_hand(self, execution_name: str) -> Run:
@@ -573,11 +651,24 @@ class MotoRunner:
             return 0
         try:
             turns = 0
-            while self._turns.run_one(self.clock.now() if until is None else until):
+            while fiber := self._turns.run_one(self.clock.now() if until is None else until):
                 turns += 1
+                self._check_history(self._runs[fiber.arn])
             return turns
         finally:
             self._driving.release()
+
+    def _check_history(self, run: Run) -> None:
+        env = run.moto.exec_worker.env
+        history = [] if env is None else env.event_manager._history_event_list
+        events = len(history)
+        # The quota lets event number 25,000 be ExecutionSucceeded, and nothing else.
+        succeeded = bool(history) and str(history[-1]["type"]).endswith("ExecutionSucceeded")
+        if events > self.history_limit or (events == self.history_limit and not succeeded):
+            raise HistoryLimitExceeded(
+                f"{run.name} has {events} history events; Step Functions fails an execution "
+                f"at {self.history_limit} (States.Runtime)"
+            )
 
     def run_until_idle(self, limit_time: float) -> bool:
         """Run everything due up to ``limit_time``; True when no execution is still running."""
@@ -664,6 +755,44 @@ class MotoRunner:
             return {"FunctionError": "Unhandled", "Payload": json.dumps(report)}
 
 
+def _check_definition(text: str) -> None:
+    """What CreateStateMachine refuses and moto's parser lets through (transitions to no
+    state), and what the turns cannot run (branches in threads of their own)."""
+    definition = json.loads(text)
+    states = definition.get("States", {})
+    targets = [("StartAt", definition.get("StartAt"))]
+    for name, state in states.items():
+        if state.get("Type") in {"Map", "Parallel"}:
+            raise Unmodelled(f"{name}: {state['Type']} states run branches in threads of their own")
+        targets += [(f"{name}.Next", state.get("Next")), (f"{name}.Default", state.get("Default"))]
+        targets += [(f"{name}.Choices", choice.get("Next")) for choice in state.get("Choices", [])]
+        targets += [(f"{name}.Catch", catcher.get("Next")) for catcher in state.get("Catch", [])]
+    for where, target in targets:
+        if target is not None and target not in states:
+            raise CreateRefused(
+                "InvalidDefinition: Invalid State Machine Definition: "
+                f"'MISSING_TRANSITION_TARGET: Missing 'Next' target: {target} at /{where}'"
+            )
+
+
+def _validate_name(name: str) -> None:
+    """StartExecution's name: 1-80 characters, none of whitespace, brackets, wildcards,
+    ``"#%\\^|~`$&,;:/`` or control characters (StartExecution API reference); moto checks
+    nothing."""
+    if len(name) > NAME_LIMIT:
+        raise ServiceError(
+            "ValidationException",
+            f"1 validation error detected: Value '{name}' at 'name' failed to satisfy "
+            f"constraint: Member must have length less than or equal to {NAME_LIMIT}",
+        )
+    forbidden = any(
+        c in _NAME_FORBIDDEN or c.isspace() or ord(c) <= 0x1F or 0x7F <= ord(c) <= 0x9F
+        for c in name
+    )
+    if not name or forbidden:
+        raise ServiceError("InvalidName", f"Invalid Name: '{name}'")
+
+
 def _epoch(moment: datetime | str) -> float:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
@@ -689,6 +818,24 @@ def _wait_interval(turns: _Turns) -> Callable[[WaitFunction, Any, int], None]:
     return wait_interval
 
 
+def _datetime_module(clock: SimulatedClock) -> types.ModuleType:
+    """The datetime module as a TimestampPath wait sees it: its ``datetime.now()`` (naive, as
+    moto compares it with the parsed timestamp) is the simulated clock's."""
+
+    class SimulatedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> SimulatedDatetime:
+            moment = datetime.fromtimestamp(clock.now(), tz or UTC)
+            if tz is None:
+                moment = moment.replace(tzinfo=None)
+            return cls.fromisoformat(moment.isoformat())
+
+    shim = types.ModuleType("datetime")
+    shim.__dict__.update(vars(datetime_module))
+    shim.datetime = SimulatedDatetime  # type: ignore[attr-defined]
+    return shim
+
+
 def _lambda_error_names() -> Callable[[StateTaskLambda, Any, Exception], FailureEvent]:
     original = StateTaskLambda._from_error
 
@@ -700,6 +847,12 @@ def _lambda_error_names() -> Callable[[StateTaskLambda, Any, Exception], Failure
         event: FailureEvent = original(self, env, ex)
         details = event.event_details["lambdaFunctionFailedEventDetails"]
         details["error"] = name
+        # As Step Functions words it: the Java SDK's message of the Lambda call's error.
+        status = ex.response["ResponseMetadata"]["HTTPStatusCode"]
+        details["cause"] = (
+            f"{ex.response['Error']['Message']} (Service: AWSLambda; Status Code: {status}; "
+            f"Error Code: {code}; Request ID: {uuid.uuid4()}; Proxy: null)"
+        )
         return FailureEvent(
             env=env,
             error_name=CustomErrorName(name),

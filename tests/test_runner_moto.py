@@ -2,8 +2,9 @@
 (tests/moto_runner.py), calling the real handler, on the simulated clock.
 
 The stack is deployed into the IAM-enforcing gateway as in the rehearsals (moto's S3 and
-DynamoDB, the HealthOmics stand-in); only the interpreter differs: its Retry, Wait
-(``SecondsPath``), Choice and context object are moto's, not ours.
+DynamoDB, the HealthOmics stand-in). These scenarios hold the parts of the definition that
+the interpreter decides: its Retry (which retrier, after how long), Wait (``SecondsPath``),
+Choice, StartExecution's idempotency and the context object.
 """
 
 from __future__ import annotations
@@ -43,15 +44,7 @@ def template() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
     with Gateway() as started:
-        with MotoRunner(
-            started.clock,
-            region=started.region,
-            account=started.account,
-            partition=started.partition,
-            authority=started,
-        ) as machines:
-            started.stepfunctions = machines
-            yield started
+        yield started
 
 
 @pytest.fixture
@@ -101,7 +94,9 @@ def test_an_export_reaches_completed_with_the_runner_polling_on_its_wait(
     assert entered[0] == "Step" and entered[-1] == "Ended"
     waits = run.events("WaitStateEntered")
     assert len(waits) >= 2
-    steps = [e.timestamp for e in run.events("LambdaFunctionScheduled")]
+    scheduled = run.events("LambdaFunctionScheduled")
+    assert json.loads(scheduled[0].details["input"])["steps"] == 0
+    steps = [e.timestamp for e in scheduled]
     assert len(steps) == len(waits) + 1
     assert all(gap >= cfn.query_interval for gap in gaps(steps))
     assert created.waited >= len(waits) * cfn.query_interval
