@@ -10,9 +10,9 @@ included. Three things it does its own way are patched, only while a ``MotoRunne
   ARN instead, in process, after the state machine's role is asked for
   ``lambda:InvokeFunction`` (when an IAM authority is given); the handler's exception becomes
   Lambda's ``FunctionError`` payload, as the Python runtime reports it.
-- **Time.** A Wait state waits on a ``threading.Event`` in real time and a retry sleeps with
-  ``time.sleep``: both wait on the simulated clock instead, and history timestamps are read
-  from it, so hours of polling take no real time.
+- **Time.** A Wait state waits on a ``threading.Event`` in real time, a retry sleeps with
+  ``time.sleep`` and a ``TimestampPath`` is compared with the local clock: all of them use the
+  simulated clock instead, as do history timestamps, so hours of polling take no real time.
 - **Lambda's error names.** moto names every error of the Lambda API call ``Exception``;
   Step Functions names them ``Lambda.<code>`` (``Lambda.TooManyRequestsException`` for a
   throttled invocation), which is what a Retry's ``ErrorEquals`` matches.
@@ -22,6 +22,11 @@ runs only when the driver (``run_due``) hands it the turn, and gives it back whe
 (Wait, retry) or ends; the driver moves the clock to the next execution that is due. Only one
 execution runs at any time and the order is the clock's, then the order of arrival, so a
 rehearsal is deterministic whatever the machine's load.
+
+What moto lets through and Step Functions refuses is checked here (execution names,
+transitions to no state, the role's trust, the 25,000-event history quota), and what it lacks
+is kept here (StopExecution's error and cause, a stop before the first state). The patches are
+process-wide, so one ``MotoRunner`` is open at a time.
 """
 
 from __future__ import annotations
@@ -34,15 +39,15 @@ import threading
 import traceback
 import types
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from unittest import mock
 
 from botocore.exceptions import ClientError
-from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.api import ExecutionStatus, InvalidDefinition
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
     CustomErrorName,
 )
@@ -338,6 +343,8 @@ class MotoRunner:
     ``next_due``, ``run_due``, ``executions``, ``stop_execution``, ``stop_by_hand``.
     """
 
+    _open: ClassVar[MotoRunner | None] = None
+
     def __init__(
         self,
         clock: SimulatedClock,
@@ -361,7 +368,10 @@ class MotoRunner:
         self._machines: dict[str, Machine] = {}
         self.history_limit = HISTORY_LIMIT
         self._patches = ExitStack()
+        if MotoRunner._open is not None:
+            raise RuntimeError("another MotoRunner is open: its patches would be undone by ours")
         self._patch()
+        MotoRunner._open = self
 
     # moto's backend and the patches
 
@@ -396,6 +406,8 @@ class MotoRunner:
     def close(self) -> None:
         """Undo the patches (executions still waiting never run again)."""
         self._patches.close()
+        if MotoRunner._open is self:
+            MotoRunner._open = None
 
     def __enter__(self) -> MotoRunner:
         return self
@@ -471,12 +483,17 @@ class MotoRunner:
                 f"provided role: {role_arn}"
             )
         try:
-            machine = self.backend.create_state_machine(
-                name=name, definition=definition, roleArn=role_arn, sm_type=kind
-            )
-        except Exception as error:
-            if type(error).__name__ != "InvalidDefinition":
-                raise
+            if arn in self._machines:
+                # A stack deployed again: CloudFormation updates the state machine (moto's
+                # CreateStateMachine would return the old one, definition and all).
+                machine = self.backend.update_state_machine(
+                    arn, definition=definition, role_arn=role_arn
+                )
+            else:
+                machine = self.backend.create_state_machine(
+                    name=name, definition=definition, roleArn=role_arn, sm_type=kind
+                )
+        except InvalidDefinition as error:
             raise CreateRefused(f"InvalidDefinition: {error}") from None
         with self._lock:
             self._machines[machine.arn] = Machine(machine.arn, name)
@@ -861,9 +878,3 @@ def _lambda_error_names() -> Callable[[StateTaskLambda, Any, Exception], Failure
         )
 
     return from_error
-
-
-@contextmanager
-def moto_runner(clock: SimulatedClock, **kw: Any) -> Iterator[MotoRunner]:
-    with MotoRunner(clock, **kw) as runner:
-        yield runner
