@@ -421,7 +421,10 @@ def test_access_log_bucket_is_locked_down_encrypted_with_sse_s3_and_retained(
     assert resource["Properties"] == {
         "BucketEncryption": {
             "ServerSideEncryptionConfiguration": [
-                {"BucketKeyEnabled": True, "ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                {
+                    "BucketKeyEnabled": True,
+                    "ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                }
             ]
         },
         "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
