@@ -1101,8 +1101,8 @@ def bench_long_export(gateway: Gateway) -> None:
         f"concurrent jobs of {JOB_SECONDS / 60:.0f} min, wait_for_completion=False",
     )
     print(
-        f"  the runner's state machine as synthesized, run by the Step Functions stand-in; the "
-        f"runner's Wait states, the handler's pacer and the jobs on one "
+        f"  the runner's state machine as synthesized, run by moto's Step Functions "
+        f"interpreter; the runner's Wait states, the handler's pacer and the jobs on one "
         f"simulated clock; every request under enforced IAM; physical limit {waves} waves of "
         f"{JOB_SECONDS / 60:.0f} min = {physical / 60:.0f} min"
     )

@@ -11,8 +11,8 @@ CloudFormation's own message. The properties CloudFormation sends are the templa
 resolved; the handler runs with its function's environment and the credentials of its role, so
 every request it makes is judged by the policies the template grants.
 
-The service's runner is the template's own state machine, run by the Step Functions stand-in
-(tests/standins/stepfunctions.py): it calls the runner function (``index.run_step``, here in
+The service's runner is the template's own state machine, run by moto's Step Functions
+interpreter (tests/moto_runner.py): it calls the runner function (``index.run_step``, here in
 process) as its definition says, as time passes; an execution that ends otherwise than by
 succeeding is told to the watchdog rule's target when the rule's pattern matches, as
 EventBridge would. Time is the gateway's simulated clock: the handler's ``now`` and ``sleep``

@@ -1,7 +1,7 @@
 """A simulated clock the stand-ins and the code under rehearsal share (test code, never shipped).
 
 Simulated time only moves when something moves it: `sleep` (the code under test waiting) or
-`advance_to` (the Step Functions stand-in running a transition that is due). It never goes
+`advance_to` (tests/moto_runner.py giving the turn to an execution that is due). It never goes
 backwards, so timestamps taken from it are ordered like real ones.
 """
 

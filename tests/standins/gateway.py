@@ -38,12 +38,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..iam_evaluator import ContextValue, Decision, Document, Evaluator, Request
+from ..moto_runner import MotoRunner
+from ..moto_runner import ServiceError as StatesError
+from ..moto_runner import Unmodelled as UnmodelledStates
 from ..omics_endpoint import ROUTES, Job, OmicsEndpoint, _error, _iso8601
-from . import eventbridge, stepfunctions
+from . import eventbridge
 from .clock import SimulatedClock
 from .deployed import DeployedStack
 from .eventbridge import EventBridgeStandIn
-from .stepfunctions import StepFunctionsStandIn
 
 OMICS_PRINCIPAL = "omics.amazonaws.com"
 # Keys AWS would put in a request that the gateway cannot know; a policy conditioned on one
@@ -254,7 +256,8 @@ class Gateway:
         # When a request arrived, as the HealthOmics stand-in counts its rate: real time, or
         # the simulated clock for a rehearsal that runs on it (set_simulated).
         self.arrival_clock: Callable[[], float] = time.monotonic
-        self.stepfunctions = StepFunctionsStandIn(
+        # The runner's state machines run in moto's interpreter (tests/moto_runner.py).
+        self.stepfunctions = MotoRunner(
             self.clock, region=region, account=account, partition=partition, authority=self
         )
         self.events = EventBridgeStandIn(
@@ -291,6 +294,7 @@ class Gateway:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        self.stepfunctions.close()
 
     @property
     def url(self) -> str:
@@ -1321,7 +1325,7 @@ class Gateway:
         try:
             body = json.loads(request.body or b"{}")
             action, resource = self.stepfunctions.authorization(operation, body)
-        except (stepfunctions.Unmodelled, ValueError) as problem:
+        except (UnmodelledStates, ValueError) as problem:
             self._record(
                 principal.name,
                 "states",
@@ -1345,7 +1349,7 @@ class Gateway:
             return _aws_json_error("1.0", 400, "AccessDeniedException", verdict.message)
         try:
             status, payload = 200, self.stepfunctions.handle(operation, body)
-        except stepfunctions.ServiceError as error:
+        except StatesError as error:
             status, payload = error.status, {"__type": error.code, "message": error.message}
         self._record(
             principal.name, "states", action, resource, decision=Decision.ALLOW, status=status
