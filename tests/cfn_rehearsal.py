@@ -222,7 +222,9 @@ class StackRehearsal:
             self._told.add(run.arn)
             event = status_change(run)
             for rule in watchdogs:
-                if eventbridge.matches(rule["EventPattern"], event):
+                if eventbridge.matches_as_moto_does(
+                    rule["EventPattern"], event, rule="RunnerWatchdog"
+                ):
                     self.step(event)
 
     def runs(self) -> list[Any]:

@@ -17,13 +17,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto.events.models import EventPattern
 
 from .iam_evaluator import Decision
 from .moto_runner import CreateRefused, HistoryLimitExceeded, Machine, Run, Unmodelled
 from .standins.clock import SimulatedClock
 from .standins.deployed import DeployedStack
+from .standins.eventbridge import PatternDisagreement, matches, matches_as_moto_does
 from .standins.eventbridge import Unmodelled as UnmodelledPattern
-from .standins.eventbridge import matches
 from .standins.gateway import Gateway
 
 ACCOUNT = "111122223333"
@@ -823,6 +824,27 @@ PATTERNS: list[tuple[dict[str, Any], bool]] = [
 @pytest.mark.parametrize(("pattern", "expected"), PATTERNS)
 def test_event_pattern_matching(pattern: dict[str, Any], expected: bool) -> None:
     assert matches(pattern, EVENT) is expected
+
+
+# Where moto's matcher (which every rehearsal's delivery is also asked) reads EventBridge's
+# documentation otherwise: the rehearsals' rules use neither form.
+MOTO_DIFFERS = [
+    ({"detail": {"retried": [0]}}, False),  # moto: Python's False == 0
+    ({"detail": {"readSets": {"status": ["FAILED"]}}}, True),  # moto: no array of objects
+]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), PATTERNS)
+def test_moto_agrees_with_the_pattern_table_but_where_it_is_known_to_differ(
+    pattern: dict[str, Any], expected: bool
+) -> None:
+    moto = EventPattern(None, pattern).matches_event(EVENT)
+    assert (moto is expected) is ((pattern, expected) not in MOTO_DIFFERS)
+
+
+def test_a_delivery_moto_would_decide_otherwise_fails_the_rehearsal() -> None:
+    with pytest.raises(PatternDisagreement, match="moto's matcher"):
+        matches_as_moto_does({"detail": {"retried": [0]}}, EVENT, rule="Odd")
 
 
 def test_an_unknown_pattern_operator_is_refused_not_guessed(gateway: Gateway) -> None:

@@ -10,7 +10,12 @@ of the deployed stacks. Matching follows the event pattern rules of aws/event-ru
 matching library (its README: "Ruler by Example", "$or", "JSON Array Matching"): exact values
 (strings, numbers compared as numbers, booleans, null), prefix, suffix, equals-ignore-case,
 wildcard, anything-but (value, list, prefix, suffix, equals-ignore-case, wildcard), exists,
-numeric, cidr, and $or. Anything else raises `Unmodelled`.
+numeric, cidr, and $or. Anything else raises `Unmodelled`. Every match is also asked of moto's
+event pattern matcher (`moto.events.models.EventPattern`, a third party's reading of the same
+rules): where the two disagree on a delivery, the rehearsal fails (`PatternDisagreement`), so a
+rule can't pass on a reading only this module holds. moto is known to differ from EventBridge's
+documentation in two cases (`false` matching `0`; a nested pattern against an array of
+objects); `tests/test_standins_runner.py` keeps both as evidence.
 
 What a rule's Targets do is not modelled: a delivery is recorded per rule
 (`deliveries(rule)`), and nothing is invoked.
@@ -27,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from moto.events.models import EventPattern
 
 from .clock import SimulatedClock
 
@@ -48,6 +55,10 @@ _OPERATORS = {
 
 class Unmodelled(Exception):
     """Something the stand-in does not model: it refuses loudly rather than guess."""
+
+
+class PatternDisagreement(AssertionError):
+    """This module and moto's matcher decide an event's delivery differently."""
 
 
 class InvalidEventPattern(ValueError):
@@ -291,7 +302,7 @@ class EventBridgeStandIn:
                     continue
                 if self.bus_arn_of(rule.bus) != bus:
                     continue
-                if matches(rule.pattern, envelope):
+                if matches_as_moto_does(rule.pattern, envelope, rule=logical):
                     self._deliveries[logical].append(envelope)
 
 
@@ -370,6 +381,18 @@ def _is_or(value: JSON) -> bool:
         and len(value) >= 2
         and all(isinstance(v, Mapping) and not (_OPERATORS & set(v)) for v in value)
     )
+
+
+def matches_as_moto_does(pattern: Mapping[str, JSON], event: JSON, *, rule: str = "") -> bool:
+    """``matches``, which must agree with moto's matcher on this event."""
+    ours = matches(pattern, event)
+    theirs = EventPattern(None, dict(pattern)).matches_event(event)
+    if ours != theirs:
+        raise PatternDisagreement(
+            f"rule {rule or '?'}: this stand-in says {ours}, moto's matcher {theirs}, for "
+            f"pattern {json.dumps(pattern)} and event {json.dumps(event, default=str)[:300]}"
+        )
+    return ours
 
 
 def matches(pattern: Mapping[str, JSON], event: JSON) -> bool:
