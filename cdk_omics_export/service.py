@@ -127,6 +127,7 @@ class ReadSetExportService(Construct):
         runner_log_execution_data: bool = False,
     ) -> None:
         super().__init__(scope, id)
+        _refuse_a_second(self)
         # A library cannot choose its users' cdk.json: pin, for this subtree only, the
         # behaviour the design relies on. ACL-based log delivery cannot work with
         # bucket-owner-enforced ownership.
@@ -178,9 +179,12 @@ class ReadSetExportService(Construct):
     def of(cls, scope: Construct) -> ReadSetExportService:
         """The service of ``scope``'s stack, created with defaults if there is none yet."""
         stack = Stack.of(scope)
+        # Found among the stack's children first: where of() creates it, and cheap.
         for child in stack.node.children:
             if isinstance(child, ReadSetExportService):
                 return child
+        for service in _services_of(stack):
+            return service
         return cls(stack, SERVICE_ID)
 
     def configure(self, setter: IConstruct, **options: Any) -> None:
@@ -388,6 +392,29 @@ def _check_props(
             ]
         )
     wrong.raise_if_any(service)
+
+
+def _services_of(stack: Stack) -> list[ReadSetExportService]:
+    """The services anywhere in the stack (a nested stack is a stack of its own)."""
+    return [
+        construct
+        for construct in stack.node.find_all()
+        if isinstance(construct, ReadSetExportService) and Stack.of(construct) is stack
+    ]
+
+
+def _refuse_a_second(service: ReadSetExportService) -> None:
+    """A stack has one service: a second would create the same named log groups and compete
+    for the same request budget, and the deploy would fail after minutes."""
+    stack = Stack.of(service)
+    others = [other for other in _services_of(stack) if other is not service]
+    if others:
+        raise ValueError(
+            f"ReadSetExportService {service.node.path}: stack {stack.node.path} already has a "
+            f"ReadSetExportService ({others[0].node.path}); a stack has one, shared by all its "
+            "exports. Find it with ReadSetExportService.of(stack), or declare yours before the "
+            "first export and pass it to each export as its service prop"
+        )
 
 
 @jsii.implements(IAspect)
