@@ -229,6 +229,25 @@ def check_service_props(
         problems.expected("runner_log_execution_data", "True or False", runner_log_execution_data)
 
 
+def check_rule_ids(problems: Problems, prop: str, value: object, known: Sequence[str]) -> None:
+    """A list of cdk-nag rule ids among ``known`` (the ones the construct acknowledges)."""
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        problems.expected(
+            prop, "a list of rule ids (e.g. ['HIPAA.Security-S3BucketReplicationEnabled'])", value
+        )
+        return
+    for rule in value:
+        if rule not in known:
+            problems.add(
+                [
+                    f"{prop}: {_show(repr(rule))} is not a rule the construct acknowledges; "
+                    f"give rule ids among {', '.join(known)} (docs/compliance.md)"
+                ]
+            )
+
+
 def _check_parts(
     problems: Problems, service: object, service_class: type, notification_topic: object
 ) -> None:

@@ -560,6 +560,21 @@ SERVICE_CASES = [
         "runner_log_execution_data: " + NOT_BOOL.format("NoneType"),
     ),
 ]
+SERVICE_CASES += [
+    _service(
+        "unacknowledged_rules",
+        "HIPAA.Security-S3BucketReplicationEnabled",
+        "unacknowledged_rules: expected a list of rule ids (e.g. "
+        "['HIPAA.Security-S3BucketReplicationEnabled']), got str",
+    ),
+    _service(
+        "unacknowledged_rules",
+        ["S3BucketReplicationEnabled"],
+        "unacknowledged_rules: 'S3BucketReplicationEnabled' is not a rule the construct "
+        "acknowledges; give rule ids among HIPAA.Security-LambdaConcurrency, "
+        "NIST.800.53.R5-LambdaConcurrency, HIPAA.Security-LambdaInsideVPC,",
+    ),
+]
 FILTER_CASES = [
     _filter("name", "Run\x07 1", f"read_set_filter.name: {CONTROL}"),
     _filter("name", "", "read_set_filter.name: 0 characters; it must be 1-127"),
@@ -722,6 +737,7 @@ def test_the_values_the_table_refuses_are_accepted_when_well_formed() -> None:
         removal_policy=RemovalPolicy.DESTROY,
         auto_delete_objects=True,
         log_retention=logs.RetentionDays.ONE_MONTH,
+        unacknowledged_rules=["HIPAA.Security-DynamoDBInBackupPlan", "AwsSolutions-IAM5"],
     )
     ReadSetExport(
         stack,
