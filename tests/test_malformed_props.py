@@ -25,6 +25,7 @@ from aws_cdk import aws_omics as omics
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
 
 from cdk_omics_export import ArchivedReadSets, ReadSetExport, ReadSetExportService, ReadSetFilter
 
@@ -792,6 +793,16 @@ def test_a_store_bucket_and_key_of_the_stacks_region_or_an_unknown_one_are_accep
         # Named, so that an environment-agnostic stack may refer to it.
         destination_bucket=s3.Bucket(data, "Lake", bucket_name="genomics-data-lake"),
     )
+
+
+def test_a_service_declared_deeper_in_the_stack_serves_its_exports() -> None:
+    """ReadSetExportService.of finds the stack's one service wherever it was declared, so an
+    export that names none uses it instead of making a second (which would be refused)."""
+    stack = Stack(App(), "Platform")
+    declared = ReadSetExportService(Construct(stack, "Shared"), "Exports")
+    export = ReadSetExport(stack, "Export", sequence_store_id=STORE, read_set_ids=READ_SETS)
+    assert export.service is declared
+    assert ReadSetExportService.of(stack) is declared
 
 
 def tally() -> Counter[str]:
