@@ -17,7 +17,7 @@ CDK := $(CURDIR)/node_modules/.bin/cdk
 # lock exactly (`uv pip sync`). It is installed itself from a hashed lock, by the pip of python3.
 TOOLS := .venv-tools
 UV := $(CURDIR)/$(TOOLS)/bin/uv
-LOCK_GROUPS := synth dev floor nag2 tools
+LOCK_GROUPS := synth dev floor nag2 dist tools
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet \
 	--custom-compile-command "make lock"
 
@@ -37,7 +37,7 @@ define venv
 endef
 
 .PHONY: help install synth test lint format bench clean integ integ-update lock check-locks \
-	test-floor
+	test-floor dist
 
 help:
 	@echo "make synth   set up what synthesis needs and synthesize the example app with the CDK CLI"
@@ -47,6 +47,7 @@ help:
 	@echo "make integ   check the integration test's snapshot (synthesizes it; deploys nothing)"
 	@echo "make integ-update  rewrite that snapshot after a reviewed change"
 	@echo "make bench   synthesis at 1-10,000 read sets and a rehearsed 1,000-read-set deploy"
+	@echo "make dist    build the sdist and wheel into dist/ and check them (twine, a clean-venv synth)"
 	@echo "make lock    resolve every lock again from pyproject.toml and package.json (upgrades)"
 	@echo "make check-locks  fail when a lock no longer matches pyproject.toml"
 	@echo "make clean   remove the virtualenvs, node_modules and cdk.out"
@@ -122,6 +123,26 @@ $(FLOOR)/.installed: requirements/floor.txt pyproject.toml $(TOOLS)/.installed
 test-floor: $(FLOOR)/.installed
 	PATH=$(CURDIR)/$(FLOOR)/bin:$$PATH $(FLOOR)/bin/python -m pytest -n 2 --dist loadfile $(UNIT_TESTS)
 
+# `make dist`: the sdist and the wheel built from it, into dist/, by `build` and the locked
+# setuptools of .venv-dist (no build isolation: an isolated build would fetch an unpinned
+# setuptools), then checked: `twine check --strict` (the metadata and README a package index
+# shows), and tools/check_dist.py (the files in each; the wheel installed with --no-deps into
+# a clean virtualenv of the locked synthesis environment, outside the repository, where a new
+# CDK app made of the README's first code block is synthesized by the pinned CDK CLI; the
+# console script without the cli extra). Not part of `make test`.
+DIST_VENV := .venv-dist
+$(DIST_VENV)/.installed: requirements/dist.txt $(TOOLS)/.installed
+	rm -rf $(DIST_VENV)
+	python3 -m venv --without-pip $(DIST_VENV)
+	$(UV) pip sync --quiet --python $(DIST_VENV)/bin/python --require-hashes requirements/dist.txt
+	touch $@
+
+dist: $(DIST_VENV)/.installed node_modules/.installed
+	rm -rf dist build/lib build/bdist.* cdk_omics_export.egg-info
+	$(DIST_VENV)/bin/python -m build --no-isolation --outdir dist .
+	$(DIST_VENV)/bin/twine check --strict dist/*
+	python3 tools/check_dist.py $(UV) $(CDK) dist
+
 # Resolve every lock again, taking the newest releases that pyproject.toml and package.json
 # allow. Review the diff (docs/development.md, "Upgrading CDK"), then run `make test`.
 lock: $(TOOLS)/.installed $(SYNTH_VENV)/.installed
@@ -147,5 +168,5 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format cdk_omics_export tests benchmarks tools app.py
 
 clean:
-	rm -rf $(VENV) $(SYNTH_VENV) $(NAG2) $(FLOOR) $(TOOLS) node_modules cdk.out .pytest_cache \
-		.mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(SYNTH_VENV) $(NAG2) $(FLOOR) $(TOOLS) $(DIST_VENV) node_modules cdk.out \
+		.pytest_cache .mypy_cache .ruff_cache *.egg-info dist build

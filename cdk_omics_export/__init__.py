@@ -8,15 +8,23 @@ from typing import TYPE_CHECKING
 from .handler.rules import ArchivedReadSets
 
 if TYPE_CHECKING:
+    from .compliance import ACKNOWLEDGED_RULES
     from .read_set_export import ReadSetExport
     from .read_set_filter import ReadSetFilter
     from .service import ReadSetExportService
 
-__all__ = ["ArchivedReadSets", "ReadSetExport", "ReadSetExportService", "ReadSetFilter"]
+__all__ = [
+    "ACKNOWLEDGED_RULES",
+    "ArchivedReadSets",
+    "ReadSetExport",
+    "ReadSetExportService",
+    "ReadSetFilter",
+]
 
 # Importing aws_cdk starts Node.js through jsii; the status command (cdk_omics_export.cli)
 # needs neither, so the construct is imported on first use.
 _LAZY = {
+    "ACKNOWLEDGED_RULES": ".compliance",
     "ReadSetExport": ".read_set_export",
     "ReadSetFilter": ".read_set_filter",
     "ReadSetExportService": ".service",

@@ -40,6 +40,14 @@ class Reason(NamedTuple):
     rules: tuple[str, ...]
     reason: str
 
+    def without(self, open_rules: frozenset[str]) -> Reason:
+        """The reason for the rules a team has not taken on themselves (``unacknowledged_rules``
+        names rule ids; a finding id ``<rule>[...]`` belongs to its rule)."""
+        return Reason(
+            tuple(rule for rule in self.rules if rule.split("[")[0] not in open_rules),
+            self.reason,
+        )
+
 
 OUTSIDE_VPC = ("HIPAA.Security-LambdaInsideVPC", "NIST.800.53.R5-LambdaInsideVPC")
 HANDLER_OUTSIDE_VPC = Reason(
@@ -127,30 +135,58 @@ STATE_TABLE_BACKUP = Reason(
 )
 
 
+WILDCARDS = "AwsSolutions-IAM5"
+# Every rule whose findings the construct may acknowledge, in docs/compliance.md's order: the
+# values ``unacknowledged_rules`` accepts (all of them leave every decision to the team).
+ACKNOWLEDGED_RULES: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [
+            *NO_RESERVED_CONCURRENCY.rules,
+            *HANDLER_OUTSIDE_VPC.rules,
+            *RUNNER_TRACING.rules,
+            *RUNNER_ERRORS_ONLY.rules,
+            WILDCARDS,
+            *STATE_TABLE_BACKUP.rules,
+            *BUCKET_REPLICATION.rules,
+            *ACCESS_LOGS_SSE_S3.rules,
+        ]
+    )
+)
+NOTHING_OPEN: frozenset[str] = frozenset()
+
+
 def acknowledge_service(
-    service: Construct, *, in_vpc: bool, reserved: bool, runner_logs_all: bool
+    service: Construct,
+    *,
+    in_vpc: bool,
+    reserved: bool,
+    runner_logs_all: bool,
+    open_rules: frozenset[str] = NOTHING_OPEN,
 ) -> None:
-    """Record the acknowledged findings of the shared service on the exact constructs."""
+    """Record the acknowledged findings of the shared service on the exact constructs, but
+    those of ``open_rules``, which the team decides in its own report."""
     for child in ("OnEventHandler", "RunnerHandler"):
         function = _resource(service, child)
         if function is not None and not in_vpc:
-            _acknowledge(function, HANDLER_OUTSIDE_VPC)
+            _acknowledge(function, HANDLER_OUTSIDE_VPC.without(open_rules))
         if function is not None and not reserved:
-            _acknowledge(function, NO_RESERVED_CONCURRENCY)
+            _acknowledge(function, NO_RESERVED_CONCURRENCY.without(open_rules))
     runner = _resource(service, "Runner")
     if runner is not None:
-        _acknowledge(runner, RUNNER_TRACING)
+        _acknowledge(runner, RUNNER_TRACING.without(open_rules))
         if not runner_logs_all:
-            _acknowledge(runner, RUNNER_ERRORS_ONLY)
+            _acknowledge(runner, RUNNER_ERRORS_ONLY.without(open_rules))
+    table = _resource(service, "State")
+    if table is not None:
+        _acknowledge(table, STATE_TABLE_BACKUP.without(open_rules))
+    if WILDCARDS in open_rules:
+        return
     runner_policy = _resource(service, "RunnerRolePolicy")
     if runner_policy is not None:
         _acknowledge(runner_policy, Reason((EVERYTHING,), RUNNER_LOG_DELIVERY))
     control = _resource(service, "RunnerControlPolicy")
     if control is not None:
         _acknowledge_wildcards(control, RUNNER_EXECUTIONS)
-    table = _resource(service, "State")
-    if table is not None:
-        _acknowledge(table, STATE_TABLE_BACKUP)
     # Exports declared after the service was built (after its functions were first used)
     # may still open new HandlerPolicy chunks: they are looked up when the app is validated.
     service.node.add_validation(
@@ -191,24 +227,27 @@ def _suppress_handler_policies_for_nag2(service: IConstruct) -> None:
             )
 
 
-def acknowledge_bucket(bucket: IConstruct) -> None:
+def acknowledge_bucket(bucket: IConstruct, open_rules: frozenset[str] = NOTHING_OPEN) -> None:
     default = bucket.node.default_child
     assert isinstance(default, CfnElement)
-    _acknowledge(default, BUCKET_REPLICATION)
+    _acknowledge(default, BUCKET_REPLICATION.without(open_rules))
 
 
-def acknowledge_access_logs(bucket: IConstruct) -> None:
-    acknowledge_bucket(bucket)
+def acknowledge_access_logs(bucket: IConstruct, open_rules: frozenset[str] = NOTHING_OPEN) -> None:
+    acknowledge_bucket(bucket, open_rules)
     default = bucket.node.default_child
     assert isinstance(default, CfnElement)
-    _acknowledge(default, ACCESS_LOGS_SSE_S3)
+    _acknowledge(default, ACCESS_LOGS_SSE_S3.without(open_rules))
 
 
-def acknowledge_export(export: Construct) -> None:
-    """Record the acknowledged findings of one export's own resources."""
+def acknowledge_export(export: Construct, open_rules: frozenset[str] = NOTHING_OPEN) -> None:
+    """Record the acknowledged findings of one export's own resources, but those of
+    ``open_rules`` (the service's ``unacknowledged_rules``)."""
     bucket = export.node.try_find_child("Bucket")
     if bucket is not None:  # only when the export created it
-        acknowledge_bucket(bucket)
+        acknowledge_bucket(bucket, open_rules)
+    if WILDCARDS in open_rules:
+        return
     export_policy = _resource(export, "ExportPolicy")
     assert export_policy is not None
     _acknowledge_wildcards(export_policy, EXPORTED_OBJECTS)

@@ -203,7 +203,7 @@ class ReadSetExport(Construct):
         # The shared handler's statements for this export: its store, manifest and role.
         self.service.add_to_handler_policy(*handler_statements(Stack.of(self), self, read_set_list))
         self.resource = self._create_resource(selection, props)
-        compliance.acknowledge_export(self)
+        compliance.acknowledge_export(self, self.service.unacknowledged_rules)
         self._expose_attributes()
         if notification_topic is not None:
             self._notify(notification_topic)

@@ -50,7 +50,7 @@ from .export_access import create_access_logs
 from .handler import rules
 from .handler_policies import HandlerPolicies, vpc_statements
 from .shared_options import SharedOptions
-from .validation import Problems, check_service_props
+from .validation import Problems, check_rule_ids, check_service_props
 
 SERVICE_ID = "ReadSetExportService"
 # The default runtime: the newest Python that aws-cdk-lib offers; tests fail when CDK adds a
@@ -100,6 +100,12 @@ class ReadSetExportService(Construct):
         key and the access log bucket. Default: ``RemovalPolicy.RETAIN``.
     :param auto_delete_objects: empty the access log bucket when it is deleted (needs
         ``removal_policy=RemovalPolicy.DESTROY``). Default: ``False``.
+    :param unacknowledged_rules: cdk-nag rule ids (``HIPAA.Security-S3BucketReplicationEnabled``,
+        ``AwsSolutions-IAM5``...) whose findings on the resources of this service and of its
+        exports the construct leaves open, for the team to decide in its own report (fix, or
+        acknowledge with its own reason); ``ACKNOWLEDGED_RULES`` leaves every one open.
+        Default: none: each finding listed in docs/compliance.md is acknowledged with its
+        reason.
     """
 
     key: kms.Key
@@ -125,8 +131,10 @@ class ReadSetExportService(Construct):
         auto_delete_objects: bool = False,
         runner_log_level: sfn.LogLevel | None = None,
         runner_log_execution_data: bool = False,
+        unacknowledged_rules: Sequence[str] | None = None,
     ) -> None:
         super().__init__(scope, id)
+        _refuse_a_second(self)
         # A library cannot choose its users' cdk.json: pin, for this subtree only, the
         # behaviour the design relies on. ACL-based log delivery cannot work with
         # bucket-owner-enforced ownership.
@@ -137,7 +145,10 @@ class ReadSetExportService(Construct):
             auto_delete_objects=auto_delete_objects,
             runner_log_level=runner_log_level,
             runner_log_execution_data=runner_log_execution_data,
+            unacknowledged_rules=unacknowledged_rules,
         )
+        # The compliance decisions the team takes itself: the rest are acknowledged here.
+        self.unacknowledged_rules = frozenset(unacknowledged_rules or ())
         self.removal_policy = removal_policy or RemovalPolicy.RETAIN
         self.runner_log_level = runner_log_level or DEFAULT_RUNNER_LOG_LEVEL
         self.runner_log_execution_data = runner_log_execution_data
@@ -178,9 +189,12 @@ class ReadSetExportService(Construct):
     def of(cls, scope: Construct) -> ReadSetExportService:
         """The service of ``scope``'s stack, created with defaults if there is none yet."""
         stack = Stack.of(scope)
+        # Found among the stack's children first: where of() creates it, and cheap.
         for child in stack.node.children:
             if isinstance(child, ReadSetExportService):
                 return child
+        for service in _services_of(stack):
+            return service
         return cls(stack, SERVICE_ID)
 
     def configure(self, setter: IConstruct, **options: Any) -> None:
@@ -251,7 +265,7 @@ class ReadSetExportService(Construct):
                 removal_policy=self.removal_policy,
                 auto_delete_objects=self._auto_delete_objects,
             )
-            compliance.acknowledge_access_logs(self._access_logs)
+            compliance.acknowledge_access_logs(self._access_logs, self.unacknowledged_rules)
         return self._access_logs
 
     def add_to_handler_policy(self, *statements: iam.PolicyStatement) -> None:
@@ -304,6 +318,7 @@ class ReadSetExportService(Construct):
             in_vpc=self.setting("vpc") is not None,
             reserved=self.setting("reserved_concurrency") is not None,
             runner_logs_all=self.runner_log_level == sfn.LogLevel.ALL,
+            open_rules=self.unacknowledged_rules,
         )
 
     def _function_settings(self, stack: Stack) -> parts.FunctionSettings:
@@ -370,6 +385,7 @@ def _check_props(
     auto_delete_objects: object,
     runner_log_level: object,
     runner_log_execution_data: object,
+    unacknowledged_rules: object,
 ) -> None:
     """The props that only the service takes (the shared ones are checked by configure)."""
     wrong = Problems()
@@ -380,6 +396,9 @@ def _check_props(
         runner_log_level=runner_log_level,
         runner_log_execution_data=runner_log_execution_data,
     )
+    check_rule_ids(
+        wrong, "unacknowledged_rules", unacknowledged_rules, compliance.ACKNOWLEDGED_RULES
+    )
     if auto_delete_objects and removal_policy != RemovalPolicy.DESTROY:
         wrong.add(
             [
@@ -388,6 +407,29 @@ def _check_props(
             ]
         )
     wrong.raise_if_any(service)
+
+
+def _services_of(stack: Stack) -> list[ReadSetExportService]:
+    """The services anywhere in the stack (a nested stack is a stack of its own)."""
+    return [
+        construct
+        for construct in stack.node.find_all()
+        if isinstance(construct, ReadSetExportService) and Stack.of(construct) is stack
+    ]
+
+
+def _refuse_a_second(service: ReadSetExportService) -> None:
+    """A stack has one service: a second would create the same named log groups and compete
+    for the same request budget, and the deploy would fail after minutes."""
+    stack = Stack.of(service)
+    others = [other for other in _services_of(stack) if other is not service]
+    if others:
+        raise ValueError(
+            f"ReadSetExportService {service.node.path}: stack {stack.node.path} already has a "
+            f"ReadSetExportService ({others[0].node.path}); a stack has one, shared by all its "
+            "exports. Find it with ReadSetExportService.of(stack), or declare yours before the "
+            "first export and pass it to each export as its service prop"
+        )
 
 
 @jsii.implements(IAspect)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
-from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import Duration, Reference, RemovalPolicy, Stack, Token, Tokenization
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -96,7 +96,66 @@ def validate_export(scope: Construct, props: ExportProps, *, service_class: type
             props.archived_read_sets,
         )
     check_shared_options(problems, props.shared_options())
+    _check_regions(problems, Stack.of(scope), props)
     problems.raise_if_any(scope)
+
+
+def _check_regions(problems: Problems, stack: Stack, props: ExportProps) -> None:
+    """The store, bucket and key must be in the stack's Region, where the handler starts the
+    jobs: HealthOmics exports only into a bucket of the store's Region, and S3 encrypts only
+    with a key of the bucket's. Checked only when both Regions are known at synth (an
+    environment-agnostic stack's Region is a token)."""
+    region = stack.region
+    if Token.is_unresolved(region):
+        return
+    store_region = _producer_region(props.sequence_store_id)
+    if store_region is not None and store_region != region:
+        problems.add(
+            [
+                f"sequence_store_id: the sequence store is in {store_region}, the stack in "
+                f"{region}; the export runs in its stack's Region, where HealthOmics has no such "
+                f"store: {_move_to(store_region)}"
+            ]
+        )
+    for prop, part in (
+        ("destination_bucket", props.destination_bucket),
+        ("encryption_key", props.encryption_key),
+    ):
+        part_region = _known_region(part)
+        if part_region is not None and part_region != region:
+            what = "bucket" if prop == "destination_bucket" else "key"
+            problems.add(
+                [
+                    f"{prop}: the {what} is in {part_region}, the stack in {region}; HealthOmics "
+                    f"exports into a bucket of the sequence store's Region, encrypted with a key "
+                    f"of that Region: give a {what} in {region}, or {_move_to(part_region)}"
+                ]
+            )
+
+
+def _move_to(region: str) -> str:
+    return f"put the export in a stack of {region} (env=Environment(region='{region}'))"
+
+
+def _known_region(resource: object) -> str | None:
+    """The Region of an imported or constructed resource (``env.region``: the Region given to
+    ``from_bucket_attributes``, of a key's ARN, or of the resource's stack), when known."""
+    env = getattr(resource, "env", None)
+    region = getattr(env, "region", None)
+    return region if isinstance(region, str) and not Token.is_unresolved(region) else None
+
+
+def _producer_region(value: object) -> str | None:
+    """The Region of the stack whose resource a token refers to (a ``CfnSequenceStore``'s
+    ``attr_sequence_store_id`` of another stack, say), when that Region is known."""
+    if not isinstance(value, str) or not Token.is_unresolved(value):
+        return None
+    fragments = Tokenization.reverse_string(value)
+    token = fragments.first_token if fragments.length == 1 else None
+    if not isinstance(token, Reference):
+        return None
+    region = Stack.of(token.target).region
+    return None if Token.is_unresolved(region) else region
 
 
 def _check_store(problems: Problems, sequence_store_id: object) -> None:
@@ -168,6 +227,25 @@ def check_service_props(
         )
     if not isinstance(runner_log_execution_data, bool):
         problems.expected("runner_log_execution_data", "True or False", runner_log_execution_data)
+
+
+def check_rule_ids(problems: Problems, prop: str, value: object, known: Sequence[str]) -> None:
+    """A list of cdk-nag rule ids among ``known`` (the ones the construct acknowledges)."""
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        problems.expected(
+            prop, "a list of rule ids (e.g. ['HIPAA.Security-S3BucketReplicationEnabled'])", value
+        )
+        return
+    for rule in value:
+        if rule not in known:
+            problems.add(
+                [
+                    f"{prop}: {_show(repr(rule))} is not a rule the construct acknowledges; "
+                    f"give rule ids among {', '.join(known)} (docs/compliance.md)"
+                ]
+            )
 
 
 def _check_parts(

@@ -1177,3 +1177,40 @@ def test_a_state_table_the_caller_cannot_read_is_a_note_and_not_asked_again(
         f"Export: could not check the manifest against the state table {STATE_TABLE}: "
         "AccessDeniedException; needs dynamodb:GetItem (and kms:Decrypt on the service's key)"
     ) in " ".join(out.split())
+
+
+@pytest.mark.parametrize("package", ["boto3", "botocore", "rich"])
+@pytest.mark.parametrize("json_output", [False, True])
+def test_without_the_cli_extra_the_command_says_what_to_install(
+    package: str, json_output: bool
+) -> None:
+    """The console script in a Python without boto3, botocore or rich (as after `pip install
+    cdk-omics-export`, without `[cli]`): a message naming the extra, and its exit code."""
+    import subprocess
+    import sys
+
+    argv = ["cdk-omics-export", "status", "--stack", "Exports", *(["--json"] * json_output)]
+    script = (
+        f"import sys; sys.modules[{package!r}] = None; sys.argv = {argv!r}\n"
+        "from cdk_omics_export.cli import run\nrun()"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True
+    )
+    assert ran.returncode == cli.EXIT_MISSING_EXTRA == 4, ran.stderr
+    message = (
+        f"cdk-omics-export needs the cli extra, and {package} is not installed: "
+        "pip install 'cdk-omics-export[cli]'"
+    )
+    if json_output:
+        assert json.loads(ran.stdout) == {"error": message, "exitCode": 4}
+        assert ran.stderr == ""
+    else:
+        assert ran.stderr == f"error: {message}\n"
+        assert ran.stdout == ""
+
+
+def test_the_exit_codes_in_help_name_the_missing_extra() -> None:
+    assert "4   the cli extra is not installed: pip install 'cdk-omics-export[cli]'" in (
+        cli.commands.EXIT_CODES
+    )

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -289,37 +289,35 @@ AUDITS: dict[str, tuple[Callable[[App], Stack], dict[str, Any]]] = {
     **{f"two-stacks/{r}": (two_stacks, REFERENCE_STYLES[r]) for r in REFERENCE_STYLES},
 }
 
-INSIDE_VPC = {"HIPAA.Security-LambdaInsideVPC", "NIST.800.53.R5-LambdaInsideVPC"}
-# Without reserved_concurrency (the default) nothing is reserved.
-CONCURRENCY = {"HIPAA.Security-LambdaConcurrency", "NIST.800.53.R5-LambdaConcurrency"}
-REPLICATION = {
-    "HIPAA.Security-S3BucketReplicationEnabled",
-    "NIST.800.53.R5-S3BucketReplicationEnabled",
-}
-# Our own constructs whose findings are acknowledged, and which findings (the rest of the
-# acknowledgments are the test fixtures'). Paths below the stack;
-# <export> is any ReadSetExport of the stack, HandlerPolicy<n> any chunk of the handler policy.
-OWN_ACKNOWLEDGED = {
-    f"{SERVICE_ID}/OnEventHandler/Resource": INSIDE_VPC | CONCURRENCY,
-    f"{SERVICE_ID}/RunnerHandler/Resource": INSIDE_VPC | CONCURRENCY,
-    # Tracing: the runner's execution history and logs record each step. Errors only: its
-    # execution data hold the filter's identifying values.
-    f"{SERVICE_ID}/Runner/Resource": {"AwsSolutions-SF2", "AwsSolutions-SF1"},
-    # Log delivery supports no resource-level permissions.
-    f"{SERVICE_ID}/RunnerRolePolicy/Resource": {"AwsSolutions-IAM5"},
-    # The executions of the one runner state machine.
-    f"{SERVICE_ID}/RunnerControlPolicy/Resource": {"AwsSolutions-IAM5"},
-    # S3 server access logging delivers only to an SSE-S3 bucket.
-    f"{SERVICE_ID}/AccessLogs/Resource": REPLICATION
-    | {"HIPAA.Security-S3DefaultEncryptionKMS", "NIST.800.53.R5-S3DefaultEncryptionKMS"},
-    f"{SERVICE_ID}/State/Resource": {
-        "HIPAA.Security-DynamoDBInBackupPlan",
-        "NIST.800.53.R5-DynamoDBInBackupPlan",
-    },
-    f"{SERVICE_ID}/HandlerPolicy<n>/Resource": {"AwsSolutions-IAM5"},
-    "<export>/Bucket/Resource": REPLICATION,
-    "<export>/ExportPolicy/Resource": {"AwsSolutions-IAM5"},
-}
+
+class Acknowledged(NamedTuple):
+    """A row of docs/compliance.md's table of the construct's acknowledgments."""
+
+    rules: frozenset[str]
+    resources: frozenset[str]  # paths below the stack, as own_key writes them
+    reason: str
+
+
+def fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def documented_acknowledgments() -> list[Acknowledged]:
+    """The table of docs/compliance.md that lists every acknowledgment the construct adds."""
+    page = (ROOT / "docs" / "compliance.md").read_text()
+    header = "| rule | resource | when | reason (as the construct writes it) |"
+    table = page.split(header, 1)[1].split("\n\n", 1)[0]
+    rows = []
+    for line in table.strip().splitlines()[1:]:
+        rules, resources, _when, reason = (cell.strip() for cell in line[1:-1].split(" | "))
+        rows.append(
+            Acknowledged(
+                frozenset(re.findall(r"`([^`]+)`", rules)),
+                frozenset(re.findall(r"`([^`]+)`", resources)),
+                fold(reason),
+            )
+        )
+    return rows
 
 
 class Audit(NamedTuple):
@@ -408,7 +406,7 @@ def test_no_unacknowledged_findings(audited: Audit) -> None:
 
 
 def own_key(path: str, exports: set[str]) -> str:
-    """The OWN_ACKNOWLEDGED key of a construct path (with its stack)."""
+    """A construct path (with its stack) as docs/compliance.md's table names resources."""
     stack, rest = path.split("/", 1)
     export = rest.split("/", 1)[0]
     if f"{stack}/{export}" in exports:
@@ -416,9 +414,13 @@ def own_key(path: str, exports: set[str]) -> str:
     return re.sub(rf"^{SERVICE_ID}/HandlerPolicy\d*/", f"{SERVICE_ID}/HandlerPolicy<n>/", rest)
 
 
-def test_acknowledged_only_listed_findings(audited: Audit) -> None:
+def own_acknowledgments(audited: Audit) -> set[tuple[str, str, str]]:
+    """The construct's acknowledgments the packs used: (rule, own_key of the resource, reason);
+    the fixtures' are checked to be on the fixtures."""
+    found = set()
     for plugin in audited.report["pluginReports"]:
-        for violation in plugin["suppressedViolations"]:
+        # A report leaves the key out when nothing is acknowledged.
+        for violation in plugin.get("suppressedViolations", []):
             assert len(violation["reason"]) > 40, violation
             rule = violation["ruleName"].split("[")[0]
             for construct in violation["violatingConstructs"]:
@@ -429,7 +431,38 @@ def test_acknowledged_only_listed_findings(audited: Audit) -> None:
                 # The construct's own acknowledgments name the very resource.
                 assert violation["acknowledgedAt"] == construct["constructPath"]
                 key = own_key(construct["constructPath"], audited.exports)
-                assert rule in OWN_ACKNOWLEDGED.get(key, set()), (rule, path)
+                found.add((rule, key, fold(violation["reason"])))
+    return found
+
+
+def listed(acknowledgment: tuple[str, str, str], rows: list[Acknowledged]) -> bool:
+    rule, resource, reason = acknowledgment
+    return any(
+        rule in row.rules and resource in row.resources and reason == row.reason for row in rows
+    )
+
+
+def test_acknowledged_only_listed_findings(audited: Audit) -> None:
+    """Each acknowledgment in the template is a row of docs/compliance.md: its rule, its
+    resource and its very reason."""
+    rows = documented_acknowledgments()
+    unlisted = sorted(a for a in own_acknowledgments(audited) if not listed(a, rows))
+    assert unlisted == [], "acknowledged, but not so in docs/compliance.md's table"
+
+
+def test_every_listed_acknowledgment_is_in_a_template(audits: Callable[[str], Audit]) -> None:
+    """Each row of docs/compliance.md's table, each of its rules and resources, is an
+    acknowledgment of some audited template."""
+    found = {a for name in AUDITS for a in own_acknowledgments(audits(name))}
+    rows = documented_acknowledgments()
+    unused = sorted(
+        (rule, resource, row.reason[:60])
+        for row in rows
+        for rule in row.rules
+        for resource in row.resources
+        if (rule, resource, row.reason) not in found
+    )
+    assert unused == [], "listed in docs/compliance.md, acknowledged in no audited template"
 
 
 def test_every_acknowledgment_is_of_a_reported_finding(audited: Audit) -> None:
@@ -440,6 +473,75 @@ def test_every_acknowledgment_is_of_a_reported_finding(audited: Audit) -> None:
         for v in plugin["suppressedViolations"]
     }
     assert sorted(audited.acknowledgments - used) == []
+
+
+def left_open(rules: Sequence[str] | None) -> Callable[[App], Stack]:
+    """One export, its service declared with ``unacknowledged_rules=rules``."""
+
+    def build(app: App) -> Stack:
+        stack = Stack(app, "LeftOpen")
+        service = ReadSetExportService(stack, SERVICE_ID, unacknowledged_rules=rules)
+        ReadSetExport(
+            stack,
+            "Export",
+            service=service,
+            sequence_store_id="1234567890",
+            read_set_ids=["1111111111", "2222222222"],
+            destination_prefix="exports/",
+        )
+        return stack
+
+    return build
+
+
+# A compliance reviewer's own decisions: replication and backup plans.
+REVIEWERS_RULES = (
+    "HIPAA.Security-S3BucketReplicationEnabled",
+    "NIST.800.53.R5-S3BucketReplicationEnabled",
+    "HIPAA.Security-DynamoDBInBackupPlan",
+    "NIST.800.53.R5-DynamoDBInBackupPlan",
+)
+
+
+@pytest.fixture(scope="module")
+def decisions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Audit]:
+    choices: dict[str, Sequence[str] | None] = {
+        "none": None,
+        "reviewers": REVIEWERS_RULES,
+        "all": compliance.ACKNOWLEDGED_RULES,
+    }
+    return {
+        name: audit(left_open(rules), FLAGS, tmp_path_factory.mktemp(f"left-open-{name}"))
+        for name, rules in choices.items()
+    }
+
+
+def open_findings(audited: Audit) -> set[tuple[str, str]]:
+    return {
+        (rule.split("[")[0], own_key(path, audited.exports))
+        for rule, path in findings(audited.report)
+    }
+
+
+def test_rules_left_open_are_findings_in_the_teams_report(decisions: dict[str, Audit]) -> None:
+    """With unacknowledged_rules, the construct acknowledges none of those rules' findings:
+    they are violations in the team's cdk-nag report, and the rest stay acknowledged."""
+    acknowledged = {(rule, key) for rule, key, _ in own_acknowledgments(decisions["none"])}
+    assert open_findings(decisions["none"]) == set()
+    # With the default options, every rule of the table has findings to acknowledge.
+    assert {rule for rule, _ in acknowledged} == set(compliance.ACKNOWLEDGED_RULES)
+    reviewers = decisions["reviewers"]
+    chosen = {(rule, key) for rule, key in acknowledged if rule in REVIEWERS_RULES}
+    assert {key for _, key in chosen} == {
+        f"{SERVICE_ID}/State/Resource",
+        f"{SERVICE_ID}/AccessLogs/Resource",
+        "<export>/Bucket/Resource",
+    }
+    assert open_findings(reviewers) == chosen
+    assert {(r, k) for r, k, _ in own_acknowledgments(reviewers)} == acknowledged - chosen
+    everything = decisions["all"]
+    assert open_findings(everything) == acknowledged
+    assert own_acknowledgments(everything) == set()
 
 
 # Twenty exports repeat the resources that three exports already have, and cfn-lint takes
@@ -455,17 +557,27 @@ def test_templates_pass_cfn_lint(audits: Callable[[str], Audit], name: str) -> N
     }
 
 
-def test_compliance_page_lists_every_acknowledgment() -> None:
-    readme = (ROOT / "docs" / "compliance.md").read_text()
-    reasons = [value for value in vars(compliance).values() if isinstance(value, compliance.Reason)]
-    assert reasons
-    rules = {rule.split("[")[0] for reason in reasons for rule in reason.rules}
-    missing = sorted(rule for rule in rules if rule not in readme)
-    assert missing == [], (
-        f"docs/compliance.md does not list the acknowledged rule ids {missing}: "
-        "add them to its table (where, and why: see the Reason in cdk_omics_export/compliance.py)"
-    )
-    assert "AwsSolutions-IAM5" in readme
+def test_compliance_page_lists_every_reason_and_rule() -> None:
+    """Every reason the construct can write is a row, and the rules of the rows are
+    ACKNOWLEDGED_RULES, the values unacknowledged_rules takes."""
+    rows = documented_acknowledgments()
+    reasons = {
+        fold(value.reason if isinstance(value, compliance.Reason) else value)
+        for name, value in vars(compliance).items()
+        if name.isupper() and (isinstance(value, compliance.Reason) or name in WILDCARD_REASONS)
+    }
+    assert reasons == {row.reason for row in rows}
+    assert set(compliance.ACKNOWLEDGED_RULES) == {rule for row in rows for rule in row.rules}
+
+
+# The reasons of AwsSolutions-IAM5 findings, whose ids are computed from the policies.
+WILDCARD_REASONS = {
+    "EXPORTED_OBJECTS",
+    "HANDLER_WILDCARDS",
+    "VPC_NETWORKING",
+    "RUNNER_LOG_DELIVERY",
+    "RUNNER_EXECUTIONS",
+}
 
 
 # Statements the test fixtures' own resources carry (CDK's defaults for them), not the

@@ -16,14 +16,16 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, RemovalPolicy, Stack
+from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_omics as omics
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
 
 from cdk_omics_export import ArchivedReadSets, ReadSetExport, ReadSetExportService, ReadSetFilter
 
@@ -38,12 +40,14 @@ Props = dict[str, Any] | Callable[[Stack], dict[str, Any]]
 class Case:
     """``props`` given to ``target`` (a filter's fields, for ``ReadSetFilter``, exported with
     ``sample_id='S1'`` unless the case gives it) must fail naming ``prop``, with ``message``
-    among the error's lines."""
+    among the error's lines. ``region``: the stack's, when the case needs one known at
+    synth."""
 
     target: str
     prop: str
     props: Props
     message: str
+    region: str | None = None
 
     def __str__(self) -> str:
         return f"{self.target}.{self.prop}: {self.message[:50]}"
@@ -58,6 +62,41 @@ def _vpc(stack: Stack) -> ec2.IVpc:
 def _other_stack_service(stack: Stack) -> dict[str, Any]:
     other = Stack(stack.node.root, "Other")
     return {"service": ReadSetExportService(other, "Service")}
+
+
+def _second_service(stack: Stack) -> dict[str, Any]:
+    ReadSetExportService(stack, "First")
+    return {"service": ReadSetExportService(stack, "Second")}
+
+
+def _service_after_an_export(stack: Stack) -> dict[str, Any]:
+    """An export creates the stack's service; a service declared after it is a second one."""
+    ReadSetExport(stack, "Earlier", sequence_store_id=STORE, read_set_ids=READ_SETS)
+    return {"service": ReadSetExportService(stack, "Exports")}
+
+
+def _store_elsewhere(stack: Stack) -> dict[str, Any]:
+    """A sequence store of a stack in another Region, referred to across Regions."""
+    data = Stack(stack.node.root, "Data", env=Environment(region="us-east-1"))
+    store = omics.CfnSequenceStore(data, "Store", name="cohort")
+    return {"sequence_store_id": store.attr_sequence_store_id}
+
+
+def _bucket_elsewhere(stack: Stack) -> dict[str, Any]:
+    lake = s3.Bucket.from_bucket_attributes(
+        stack, "Lake", bucket_name="genomics-lake", region="us-east-1"
+    )
+    return {"destination_bucket": lake}
+
+
+def _bucket_of_a_stack_elsewhere(stack: Stack) -> dict[str, Any]:
+    data = Stack(stack.node.root, "Data", env=Environment(region="us-east-1"))
+    return {"destination_bucket": s3.Bucket(data, "Lake")}
+
+
+def _key_elsewhere(stack: Stack) -> dict[str, Any]:
+    arn = "arn:aws:kms:us-east-1:123456789012:key/0f4b6d43-2a11-4c4e-9f6b-6f1f1d0c1a2b"
+    return {"encryption_key": kms.Key.from_key_arn(stack, "Key", arn)}
 
 
 def _own_bucket(stack: Stack) -> dict[str, Any]:
@@ -166,6 +205,32 @@ EXPORT_CASES = [
         "my-bucket",
         "destination_bucket: expected an s3.IBucket (e.g. s3.Bucket.from_bucket_name(self, "
         "'Lake', 'my-lake')), got str",
+    ),
+    Case(
+        EXPORT,
+        "destination_bucket",
+        _bucket_elsewhere,
+        "destination_bucket: the bucket is in us-east-1, the stack in eu-west-2; HealthOmics "
+        "exports into a bucket of the sequence store's Region, encrypted with a key of that "
+        "Region: give a bucket in eu-west-2, or put the export in a stack of us-east-1 "
+        "(env=Environment(region='us-east-1'))",
+        region="eu-west-2",
+    ),
+    Case(
+        EXPORT,
+        "destination_bucket",
+        _bucket_of_a_stack_elsewhere,
+        "destination_bucket: the bucket is in us-east-1, the stack in eu-west-2",
+        region="eu-west-2",
+    ),
+    Case(
+        EXPORT,
+        "encryption_key",
+        _key_elsewhere,
+        "encryption_key: the key is in us-east-1, the stack in eu-west-2; HealthOmics exports into "
+        "a bucket of the sequence store's Region, encrypted with a key of that Region: give a "
+        "key in eu-west-2, or put the export in a stack of us-east-1",
+        region="eu-west-2",
     ),
     _export(
         "encryption_key",
@@ -295,6 +360,22 @@ EXPORT_CASES = [
         "service",
         "ReadSetExportService",
         "service: expected a ReadSetExportService of the export's stack (or None), got str",
+    ),
+    Case(
+        EXPORT,
+        "service",
+        _second_service,
+        "ReadSetExportService Invalid/Second: stack Invalid already has a ReadSetExportService "
+        "(Invalid/First); a stack has one, shared by all its exports. Find it with "
+        "ReadSetExportService.of(stack), or declare yours before the first export and pass it "
+        "to each export as its service prop",
+    ),
+    Case(
+        EXPORT,
+        "service",
+        _service_after_an_export,
+        "ReadSetExportService Invalid/Exports: stack Invalid already has a ReadSetExportService "
+        "(Invalid/ReadSetExportService)",
     ),
     Case(
         EXPORT,
@@ -480,6 +561,21 @@ SERVICE_CASES = [
         "runner_log_execution_data: " + NOT_BOOL.format("NoneType"),
     ),
 ]
+SERVICE_CASES += [
+    _service(
+        "unacknowledged_rules",
+        "HIPAA.Security-S3BucketReplicationEnabled",
+        "unacknowledged_rules: expected a list of rule ids (e.g. "
+        "['HIPAA.Security-S3BucketReplicationEnabled']), got str",
+    ),
+    _service(
+        "unacknowledged_rules",
+        ["S3BucketReplicationEnabled"],
+        "unacknowledged_rules: 'S3BucketReplicationEnabled' is not a rule the construct "
+        "acknowledges; give rule ids among HIPAA.Security-LambdaConcurrency, "
+        "NIST.800.53.R5-LambdaConcurrency, HIPAA.Security-LambdaInsideVPC,",
+    ),
+]
 FILTER_CASES = [
     _filter("name", "Run\x07 1", f"read_set_filter.name: {CONTROL}"),
     _filter("name", "", "read_set_filter.name: 0 characters; it must be 1-127"),
@@ -576,7 +672,8 @@ CASES = EXPORT_CASES + SERVICE_CASES + FILTER_CASES
 
 
 def _run(case: Case) -> None:
-    stack = Stack(App(), "Invalid")
+    env = Environment(region=case.region) if case.region else None
+    stack = Stack(App(), "Invalid", env=env)
     props = case.props(stack) if callable(case.props) else dict(case.props)
     if case.target == SERVICE:
         ReadSetExportService(stack, "Service", **props)
@@ -641,6 +738,7 @@ def test_the_values_the_table_refuses_are_accepted_when_well_formed() -> None:
         removal_policy=RemovalPolicy.DESTROY,
         auto_delete_objects=True,
         log_retention=logs.RetentionDays.ONE_MONTH,
+        unacknowledged_rules=["HIPAA.Security-DynamoDBInBackupPlan", "AwsSolutions-IAM5"],
     )
     ReadSetExport(
         stack,
@@ -667,6 +765,44 @@ def test_the_values_the_table_refuses_are_accepted_when_well_formed() -> None:
         ),
         notification_topic=sns.Topic(stack, "Topic"),
     )
+
+
+@pytest.mark.parametrize("region", ["us-east-1", None])
+def test_a_store_bucket_and_key_of_the_stacks_region_or_an_unknown_one_are_accepted(
+    region: str | None,
+) -> None:
+    """The Region checks refuse only when both Regions are known and differ: the same Region,
+    or an environment-agnostic stack (its Region a token), synthesizes."""
+    app = App()
+    stack = Stack(app, "Exports", env=Environment(region=region) if region else None)
+    data = Stack(app, "Data", env=Environment(region="us-east-1"))
+    store = omics.CfnSequenceStore(data, "Store", name="cohort")
+    ReadSetExport(
+        stack,
+        "Export",
+        sequence_store_id=store.attr_sequence_store_id,
+        read_set_ids=READ_SETS,
+        **_bucket_elsewhere(stack),
+        **_key_elsewhere(stack),
+    )
+    ReadSetExport(
+        stack,
+        "IntoTheirs",
+        sequence_store_id=STORE,
+        read_set_ids=READ_SETS,
+        # Named, so that an environment-agnostic stack may refer to it.
+        destination_bucket=s3.Bucket(data, "Lake", bucket_name="genomics-data-lake"),
+    )
+
+
+def test_a_service_declared_deeper_in_the_stack_serves_its_exports() -> None:
+    """ReadSetExportService.of finds the stack's one service wherever it was declared, so an
+    export that names none uses it instead of making a second (which would be refused)."""
+    stack = Stack(App(), "Platform")
+    declared = ReadSetExportService(Construct(stack, "Shared"), "Exports")
+    export = ReadSetExport(stack, "Export", sequence_store_id=STORE, read_set_ids=READ_SETS)
+    assert export.service is declared
+    assert ReadSetExportService.of(stack) is declared
 
 
 def tally() -> Counter[str]:

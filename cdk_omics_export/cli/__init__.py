@@ -32,14 +32,16 @@ It makes no HealthOmics call for a stack (the runner shares the account's reques
 
 from __future__ import annotations
 
-from .aws import Clients, StatusError
-from .commands import main, run
+import json
+import sys
+
 from .status import (
     EXIT_ACCESS,
     EXIT_COMPLETED,
     EXIT_COMPLETED_WITH_FAILURES,
     EXIT_FAILED,
     EXIT_MISMATCH,
+    EXIT_MISSING_EXTRA,
     EXIT_RUNNING,
     EXIT_USAGE,
     WAITING,
@@ -47,14 +49,49 @@ from .status import (
     JobStatus,
 )
 
+INSTALL_EXTRA = "pip install 'cdk-omics-export[cli]'"
+
+# boto3 and rich come with the `cli` extra, not with the construct: without them the command
+# says what to install instead of ending in a traceback (the status module needs neither).
+_missing: ModuleNotFoundError | None = None
+try:
+    from .aws import Clients, StatusError
+    from .commands import main
+except ModuleNotFoundError as missing:
+    if (missing.name or "").split(".")[0] == __name__.split(".")[0]:
+        raise
+    _missing = missing
+
+
+def run() -> None:
+    """The console script's entry point (``cdk-omics-export``)."""
+    if _missing is not None:
+        sys.exit(_report_missing_extra(_missing, sys.argv[1:]))
+    sys.exit(main())
+
+
+def _report_missing_extra(missing: ModuleNotFoundError, argv: list[str]) -> int:
+    package = (missing.name or "a package").split(".")[0]
+    message = (
+        f"cdk-omics-export needs the cli extra, and {package} is not installed: {INSTALL_EXTRA}"
+    )
+    if "--json" in argv:
+        print(json.dumps({"error": message, "exitCode": EXIT_MISSING_EXTRA}, indent=2))
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return EXIT_MISSING_EXTRA
+
+
 __all__ = [
     "EXIT_ACCESS",
     "EXIT_COMPLETED",
     "EXIT_COMPLETED_WITH_FAILURES",
     "EXIT_FAILED",
     "EXIT_MISMATCH",
+    "EXIT_MISSING_EXTRA",
     "EXIT_RUNNING",
     "EXIT_USAGE",
+    "INSTALL_EXTRA",
     "WAITING",
     "Clients",
     "ExportStatus",

@@ -23,6 +23,7 @@ from .status import (
     EXIT_COMPLETED_WITH_FAILURES,
     EXIT_FAILED,
     EXIT_MISMATCH,
+    EXIT_MISSING_EXTRA,
     EXIT_RUNNING,
     EXIT_USAGE,
     job_code,
@@ -35,6 +36,7 @@ EXIT_CODES = f"""exit codes (with --stack, judged per export; with --job-id, for
   {EXIT_COMPLETED}   every export COMPLETED (--job-id: the job COMPLETED)
   {EXIT_USAGE}   usage error
   {EXIT_ACCESS}   no credentials or region, stack not found, no export outputs, access denied
+  {EXIT_MISSING_EXTRA}   the cli extra is not installed: pip install 'cdk-omics-export[cli]'
   {EXIT_RUNNING}  some export still active: its runner has not ended (--job-id: the job is
       SUBMITTED, IN_PROGRESS or CANCELLING)
   {EXIT_COMPLETED_WITH_FAILURES}  every export ended, some COMPLETED_WITH_FAILURES
@@ -249,5 +251,5 @@ def _job(
 
 
 def run() -> None:
-    """The console script's entry point."""
+    """The command with the ``cli`` extra installed (``cdk_omics_export.cli.run`` checks)."""
     sys.exit(main())

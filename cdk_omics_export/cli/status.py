@@ -12,6 +12,8 @@ from ..handler.state import Manifest, ManifestCounts, ManifestJob
 EXIT_COMPLETED = 0
 EXIT_USAGE = 2  # argparse's own
 EXIT_ACCESS = 3
+# The command cannot run: the `cli` extra (boto3, rich) is not installed (cli.run says so).
+EXIT_MISSING_EXTRA = 4
 EXIT_RUNNING = 10
 EXIT_COMPLETED_WITH_FAILURES = 11
 EXIT_FAILED = 12
