@@ -504,8 +504,9 @@ class ReadSetExport(Construct):
         )
         statements = [
             iam.PolicyStatement(
-                # The List actions find the job of a start whose answer was lost. Archived
-                # read sets are activated before they are exported (ACTIVATE only).
+                # The List actions follow the running jobs (a Get only for one that ended)
+                # and find the job of a start whose answer was lost. Archived read sets are
+                # activated before they are exported (ACTIVATE only).
                 actions=[
                     "omics:StartReadSetExportJob",
                     "omics:GetReadSetExportJob",

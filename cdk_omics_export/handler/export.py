@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 try:  # imported as cdk_omics_export.handler.export (tests, the construct)
-    from . import activation, outcome, reporting, rules, selection
+    from . import activation, observe, outcome, reporting, rules, selection
     from . import state as st
     from .errors import ExportError, NotYetAuthorized, OutOfTime, QuotaExceeded, ReadSetMissing
 except ImportError:  # Lambda: the asset's root is on sys.path
     import activation  # type: ignore[import-not-found,no-redef]
+    import observe  # type: ignore[import-not-found,no-redef]
     import outcome  # type: ignore[import-not-found,no-redef]
     import reporting  # type: ignore[import-not-found,no-redef]
     import rules  # type: ignore[import-not-found,no-redef]
@@ -367,10 +368,30 @@ class Export:
     # Jobs
 
     def _follow(self, budget: Budget) -> None:
-        """Record the progress of every running job of this export, whichever run started it."""
+        """Record the progress of every running job of this export, whichever run started it:
+        one listing shows them all, and only a job that ended (or that the listing missed) is
+        asked for with its own Get (``observe.py``)."""
         self._resolve_starting(budget)
-        for batch in self.snapshot.ordered_batches():
-            if batch["status"] not in st.RUNNING_JOB_STATUSES or "jobId" not in batch:
+        running = [
+            b
+            for b in self.snapshot.ordered_batches()
+            if b["status"] in st.RUNNING_JOB_STATUSES and "jobId" in b
+        ]
+        listed = observe.listed_statuses(
+            self,
+            operation="ListReadSetExportJobs",
+            method=self.omics.list_read_set_export_jobs,
+            items="exportJobs",
+            running=[self._running_job(b) for b in running],
+            budget=budget,
+        )
+        for batch in running:
+            seen = observe.decide(batch["status"], listed.get(batch["jobId"]))
+            if seen is None:
+                continue
+            if seen != observe.GET:
+                batch["status"] = seen
+                self._save_batch_or_reload(batch)
                 continue
             self._ensure_time(budget)
             detail = self._call(
@@ -393,6 +414,15 @@ class Export:
                 if "completionTime" in detail:
                     batch["completionTime"] = iso_time(detail["completionTime"])
             self._save_batch_or_reload(batch)
+
+    def _running_job(self, batch: st.BatchRecord) -> observe.Running:
+        return observe.Running(
+            job_id=batch["jobId"],
+            status=batch["status"],
+            since=observe.since(
+                batch.get("creationTime"), batch.get("claimedAt"), self.record["createdAt"]
+            ),
+        )
 
     def _resolve_starting(self, budget: Budget) -> None:
         """Batches left STARTING by a step that died between claiming a batch and recording
