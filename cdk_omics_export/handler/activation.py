@@ -289,10 +289,15 @@ class Activations:
             if record["status"] != st.STARTING:
                 continue
             export.ensure_time(budget)
-            job_id = self._find_started_job(record, budget)
-            if job_id is not None:
+            found = self._find_started_job(record, budget)
+            if found is not None:
+                job_id = found["id"]
                 LOG.info("%s was started before as job %s: following it", record["key"], job_id)
-                self._record_started(record, {"id": job_id, "status": "SUBMITTED"})
+                # Its creation time bounds the listings that follow it.
+                self._record_started(
+                    record,
+                    {"id": job_id, "status": "SUBMITTED", "creationTime": found["creationTime"]},
+                )
                 continue
             if export.record["cancelled"] or record["run"] != export.run["number"]:
                 # An earlier run's activation is not this run's to start (a rollback starts
@@ -304,7 +309,9 @@ class Activations:
             if not self._send_start(record, self._running(), release=False):
                 return
 
-    def _find_started_job(self, record: st.ActivationRecord, budget: Budget) -> str | None:
+    def _find_started_job(
+        self, record: st.ActivationRecord, budget: Budget
+    ) -> dict[str, Any] | None:
         export = self.export
         claimed = record.get("claimedAt", export.run["startedAt"])
         wanted = sorted(record["readSetIds"])
@@ -333,7 +340,7 @@ class Activations:
                     job_id=job["id"],
                 )
                 if sorted(s["readSetId"] for s in detail.get("sources", [])) == wanted:
-                    return str(job["id"])
+                    return dict(job)
             if not page.get("nextToken"):
                 return None
             request["nextToken"] = page["nextToken"]

@@ -434,10 +434,15 @@ class Export:
             if batch["status"] != st.STARTING:
                 continue
             self._ensure_time(budget)
-            job_id = self._find_started_job(batch, budget)
-            if job_id is not None:
+            found = self._find_started_job(batch, budget)
+            if found is not None:
+                job_id = found["id"]
                 LOG.info("%s was started before as job %s: following it", batch["key"], job_id)
-                self._record_started(batch, {"id": job_id, "status": "SUBMITTED"})
+                # Its creation time bounds the listings that follow it.
+                self._record_started(
+                    batch,
+                    {"id": job_id, "status": "SUBMITTED", "creationTime": found["creationTime"]},
+                )
                 continue
             if self.record["cancelled"]:
                 LOG.info("%s never started and the export is cancelled", batch["key"])
@@ -447,7 +452,7 @@ class Export:
             if not self._send_start(batch, self._running(), release=False):
                 return  # the quota or IAM holds it back: it stays STARTING until it starts
 
-    def _find_started_job(self, batch: st.BatchRecord, budget: Budget) -> str | None:
+    def _find_started_job(self, batch: st.BatchRecord, budget: Budget) -> dict[str, Any] | None:
         """The job a lost start made for this batch: one of the store's export jobs created
         since the batch was claimed, with its destination and exactly its read sets."""
         claimed = batch.get("claimedAt", self.run["startedAt"])
@@ -476,7 +481,7 @@ class Export:
                     job_id=job["id"],
                 )
                 if sorted(r["id"] for r in detail.get("readSets", [])) == wanted:
-                    return str(job["id"])
+                    return dict(job)
             if not page.get("nextToken"):
                 return None
             request["nextToken"] = page["nextToken"]
