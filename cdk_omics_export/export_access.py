@@ -224,7 +224,8 @@ def handler_statements(
     )
     statements = [
         iam.PolicyStatement(
-            # The List actions find the job of a start whose answer was lost.
+            # The List actions follow the running jobs (a Get only for one that ended) and
+            # find the job of a start whose answer was lost.
             actions=[
                 "omics:StartReadSetExportJob",
                 "omics:GetReadSetExportJob",

@@ -8,8 +8,12 @@ request is checked against botocore's omics model (types, required members, leng
 patterns) and every response is validated against the operation's output shape before it is
 sent, so a handler that passes here speaks
 the real contract. Jobs move SUBMITTED -> IN_PROGRESS -> a terminal status over successive
-GetReadSetExportJob polls, with per-read-set statuses. Faults can be injected per operation,
-and a request rate and a number of concurrent jobs can be enforced like the service's quotas.
+looks at them (a Get, or a List that shows them), or with ``job_seconds`` on the endpoint's
+clock, with per-read-set statuses. The List operations filter on status and creation time
+(``createdAfter``, ``createdBefore``) and page with ``maxResults`` and ``nextToken``; creation
+and completion times come from ``epoch`` (the rehearsal's simulated clock when it runs on
+one). Faults can be injected per operation, and a request rate and a number of concurrent jobs
+can be enforced like the service's quotas.
 An optional `writer` writes a job's files when it ends (tests/standins/gateway.py writes them
 into S3 as the job's role), and the read sets it could not write end FAILED.
 
@@ -131,6 +135,9 @@ class OmicsEndpoint:
     # Jobs progress by polls, or, with job_seconds, by the endpoint's clock (simulated time).
     job_seconds: float | None = None
     clock: Any = time.monotonic
+    # Jobs' creation and completion times (epoch seconds), which the List operations filter
+    # on: the handler's clock, simulated in a rehearsal that runs on one.
+    epoch: Callable[[], float] = time.time
     # Activation jobs progress by polls, or, with activation_seconds, by the endpoint's clock.
     activation_seconds: float | None = None
     activation_polls: int = 2
@@ -331,7 +338,7 @@ class OmicsEndpoint:
             role_arn=params["roleArn"],
             read_set_ids=[s["readSetId"] for s in params["sources"]],
             client_token=token,
-            creation_time=datetime.now(UTC).replace(microsecond=0),
+            creation_time=self._now(),
             started_at=self.clock(),
         )
         self.jobs[job.id] = job
@@ -344,10 +351,6 @@ class OmicsEndpoint:
         job.polls += 1
         status = self._status(job)
         detail = self._summary(job)
-        if status in TERMINAL and job.completion_time is None:
-            job.completion_time = datetime.now(UTC).replace(microsecond=0)
-        if job.completion_time is not None:
-            detail["completionTime"] = job.completion_time
         if self.job_outcome is not None and status == self.job_outcome[0]:
             detail["statusMessage"] = self.job_outcome[1]
         elif status == "FAILED" and job.write_failures:
@@ -358,12 +361,19 @@ class OmicsEndpoint:
         return self._respond("GetReadSetExportJob", detail)
 
     def _list(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        wanted = params.get("filter", {}).get("status")
-        jobs = [
-            self._summary(j)
+        wanted = params.get("filter", {})
+        shown = [
+            j
             for j in self.jobs.values()
             if j.sequence_store_id == params["sequenceStoreId"]
-            and (wanted is None or self._status(j) == wanted)
+            and _created_within(j.creation_time, wanted)
+        ]
+        for job in shown:
+            job.polls += 1  # jobs that move by polls move when they are looked at
+        jobs = [
+            self._summary(j)
+            for j in shown
+            if "status" not in wanted or self._status(j) == wanted["status"]
         ]
         return self._respond("ListReadSetExportJobs", _page(params, "exportJobs", jobs))
 
@@ -399,7 +409,7 @@ class OmicsEndpoint:
             sequence_store_id=params["sequenceStoreId"],
             read_set_ids=ids,
             client_token=token,
-            creation_time=datetime.now(UTC).replace(microsecond=0),
+            creation_time=self._now(),
             started_at=self.clock(),
         )
         for read_set_id in ids:
@@ -414,8 +424,6 @@ class OmicsEndpoint:
         job.polls += 1
         self._advance_activations()
         detail = self._activation_summary(job)
-        if job.completion_time is not None:
-            detail["completionTime"] = job.completion_time
         if job.ended is not None and self.activation_outcome is not None:
             detail["statusMessage"] = self.activation_outcome[1]
         elif job.ended == "COMPLETED_WITH_FAILURES":
@@ -425,13 +433,19 @@ class OmicsEndpoint:
 
     def _list_activations(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         wanted = params.get("filter", {})
-        jobs = [
-            self._activation_summary(j)
+        shown = [
+            j
             for j in self.activations.values()
             if j.sequence_store_id == params["sequenceStoreId"]
-            # createdAfter narrows the real list; the stand-in's jobs carry wall-clock times
-            # while rehearsals run on a simulated clock, so it lists every job, as _list does.
-            and ("status" not in wanted or self._activation_status(j) == wanted["status"])
+            and _created_within(j.creation_time, wanted)
+        ]
+        for job in shown:
+            job.polls += 1  # jobs that move by polls move when they are looked at
+        self._advance_activations()
+        jobs = [
+            self._activation_summary(j)
+            for j in shown
+            if "status" not in wanted or self._activation_status(j) == wanted["status"]
         ]
         return self._respond("ListReadSetActivationJobs", _page(params, "activationJobs", jobs))
 
@@ -472,7 +486,7 @@ class OmicsEndpoint:
             for read_set_id in job.read_set_ids:
                 if read_set_id in store:
                     store[read_set_id]["status"] = "ARCHIVED" if read_set_id in failed else "ACTIVE"
-            job.completion_time = datetime.now(UTC).replace(microsecond=0)
+            job.completion_time = self._now()
 
     def _activation_source(self, job: Activation, read_set_id: str) -> dict[str, Any]:
         if job.ended is None:
@@ -496,12 +510,15 @@ class OmicsEndpoint:
         return {"readSetId": read_set_id, "status": "FINISHED"}
 
     def _activation_summary(self, job: Activation) -> dict[str, Any]:
-        return {
+        summary = {
             "id": job.id,
             "sequenceStoreId": job.sequence_store_id,
             "status": self._activation_status(job),
             "creationTime": job.creation_time,
         }
+        if job.completion_time is not None:
+            summary["completionTime"] = job.completion_time
+        return summary
 
     # Job state
 
@@ -518,6 +535,8 @@ class OmicsEndpoint:
         phase = self._phase(job)
         if phase < 2:
             return ("SUBMITTED", "IN_PROGRESS")[phase]
+        if job.completion_time is None:
+            job.completion_time = self._now()
         if self.job_outcome is not None:
             return self.job_outcome[0]
         self._write(job)
@@ -553,13 +572,19 @@ class OmicsEndpoint:
         return {"id": read_set_id, "status": "FAILED", "statusMessage": "Job did not complete"}
 
     def _summary(self, job: Job) -> dict[str, Any]:
-        return {
+        summary = {
             "id": job.id,
             "sequenceStoreId": job.sequence_store_id,
             "destination": job.destination,
             "status": self._status(job),
             "creationTime": job.creation_time,
         }
+        if job.completion_time is not None:
+            summary["completionTime"] = job.completion_time
+        return summary
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.epoch(), UTC).replace(microsecond=0)
 
     def _respond(self, name: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         operation: OperationModel = MODEL.operation_model(name)
@@ -637,6 +662,22 @@ def _page(params: dict[str, Any], key: str, items: list[dict[str, Any]]) -> dict
     if start + size < len(items):
         page["nextToken"] = str(start + size)
     return page
+
+
+def _created_within(created: datetime, wanted: dict[str, Any]) -> bool:
+    """The List operations' filter on creation time (both bounds exclusive)."""
+    after, before = wanted.get("createdAfter"), wanted.get("createdBefore")
+    return (after is None or created > _instant(after)) and (
+        before is None or created < _instant(before)
+    )
+
+
+def _instant(value: Any) -> datetime:
+    """A timestamp as botocore sends it in JSON: ISO 8601 text or epoch seconds."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _md5(text: str) -> str:

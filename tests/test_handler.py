@@ -18,7 +18,8 @@ import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -26,7 +27,16 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from cdk_omics_export.handler import activation, answer, clients, index, resource, rules, runner
+from cdk_omics_export.handler import (
+    activation,
+    answer,
+    clients,
+    index,
+    observe,
+    resource,
+    rules,
+    runner,
+)
 from cdk_omics_export.handler import export as exports
 from cdk_omics_export.handler import state as st
 from cdk_omics_export.handler.runner import RunnerStepResult
@@ -149,6 +159,41 @@ def expect_start(
 
 def expect_get(stub: Stubber, detail: dict[str, Any], job_id: str = JOB) -> None:
     stub.add_response("get_read_set_export_job", detail, {"sequenceStoreId": STORE, "id": job_id})
+
+
+def expect_list(
+    stub: Stubber,
+    jobs: list[dict[str, Any]],
+    *,
+    since: datetime = CREATED,
+    token: str | None = None,
+    next_token: str | None = None,
+    operation: str = "list_read_set_export_jobs",
+) -> None:
+    """One page of the store's jobs created since the earliest running one (a margin before)."""
+    params: dict[str, Any] = {
+        "sequenceStoreId": STORE,
+        "maxResults": observe.PAGE_SIZE,
+        "filter": {"createdAfter": since - timedelta(seconds=observe.LOOKBACK_SECONDS)},
+    }
+    if token is not None:
+        params["nextToken"] = token
+    key = "exportJobs" if operation == "list_read_set_export_jobs" else "activationJobs"
+    response: dict[str, Any] = {key: jobs}
+    if next_token is not None:
+        response["nextToken"] = next_token
+    stub.add_response(operation, response, params)
+
+
+def expect_running(stub: Stubber, status: str, job_id: str = JOB, **kw: Any) -> None:
+    """The listing shows the job still running: no Get follows."""
+    expect_list(stub, [started(job_id, status)], **kw)
+
+
+def expect_ended(stub: Stubber, detail: dict[str, Any], job_id: str = JOB, **kw: Any) -> None:
+    """The listing shows the job ended; its one Get gives each read set's outcome."""
+    expect_list(stub, [started(job_id, detail["status"])], **kw)
+    expect_get(stub, detail, job_id)
 
 
 @dataclass
@@ -409,10 +454,10 @@ def test_the_runner_checks_starts_follows_reports_and_answers_at_the_end(
     expect_preflight(stub, READ_SETS)
     expect_start(stub, READ_SETS)
     assert step() == {"exportId": export_id(), "steps": 1, "action": "WAIT", "waitSeconds": 30}
-    expect_get(stub, job("IN_PROGRESS"))
+    expect_running(stub, "IN_PROGRESS")
     assert step(1)["action"] == "WAIT"
     assert answers.sent == []
-    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    expect_ended(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     assert step(2)["action"] == "END"
     export = export_id()
     assert answers.urls == [RESPONSE_URL]
@@ -486,7 +531,7 @@ def test_a_redelivered_create_keeps_one_run_one_runner_and_one_answer(
     record = stored(export_id()).record
     assert record is not None and record["runs"] == 1
     assert [e["name"] for e in runner_executions()] == [f"{export_id()}-0-0"]
-    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    expect_ended(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     step(1)
     index.on_event(event("Create"))  # after the answer: nothing more is sent
     assert answers.only()["Status"] == "SUCCESS"
@@ -568,7 +613,7 @@ def test_events_that_cannot_be_published_are_published_by_a_later_step(
     assert "could not publish the status" in caplog.text
     client.meta.events.unregister("before-call.events.PutEvents", refuse)
     aws.clear()  # what was tried while the bus refused
-    expect_get(stub, job("SUBMITTED"))
+    expect_running(stub, "SUBMITTED")
     step(1)  # nothing changed, but what was not told yet is told now
     assert statuses(aws) == ["RUNNING"]
 
@@ -585,7 +630,7 @@ def test_the_runner_ends_only_once_its_final_status_is_published(
         raise RuntimeError("the bus is unreachable")
 
     client.meta.events.register_first("before-call.events.PutEvents", refuse)
-    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    expect_ended(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     with pytest.raises(exports.ExportError, match="ended COMPLETED, but its status-change event"):
         step(1)
     assert answers.only()["Status"] == "SUCCESS"
@@ -605,7 +650,7 @@ def test_partial_failures_fail_or_complete_as_asked(
 ) -> None:
     props = {"AllowPartialFailure": "true"} if allow else {}
     create_and_start(stub, **props)
-    expect_get(
+    expect_ended(
         stub,
         job(
             "COMPLETED_WITH_FAILURES",
@@ -669,13 +714,13 @@ def test_the_timeout_is_answered_at_the_deadline_and_the_runner_goes_on(
     stub: Stubber, clock: list[float], answers: Answers
 ) -> None:
     create_and_start(stub, TimeoutSeconds="600")
-    expect_get(stub, job("SUBMITTED"))
+    expect_running(stub, "SUBMITTED")
     clock[0] = T0 + 580
     # The next wait ends at the deadline, not a whole poll after it.
     assert step(1, TimeoutSeconds="600")["waitSeconds"] == 20
     assert answers.sent == []
     clock[0] = T0 + 600
-    expect_get(stub, job("SUBMITTED"))
+    expect_running(stub, "SUBMITTED")
     assert step(2, TimeoutSeconds="600")["action"] == "WAIT"
     failed = answers.only()
     assert failed["Status"] == "FAILED"
@@ -688,7 +733,7 @@ def test_the_timeout_is_answered_at_the_deadline_and_the_runner_goes_on(
     # cancelled now. The runner follows the running job to its end, and answers nothing more.
     record = stored(export_id()).record
     assert record is not None and record["cancelled"] is True
-    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    expect_ended(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     assert step(3, TimeoutSeconds="600")["action"] == "END"
     assert len(answers.sent) == 1
 
@@ -731,6 +776,160 @@ def test_a_superseded_request_is_answered_failed_and_its_runner_ends(
     assert len(answers.sent) == 1
 
 
+# Observing running jobs: one listing, a Get only for a job that ended or was not listed
+
+THREE = ["1111111111", "2222222222", "3333333333"]
+JOBS = ["5555555551", "5555555552", "5555555553"]
+
+
+def three_jobs_running(stub: Stubber, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Create of three read sets, one job each, all started by the runner's first step."""
+    monkeypatch.setattr(rules, "MAX_READ_SETS_PER_JOB", 1)
+    index.on_event(event("Create", ResourceProperties=properties(ReadSetIds=THREE)))
+    stub.add_response(
+        "list_read_sets",
+        {"readSets": [metadata(r) for r in THREE]},
+        {"sequenceStoreId": STORE, "maxResults": 100},
+    )
+    for number, (read_set_id, job_id) in enumerate(zip(THREE, JOBS, strict=True)):
+        stub.add_response(
+            "start_read_set_export_job",
+            started(job_id),
+            {
+                "sequenceStoreId": STORE,
+                "destination": DESTINATION,
+                "roleArn": ROLE_ARN,
+                "sources": [{"readSetId": read_set_id}],
+                "clientToken": exports.batch_client_token(export_id(), 0, number),
+            },
+        )
+    assert step()["action"] == "WAIT"
+    stub.assert_no_pending_responses()
+
+
+def batch_statuses() -> list[tuple[str, str]]:
+    return [(b["jobId"], b["status"]) for b in stored(export_id()).ordered_batches()]
+
+
+def test_running_jobs_are_observed_with_one_listing_not_a_get_each(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    three_jobs_running(stub, monkeypatch)
+    expect_list(stub, [started(j, "IN_PROGRESS") for j in JOBS])
+    assert step(1)["action"] == "WAIT"
+    stub.assert_no_pending_responses()  # and Stubber refuses any Get it was not told of
+    assert batch_statuses() == [(j, "IN_PROGRESS") for j in JOBS]
+    # Unchanged: the next step's listing is all it costs, and nothing is written.
+    expect_list(stub, [started(j, "IN_PROGRESS") for j in JOBS])
+    assert step(2)["action"] == "WAIT"
+    assert batch_statuses() == [(j, "IN_PROGRESS") for j in JOBS]
+
+
+def test_a_job_the_listing_shows_ended_gets_one_get_for_its_read_sets(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch, answers: Answers
+) -> None:
+    three_jobs_running(stub, monkeypatch)
+    first, second, third = JOBS
+    expect_list(
+        stub,
+        [started(first, "COMPLETED"), started(second, "IN_PROGRESS"), started(third, "SUBMITTED")],
+    )
+    expect_get(stub, job("COMPLETED", {THREE[0]: "FINISHED"}, id=first), first)
+    assert step(1)["action"] == "WAIT"
+    assert batch_statuses() == [(first, "COMPLETED"), (second, "IN_PROGRESS"), (third, "SUBMITTED")]
+    (done, *_) = stored(export_id()).ordered_batches()
+    assert done["readSets"] == [{"id": THREE[0], "status": "FINISHED"}]
+    # An ended job is not followed again: the next listing starts from the running ones.
+    expect_list(stub, [started(j, "COMPLETED") for j in JOBS[1:]])
+    for read_set_id, job_id in zip(THREE[1:], JOBS[1:], strict=True):
+        expect_get(stub, job("COMPLETED", {read_set_id: "FINISHED"}, id=job_id), job_id)
+    assert step(2)["action"] == "END"
+    assert answers.only()["Data"]["ExportedReadSetCount"] == "3"
+
+
+def test_a_listing_of_two_pages_is_read_to_its_end(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    three_jobs_running(stub, monkeypatch)
+    someone_elses = {**started("9999999999", "IN_PROGRESS"), "destination": "s3://other/"}
+    expect_list(stub, [started(JOBS[0], "IN_PROGRESS"), someone_elses], next_token="page-2")
+    expect_list(stub, [started(j, "IN_PROGRESS") for j in JOBS[1:]], token="page-2")
+    assert step(1)["action"] == "WAIT"
+    stub.assert_no_pending_responses()
+    assert batch_statuses() == [(j, "IN_PROGRESS") for j in JOBS]
+
+
+def test_a_job_missing_from_the_listing_is_not_taken_as_ended(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch, answers: Answers
+) -> None:
+    """Listings are eventually consistent: a job they do not show is asked for, and stays in
+    flight (and in the record) for as long as its Get says it runs."""
+    three_jobs_running(stub, monkeypatch)
+    expect_list(stub, [started(j, "IN_PROGRESS") for j in JOBS[:2]])
+    expect_get(stub, job("IN_PROGRESS", id=JOBS[2]), JOBS[2])
+    assert step(1)["action"] == "WAIT"
+    assert batch_statuses() == [(j, "IN_PROGRESS") for j in JOBS]
+    # A listing that shows none of them, its last page included, ends nothing either.
+    expect_list(stub, [])
+    for job_id in JOBS:
+        expect_get(stub, job("IN_PROGRESS", id=job_id), job_id)
+    assert step(2)["action"] == "WAIT"
+    assert batch_statuses() == [(j, "IN_PROGRESS") for j in JOBS]
+    assert answers.sent == []
+    record = stored(export_id()).record
+    assert record is not None and record["status"] == "RUNNING"
+
+
+def test_pages_beyond_one_per_running_job_are_not_read() -> None:
+    """Past as many pages as jobs running, a Get for each job still unseen costs less."""
+
+    class Pages:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def __call__(self, **request: Any) -> dict[str, Any]:
+            self.calls += 1
+            return {"exportJobs": [], "nextToken": f"page-{self.calls + 1}"}
+
+    class Caller:
+        request = SimpleNamespace(sequence_store_id=STORE)
+
+        def ensure_time(self, budget: Any) -> None:
+            return None
+
+        def call(self, operation: str, method: Any, **params: Any) -> Any:
+            return method(**params)
+
+    pages = Pages()
+    running = [observe.Running(j, "IN_PROGRESS", T0) for j in JOBS]
+    seen = observe.listed_statuses(
+        Caller(),  # type: ignore[arg-type]
+        operation="ListReadSetExportJobs",
+        method=pages,
+        items="exportJobs",
+        running=running,
+        budget=None,  # type: ignore[arg-type]
+    )
+    assert (seen, pages.calls) == ({}, len(JOBS))
+
+
+@pytest.mark.parametrize(
+    ("recorded", "listed", "decided"),
+    [
+        ("SUBMITTED", "SUBMITTED", None),  # unchanged: nothing to do
+        ("SUBMITTED", "IN_PROGRESS", "IN_PROGRESS"),  # further along: recorded from the list
+        ("IN_PROGRESS", "SUBMITTED", None),  # a stale listing moves nothing back
+        ("IN_PROGRESS", "COMPLETED", observe.GET),  # ended: its read sets' outcome
+        ("IN_PROGRESS", "FAILED", observe.GET),
+        ("IN_PROGRESS", None, observe.GET),  # not listed: never taken as ended
+    ],
+)
+def test_what_a_listing_asks_of_a_running_job(
+    recorded: str, listed: str | None, decided: str | None
+) -> None:
+    assert observe.decide(recorded, listed) == decided
+
+
 # A lost start
 
 
@@ -765,13 +964,14 @@ def test_a_batch_left_starting_is_found_among_the_stores_jobs_and_followed(
             },
         },
     )
-    # Its read sets say it is this batch's job; then it is followed like any other.
+    # Its read sets say it is this batch's job; then it is followed like any other, the
+    # listings bounded by its creation time as the store listed it.
     expect_get(stub, job("SUBMITTED", dict.fromkeys(READ_SETS, "SUBMITTED")))
-    expect_get(stub, job("IN_PROGRESS", dict.fromkeys(READ_SETS, "IN_PROGRESS")))
+    expect_running(stub, "IN_PROGRESS")
     assert step(1)["action"] == "WAIT"
     (batch,) = stored(export_id()).batches.values()
     assert (batch["status"], batch["jobId"]) == ("IN_PROGRESS", JOB)
-    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    expect_ended(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     assert step(2)["action"] == "END"
     done = answers.only()
     assert (done["Status"], done["Data"]["ExportedReadSetCount"]) == ("SUCCESS", "2")
@@ -808,7 +1008,7 @@ def test_a_runner_continues_in_a_new_execution_before_its_history_fills(
     assert rules.RUNNER_STEPS_PER_EXECUTION * rules.RUNNER_HISTORY_EVENTS_PER_STEP < 25_000
     monkeypatch.setattr(rules, "RUNNER_STEPS_PER_EXECUTION", 2)
     create_and_start(stub)
-    expect_get(stub, job("IN_PROGRESS"))
+    expect_running(stub, "IN_PROGRESS")
     assert step(1)["action"] == "END"  # its second step: the successor carries on
     successor = f"{export_id()}-0-1"
     assert [e["name"] for e in runner_executions()] == [f"{export_id()}-0-0", successor]
@@ -817,7 +1017,7 @@ def test_a_runner_continues_in_a_new_execution_before_its_history_fills(
     # The manifest names the execution that carries the export now (the status command asks
     # Step Functions about it).
     assert manifest(export_id())["runner"]["execution"] == successor
-    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    expect_ended(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     assert step(0, execution=successor)["action"] == "END"
     assert answers.only()["Status"] == "SUCCESS"
 
@@ -935,9 +1135,9 @@ def test_delete_marks_the_export_cancelled_and_answers_at_once(
     assert statuses(aws) == ["CANCELLED"]
     assert json.loads(aws[0]["Detail"])["statusReason"] == record["statusReason"]
     # The runner starts nothing more, records the running job's end, then ends.
-    expect_get(stub, job("IN_PROGRESS"))
+    expect_running(stub, "IN_PROGRESS")
     assert step(1, WaitForCompletion="false")["action"] == "WAIT"
-    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    expect_ended(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     assert step(2, WaitForCompletion="false")["action"] == "END"
     assert manifest(export_id())["status"] == "CANCELLED"
     assert manifest(export_id())["jobs"][0]["status"] == "COMPLETED"
@@ -948,7 +1148,7 @@ def test_a_delete_after_the_export_ended_keeps_its_outcome_and_tells_no_target_a
     stub: Stubber, aws: list[dict[str, Any]], answers: Answers
 ) -> None:
     create_and_start(stub)
-    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    expect_ended(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     assert step(1)["action"] == "END"
     assert statuses(aws)[-1] == "COMPLETED"
     aws.clear()
@@ -1098,7 +1298,7 @@ def test_the_put_is_retried_with_backoff_and_never_logs_the_signature(
 def test_the_response_url_is_never_logged(stub: Stubber, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     create_and_start(stub)
-    expect_get(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
+    expect_ended(stub, job("COMPLETED", dict.fromkeys(READ_SETS, "FINISHED")))
     step(1)
     index.on_event(event("Delete", RequestId="delete", PhysicalResourceId=export_id()))
     assert SIGNATURE not in caplog.text
@@ -1169,6 +1369,10 @@ def activation_job(status: str, sources: dict[str, str], job_id: str = "77777777
     }
 
 
+def activation_listed(status: str, job_id: str = "7777777777") -> dict[str, Any]:
+    return {"id": job_id, "sequenceStoreId": STORE, "status": status, "creationTime": CREATED}
+
+
 def expect_activation_start(stub: Stubber, ids: list[str], number: int = 0) -> None:
     stub.add_response(
         "start_read_set_activation_job",
@@ -1207,7 +1411,12 @@ def test_an_archived_read_set_is_activated_with_a_client_token_then_exported(
     assert record is not None and record["status"] == "ACTIVATING"
     assert manifest(export_id())["counts"]["activating"] == 1
     # Export jobs are followed first, then activations.
-    expect_get(stub, job("COMPLETED", {active: "FINISHED"}))
+    expect_ended(stub, job("COMPLETED", {active: "FINISHED"}))
+    expect_list(
+        stub,
+        [activation_listed("COMPLETED")],
+        operation="list_read_set_activation_jobs",
+    )
     stub.add_response(
         "get_read_set_activation_job",
         activation_job("COMPLETED", {archived: "FINISHED"}),
@@ -1216,7 +1425,7 @@ def test_an_archived_read_set_is_activated_with_a_client_token_then_exported(
     expect_start(stub, [archived], batch=1)
     assert step(1)["action"] == "WAIT"
     assert stored(export_id()).record["status"] == "RUNNING"  # type: ignore[index]
-    expect_get(stub, job("COMPLETED", {archived: "FINISHED"}))
+    expect_ended(stub, job("COMPLETED", {archived: "FINISHED"}))
     assert step(2)["action"] == "END"
     stub.assert_no_pending_responses()
     assert answers.only()["Status"] == "SUCCESS"
@@ -1238,6 +1447,7 @@ def test_a_read_set_that_fails_to_activate_fails_the_export_naming_it(
     )
     expect_activation_start(stub, [only])
     assert step()["action"] == "WAIT"
+    expect_list(stub, [activation_listed("FAILED")], operation="list_read_set_activation_jobs")
     stub.add_response(
         "get_read_set_activation_job",
         activation_job("FAILED", {only: "FAILED"}),
@@ -1251,3 +1461,34 @@ def test_a_read_set_that_fails_to_activate_fails_the_export_naming_it(
         f"read set: 7777777777 (FAILED). 1 read set(s) failed: {only} (activation job "
         "7777777777: Restore failed)."
     )
+
+
+def test_a_running_activation_is_observed_with_the_listing_and_got_once_it_ended(
+    stub: Stubber, answers: Answers
+) -> None:
+    index.on_event(event("Create", ResourceProperties=properties(ReadSetIds=READ_SETS[:1])))
+    (only,) = READ_SETS[:1]
+    stub.add_response(
+        "get_read_set_metadata", metadata(only, "ARCHIVED"), {"sequenceStoreId": STORE, "id": only}
+    )
+    expect_activation_start(stub, [only])
+    assert step()["action"] == "WAIT"
+    # Hours of activation cost a listing a step, and no Get.
+    for steps in (1, 2):
+        expect_list(
+            stub, [activation_listed("IN_PROGRESS")], operation="list_read_set_activation_jobs"
+        )
+        assert step(steps)["action"] == "WAIT"
+        stub.assert_no_pending_responses()
+    (record,) = stored(export_id()).activations.values()
+    assert (record["status"], "sources" in record) == ("IN_PROGRESS", False)
+    expect_list(stub, [activation_listed("COMPLETED")], operation="list_read_set_activation_jobs")
+    stub.add_response(
+        "get_read_set_activation_job",
+        activation_job("COMPLETED", {only: "FINISHED"}),
+        {"sequenceStoreId": STORE, "id": "7777777777"},
+    )
+    expect_start(stub, [only], ReadSetIds=READ_SETS[:1])
+    assert step(3)["action"] == "WAIT"
+    (batch,) = stored(export_id()).batches.values()
+    assert (batch["readSetIds"], batch["status"]) == ([only], "SUBMITTED")

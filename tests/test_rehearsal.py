@@ -843,6 +843,8 @@ def test_the_runner_continues_in_new_executions_below_the_history_cap(
     cfn, props = one_job_at_a_time(deploy, omics, "250-ids")
     created = cfn.request("Create", props)
     assert created.status == "SUCCESS", created.reason
+    # The answer leaves within the last step; its execution ends once the step has returned.
+    assert cfn.finish()
     runs = cfn.runs()
     assert len(runs) > 2
     assert [r.name.rsplit("-", 1)[1] for r in runs] == [str(n) for n in range(len(runs))]
@@ -920,6 +922,7 @@ def test_a_redelivered_request_is_answered_once_and_starts_one_run(
     created = cfn.request("Create", cfn.properties(), deliveries=3)  # at least once
     assert created.status == "SUCCESS", created.reason
     assert len(omics.jobs) == 1
+    assert cfn.finish()  # the answering step ends its execution once its last request is sent
     assert [r.status for r in cfn.runs()] == ["SUCCEEDED"]
     # Delivered once more after its answer: nothing happens, and nothing is answered again.
     event = cfn.start("Create", cfn.properties(), request_id="again")

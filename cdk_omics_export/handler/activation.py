@@ -10,8 +10,10 @@ the pre-flight accepts them, and each runner step:
   GetReadSetMetadata), and activates those that end up archived again;
 - starts activation jobs as the concurrent-activation quota allows, each with a client token
   and claimed first, like export batches, so a retried step starts no second job;
-- follows them with GetReadSetActivationJob, and hands each read set to the export as soon as
-  its source is FINISHED, so activations and exports overlap.
+- follows them with one ListReadSetActivationJobs a step, and gets a job
+  (GetReadSetActivationJob) once the listing shows it ended, or if the listing missed it;
+  each read set whose source is FINISHED is handed to the export then, so one job's exports
+  run while the other activations go on.
 
 How long an activation takes and how many may run at once are not published: nothing here
 assumes either. A refusal by the quota holds starts back until one of ours ends or
@@ -27,10 +29,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 try:  # imported as cdk_omics_export.handler.activation (tests, the construct)
-    from . import rules
+    from . import observe, rules
     from . import state as st
     from .errors import ExportError, NotYetAuthorized, QuotaExceeded, ReadSetMissing
 except ImportError:  # Lambda: the asset's root is on sys.path
+    import observe  # type: ignore[import-not-found,no-redef]
     import rules  # type: ignore[import-not-found,no-redef]
     import state as st  # type: ignore[import-not-found,no-redef]
     from errors import (  # type: ignore[import-not-found,no-redef]
@@ -171,36 +174,74 @@ class Activations:
     # Following
 
     def follow(self, budget: Budget) -> None:
-        """Record the progress of every activation of the export that is still going."""
+        """Record the progress of every activation of the export that is still going: one
+        listing shows our jobs, and only one that ended (or that the listing missed) is asked
+        for with its own Get (``observe.py``)."""
         export = self.export
         self._resolve_starting(budget)
         for record in export.snapshot.ordered_activations():
             if record["status"] == st.WATCHING:
                 self._watch(record, budget)
-            elif record["status"] in st.RUNNING_JOB_STATUSES and "jobId" in record:
-                export.ensure_time(budget)
-                detail = export.call(
-                    "GetReadSetActivationJob",
-                    export.omics.get_read_set_activation_job,
-                    sequenceStoreId=export.request.sequence_store_id,
-                    id=record["jobId"],
-                    job_id=record["jobId"],
-                )
-                sources: list[st.ActivationSource] = [
-                    {k: v for k, v in s.items() if k in ("readSetId", "status", "statusMessage")}  # type: ignore[misc]
-                    for s in detail.get("sources", [])
-                ]
-                if detail["status"] == record["status"] and sources == record.get("sources"):
-                    continue
-                record["status"] = detail["status"]
-                record["sources"] = sources
-                if detail.get("statusMessage"):
-                    record["statusMessage"] = detail["statusMessage"]
-                if "completionTime" in detail:
-                    record["completionTime"] = _iso(detail["completionTime"])
-                if detail["status"] in st.TERMINAL_JOB_STATUSES:
-                    LOG.info("activation job %s ended %s", record["jobId"], detail["status"])
+        running = [
+            a
+            for a in export.snapshot.ordered_activations()
+            if a["status"] in st.RUNNING_JOB_STATUSES and "jobId" in a
+        ]
+        listed = observe.listed_statuses(
+            export,
+            operation="ListReadSetActivationJobs",
+            method=export.omics.list_read_set_activation_jobs,
+            items="activationJobs",
+            running=[self._running_job(a) for a in running],
+            budget=budget,
+        )
+        for record in running:
+            seen = observe.decide(record["status"], listed.get(record["jobId"]))
+            if seen is None:
+                continue
+            if seen != observe.GET:
+                record["status"] = seen
                 self._save(record)
+                continue
+            self._get(record, budget)
+
+    def _running_job(self, record: st.ActivationRecord) -> observe.Running:
+        return observe.Running(
+            job_id=record["jobId"],
+            status=record["status"],
+            since=observe.since(
+                record.get("creationTime"),
+                record.get("claimedAt"),
+                self.export.record["createdAt"],
+            ),
+        )
+
+    def _get(self, record: st.ActivationRecord, budget: Budget) -> None:
+        """The job's per-read-set outcome: once it ended, each read set is handed on."""
+        export = self.export
+        export.ensure_time(budget)
+        detail = export.call(
+            "GetReadSetActivationJob",
+            export.omics.get_read_set_activation_job,
+            sequenceStoreId=export.request.sequence_store_id,
+            id=record["jobId"],
+            job_id=record["jobId"],
+        )
+        sources: list[st.ActivationSource] = [
+            {k: v for k, v in s.items() if k in ("readSetId", "status", "statusMessage")}  # type: ignore[misc]
+            for s in detail.get("sources", [])
+        ]
+        if detail["status"] == record["status"] and sources == record.get("sources"):
+            return
+        record["status"] = detail["status"]
+        record["sources"] = sources
+        if detail.get("statusMessage"):
+            record["statusMessage"] = detail["statusMessage"]
+        if "completionTime" in detail:
+            record["completionTime"] = _iso(detail["completionTime"])
+        if detail["status"] in st.TERMINAL_JOB_STATUSES:
+            LOG.info("activation job %s ended %s", record["jobId"], detail["status"])
+        self._save(record)
 
     def _watch(self, record: st.ActivationRecord, budget: Budget) -> None:
         """Read sets someone else activates: looked at one by one until each is active."""
@@ -248,10 +289,15 @@ class Activations:
             if record["status"] != st.STARTING:
                 continue
             export.ensure_time(budget)
-            job_id = self._find_started_job(record, budget)
-            if job_id is not None:
+            found = self._find_started_job(record, budget)
+            if found is not None:
+                job_id = found["id"]
                 LOG.info("%s was started before as job %s: following it", record["key"], job_id)
-                self._record_started(record, {"id": job_id, "status": "SUBMITTED"})
+                # Its creation time bounds the listings that follow it.
+                self._record_started(
+                    record,
+                    {"id": job_id, "status": "SUBMITTED", "creationTime": found["creationTime"]},
+                )
                 continue
             if export.record["cancelled"] or record["run"] != export.run["number"]:
                 # An earlier run's activation is not this run's to start (a rollback starts
@@ -263,7 +309,9 @@ class Activations:
             if not self._send_start(record, self._running(), release=False):
                 return
 
-    def _find_started_job(self, record: st.ActivationRecord, budget: Budget) -> str | None:
+    def _find_started_job(
+        self, record: st.ActivationRecord, budget: Budget
+    ) -> dict[str, Any] | None:
         export = self.export
         claimed = record.get("claimedAt", export.run["startedAt"])
         wanted = sorted(record["readSetIds"])
@@ -292,7 +340,7 @@ class Activations:
                     job_id=job["id"],
                 )
                 if sorted(s["readSetId"] for s in detail.get("sources", [])) == wanted:
-                    return str(job["id"])
+                    return dict(job)
             if not page.get("nextToken"):
                 return None
             request["nextToken"] = page["nextToken"]

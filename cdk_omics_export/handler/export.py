@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 try:  # imported as cdk_omics_export.handler.export (tests, the construct)
-    from . import activation, outcome, reporting, rules, selection
+    from . import activation, observe, outcome, reporting, rules, selection
     from . import state as st
     from .errors import ExportError, NotYetAuthorized, OutOfTime, QuotaExceeded, ReadSetMissing
 except ImportError:  # Lambda: the asset's root is on sys.path
     import activation  # type: ignore[import-not-found,no-redef]
+    import observe  # type: ignore[import-not-found,no-redef]
     import outcome  # type: ignore[import-not-found,no-redef]
     import reporting  # type: ignore[import-not-found,no-redef]
     import rules  # type: ignore[import-not-found,no-redef]
@@ -367,10 +368,30 @@ class Export:
     # Jobs
 
     def _follow(self, budget: Budget) -> None:
-        """Record the progress of every running job of this export, whichever run started it."""
+        """Record the progress of every running job of this export, whichever run started it:
+        one listing shows them all, and only a job that ended (or that the listing missed) is
+        asked for with its own Get (``observe.py``)."""
         self._resolve_starting(budget)
-        for batch in self.snapshot.ordered_batches():
-            if batch["status"] not in st.RUNNING_JOB_STATUSES or "jobId" not in batch:
+        running = [
+            b
+            for b in self.snapshot.ordered_batches()
+            if b["status"] in st.RUNNING_JOB_STATUSES and "jobId" in b
+        ]
+        listed = observe.listed_statuses(
+            self,
+            operation="ListReadSetExportJobs",
+            method=self.omics.list_read_set_export_jobs,
+            items="exportJobs",
+            running=[self._running_job(b) for b in running],
+            budget=budget,
+        )
+        for batch in running:
+            seen = observe.decide(batch["status"], listed.get(batch["jobId"]))
+            if seen is None:
+                continue
+            if seen != observe.GET:
+                batch["status"] = seen
+                self._save_batch_or_reload(batch)
                 continue
             self._ensure_time(budget)
             detail = self._call(
@@ -394,6 +415,15 @@ class Export:
                     batch["completionTime"] = iso_time(detail["completionTime"])
             self._save_batch_or_reload(batch)
 
+    def _running_job(self, batch: st.BatchRecord) -> observe.Running:
+        return observe.Running(
+            job_id=batch["jobId"],
+            status=batch["status"],
+            since=observe.since(
+                batch.get("creationTime"), batch.get("claimedAt"), self.record["createdAt"]
+            ),
+        )
+
     def _resolve_starting(self, budget: Budget) -> None:
         """Batches left STARTING by a step that died between claiming a batch and recording
         its job, in this run or an earlier one (the lease is held: no step is sending now).
@@ -404,10 +434,15 @@ class Export:
             if batch["status"] != st.STARTING:
                 continue
             self._ensure_time(budget)
-            job_id = self._find_started_job(batch, budget)
-            if job_id is not None:
+            found = self._find_started_job(batch, budget)
+            if found is not None:
+                job_id = found["id"]
                 LOG.info("%s was started before as job %s: following it", batch["key"], job_id)
-                self._record_started(batch, {"id": job_id, "status": "SUBMITTED"})
+                # Its creation time bounds the listings that follow it.
+                self._record_started(
+                    batch,
+                    {"id": job_id, "status": "SUBMITTED", "creationTime": found["creationTime"]},
+                )
                 continue
             if self.record["cancelled"]:
                 LOG.info("%s never started and the export is cancelled", batch["key"])
@@ -417,7 +452,7 @@ class Export:
             if not self._send_start(batch, self._running(), release=False):
                 return  # the quota or IAM holds it back: it stays STARTING until it starts
 
-    def _find_started_job(self, batch: st.BatchRecord, budget: Budget) -> str | None:
+    def _find_started_job(self, batch: st.BatchRecord, budget: Budget) -> dict[str, Any] | None:
         """The job a lost start made for this batch: one of the store's export jobs created
         since the batch was claimed, with its destination and exactly its read sets."""
         claimed = batch.get("claimedAt", self.run["startedAt"])
@@ -446,7 +481,7 @@ class Export:
                     job_id=job["id"],
                 )
                 if sorted(r["id"] for r in detail.get("readSets", [])) == wanted:
-                    return str(job["id"])
+                    return dict(job)
             if not page.get("nextToken"):
                 return None
             request["nextToken"] = page["nextToken"]

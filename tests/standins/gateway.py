@@ -412,6 +412,7 @@ class Gateway:
         with self._lock:
             self.arrival_clock = self.clock.now
             self.omics.clock = self.clock.now
+            self.omics.epoch = self.clock.now
 
     def set_bucket_policy(self, bucket: str, document: Document | None) -> None:
         with self._lock:

@@ -1,0 +1,105 @@
+"""Which of an export's running jobs moved, seen through one listing of the store's jobs.
+
+HealthOmics allows 5 requests per second per account, shared with everything else a team runs
+on it. A Get per running job per step spends most of that on jobs that have not changed.
+ListReadSetExportJobs and ListReadSetActivationJobs show up to 100 jobs a page, filtered on
+their creation time, so a step lists the jobs created since its earliest running one and gets
+only:
+
+- a job the listing shows ended: its per-read-set outcome is only in the Get;
+- a job the listing does not show: listings are eventually consistent and may be cut short,
+  so a job missing from one is never taken as ended (nor dropped from the record).
+
+A running job the listing shows unchanged costs nothing more; one it shows further along
+(SUBMITTED to IN_PROGRESS) is recorded from the listing alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .export import Budget, Export
+
+# Creation times are the service's, claim times ours, and whether the filter's bound is
+# inclusive is not published: the listing starts this long before the earliest running job.
+LOOKBACK_SECONDS = 300.0
+PAGE_SIZE = 100
+# A running job's statuses in the order it moves through them: a listing that shows an earlier
+# one than the record holds is stale, and changes nothing.
+PROGRESS = {"SUBMITTED": 0, "IN_PROGRESS": 1, "CANCELLING": 2}
+# What a step does about a job that ended, or that the listing did not show.
+GET = "GET"
+
+
+@dataclass(frozen=True)
+class Running:
+    """A running job as the record holds it."""
+
+    job_id: str
+    status: str
+    since: float  # epoch seconds: its creation time, or when its start was claimed
+
+
+def since(creation_time: str | None, claimed_at: float | None, fallback: float) -> float:
+    """When a job began, as far as the record knows: HealthOmics' creation time, else the claim
+    of its start, else ``fallback`` (the run's start)."""
+    if creation_time:
+        try:
+            parsed = datetime.fromisoformat(creation_time)
+        except ValueError:
+            pass
+        else:
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    return claimed_at if claimed_at is not None else fallback
+
+
+def decide(recorded: str, listed: str | None) -> str | None:
+    """What to do about a running job recorded as ``recorded`` that the listing showed as
+    ``listed`` (None: not shown): ``GET``, a newer running status to record, or None."""
+    if listed is None or listed not in PROGRESS:
+        return GET
+    if PROGRESS[listed] > PROGRESS.get(recorded, -1):
+        return listed
+    return None
+
+
+def listed_statuses(
+    export: Export,
+    *,
+    operation: str,
+    method: Callable[..., Any],
+    items: str,
+    running: Sequence[Running],
+    budget: Budget,
+) -> dict[str, str]:
+    """Job id -> status, for the ``running`` jobs the store's listing shows.
+
+    Pages are read until every running job was seen or the listing ends, and never more pages
+    than there are running jobs: past that, a Get for each job still unseen costs less.
+    """
+    wanted = {job.job_id for job in running}
+    if not wanted:
+        return {}
+    earliest = min(job.since for job in running) - LOOKBACK_SECONDS
+    request: dict[str, Any] = {
+        "sequenceStoreId": export.request.sequence_store_id,
+        "maxResults": PAGE_SIZE,
+        "filter": {"createdAfter": datetime.fromtimestamp(earliest, UTC)},
+    }
+    seen: dict[str, str] = {}
+    pages = 0
+    while True:
+        export.ensure_time(budget)
+        page = export.call(operation, method, **request)
+        pages += 1
+        for item in page.get(items, []):
+            if item["id"] in wanted:
+                seen[item["id"]] = item["status"]
+        token = page.get("nextToken")
+        if not token or len(seen) == len(wanted) or pages >= len(wanted):
+            return seen
+        request["nextToken"] = token
