@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -1315,7 +1316,9 @@ def test_the_handler_imports_only_the_standard_library_and_boto3() -> None:
         for service in ("dynamodb", "events", "omics", "s3", "stepfunctions")
     }
     here = Path(index.__file__).parent
-    for source in here.glob("*.py"):
+    sources = sorted(here.rglob("*.py"))
+    assert here / "core" / "records.py" in sources
+    for source in sources:
         tree = ast.parse(source.read_text())
         for node in ast.walk(tree):
             names = (
@@ -1327,11 +1330,36 @@ def test_the_handler_imports_only_the_standard_library_and_boto3() -> None:
             )
             for name in names:
                 top = name.split(".")[0]
-                local = (here / f"{top}.py").exists()
+                local = (here / f"{top}.py").exists() or (here / top / "__init__.py").exists()
                 assert top in sys.stdlib_module_names or top in allowed or local, (
                     source.name,
                     name,
                 )
+
+
+def test_the_handler_loads_as_lambda_loads_it(tmp_path: Path) -> None:
+    """Lambda puts the asset's root on sys.path: every module, the core's too, must import
+    from there, where the package's relative imports fail and the fallbacks take over."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path / "asset"
+    shutil.copytree(Path(index.__file__).parent, root, ignore=shutil.ignore_patterns("__pycache__"))
+    modules = sorted(
+        ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for path in root.rglob("*.py")
+    )
+    script = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)\n"
+    loaded = subprocess.run(
+        [sys.executable, "-c", script, *modules],
+        check=False,
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "core.records" in modules and "runner" in modules
 
 
 def test_the_answer_module_imports_only_the_standard_library() -> None:
