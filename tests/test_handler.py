@@ -31,6 +31,7 @@ from moto import mock_aws
 from cdk_omics_export.handler import (
     activation,
     answer,
+    batches,
     clients,
     index,
     observe,
@@ -40,6 +41,7 @@ from cdk_omics_export.handler import (
 )
 from cdk_omics_export.handler import export as exports
 from cdk_omics_export.handler import state as st
+from cdk_omics_export.handler.core import decide, model
 from cdk_omics_export.handler.runner import RunnerStepResult
 
 from .test_state import create_state_table
@@ -920,15 +922,15 @@ def test_pages_beyond_one_per_running_job_are_not_read() -> None:
         ("SUBMITTED", "SUBMITTED", None),  # unchanged: nothing to do
         ("SUBMITTED", "IN_PROGRESS", "IN_PROGRESS"),  # further along: recorded from the list
         ("IN_PROGRESS", "SUBMITTED", None),  # a stale listing moves nothing back
-        ("IN_PROGRESS", "COMPLETED", observe.GET),  # ended: its read sets' outcome
-        ("IN_PROGRESS", "FAILED", observe.GET),
-        ("IN_PROGRESS", None, observe.GET),  # not listed: never taken as ended
+        ("IN_PROGRESS", "COMPLETED", decide.GET),  # ended: its read sets' outcome
+        ("IN_PROGRESS", "FAILED", decide.GET),
+        ("IN_PROGRESS", None, decide.GET),  # not listed: never taken as ended
     ],
 )
 def test_what_a_listing_asks_of_a_running_job(
     recorded: str, listed: str | None, decided: str | None
 ) -> None:
-    assert observe.decide(recorded, listed) == decided
+    assert decide.seen_in_listing(recorded, listed) == decided
 
 
 # A lost start
@@ -943,11 +945,11 @@ def test_a_batch_left_starting_is_found_among_the_stores_jobs_and_followed(
     expect_preflight(stub, READ_SETS)
     expect_start(stub, READ_SETS)
 
-    def killed(self: exports.Export, batch: st.BatchRecord, started: Any) -> None:
+    def killed(self: batches.ExportJobs, batch: st.BatchRecord, started: Any) -> None:
         raise SystemExit("the function's sandbox was stopped")
 
     with pytest.MonkeyPatch.context() as dying, pytest.raises(SystemExit):
-        dying.setattr(exports.Export, "_record_started", killed)
+        dying.setattr(batches.ExportJobs, "_record_started", killed)
         step()
     (batch,) = stored(export_id()).batches.values()
     assert batch["status"] == st.STARTING and "jobId" not in batch
@@ -959,9 +961,7 @@ def test_a_batch_left_starting_is_found_among_the_stores_jobs_and_followed(
             "sequenceStoreId": STORE,
             "maxResults": 100,
             "filter": {
-                "createdAfter": datetime.fromtimestamp(
-                    T0 - exports.STARTED_JOB_LOOKBACK_SECONDS, UTC
-                )
+                "createdAfter": datetime.fromtimestamp(T0 - model.STARTED_JOB_LOOKBACK_SECONDS, UTC)
             },
         },
     )
@@ -985,7 +985,7 @@ def test_a_batch_left_starting_and_not_found_is_sent_again_with_its_client_token
     expect_preflight(stub, READ_SETS)
     with pytest.MonkeyPatch.context() as dying, pytest.raises(SystemExit):
         # Killed between claiming the batch and sending its start.
-        dying.setattr(exports.Export, "_send_start", _dies_after_claiming)
+        dying.setattr(batches.ExportJobs, "_send_start", _dies_after_claiming)
         step()
     (batch,) = stored(export_id()).batches.values()
     assert batch["status"] == st.STARTING
@@ -996,7 +996,7 @@ def test_a_batch_left_starting_and_not_found_is_sent_again_with_its_client_token
     assert (batch["status"], batch["jobId"]) == ("SUBMITTED", JOB)
 
 
-def _dies_after_claiming(self: exports.Export, *_: Any, **__: Any) -> bool:
+def _dies_after_claiming(self: batches.ExportJobs, *_: Any, **__: Any) -> bool:
     raise SystemExit("the function's sandbox was stopped")
 
 

@@ -23,9 +23,10 @@ from aws_cdk.assertions import Template
 from botocore.exceptions import ClientError
 
 from cdk_omics_export import ArchivedReadSets, ReadSetExport, ReadSetFilter, runner
-from cdk_omics_export.handler import activation, pacing, rules
+from cdk_omics_export.handler import activation, batches, pacing, rules
 from cdk_omics_export.handler import export as exports
 from cdk_omics_export.handler import state as st
+from cdk_omics_export.handler.step import Step
 
 from .cfn_rehearsal import StackRehearsal
 from .omics_endpoint import OmicsEndpoint, peak_per_second
@@ -768,15 +769,15 @@ def test_a_runner_step_that_fails_and_is_retried_starts_no_duplicate_job(
     """The step dies right after HealthOmics started a job, before the job was recorded:
     Step Functions retries it, and the retried start (same client token) finds that job."""
     failures: list[str] = []
-    original = exports.Export._save_batch_or_reload
+    original = Step.save_batch
 
-    def fail_once(self: exports.Export, batch: st.BatchRecord) -> None:
+    def fail_once(self: Step, batch: st.BatchRecord) -> None:
         if "jobId" in batch and not failures:
             failures.append(batch["jobId"])
             raise RuntimeError("the step's container died")
         original(self, batch)
 
-    monkeypatch.setattr(exports.Export, "_save_batch_or_reload", fail_once)
+    monkeypatch.setattr(Step, "save_batch", fail_once)
     cfn = deploy("three-ids")
     created = cfn.request("Create", cfn.properties())
     assert created.status == "SUCCESS", created.reason
@@ -993,16 +994,16 @@ def test_a_job_whose_start_was_lost_is_found_by_the_next_deploy_and_followed(
     omics.remembers_client_tokens = False
     cfn = deploy("three-ids")
     props = cfn.properties(WaitForCompletion="false")
-    original = exports.Export._record_started
+    original = batches.ExportJobs._record_started
     killed = [True]
 
-    def dies(self: exports.Export, batch: Any, started: Any) -> None:
+    def dies(self: batches.ExportJobs, batch: Any, started: Any) -> None:
         if killed[0]:
             killed[0] = False
             raise RuntimeError("the function died")  # after HealthOmics accepted the start
         original(self, batch, started)
 
-    monkeypatch.setattr(exports.Export, "_record_started", dies)
+    monkeypatch.setattr(batches.ExportJobs, "_record_started", dies)
     created = cfn.start("Create", props)
     cfn.run_runner()
     assert len(omics.jobs) == 1 and not killed[0]

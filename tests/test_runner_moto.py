@@ -22,6 +22,7 @@ from cdk_omics_export import ReadSetExport
 from cdk_omics_export.handler import clients, rules, runner
 from cdk_omics_export.handler import export as exports
 from cdk_omics_export.handler import state as st
+from cdk_omics_export.handler.step import Step
 
 from .cfn_rehearsal import StackRehearsal
 from .moto_runner import MotoRunner
@@ -109,15 +110,15 @@ def test_a_failed_step_is_retried_by_the_definition_and_starts_no_second_job(
     States.ALL retrier calls it again after IntervalSeconds (the poll interval), and the
     retried start (same client token) finds that job."""
     failures: list[str] = []
-    original = exports.Export._save_batch_or_reload
+    original = Step.save_batch
 
-    def fail_once(self: exports.Export, batch: st.BatchRecord) -> None:
+    def fail_once(self: Step, batch: st.BatchRecord) -> None:
         if "jobId" in batch and not failures:
             failures.append(batch["jobId"])
             raise RuntimeError("the step's container died")
         original(self, batch)
 
-    monkeypatch.setattr(exports.Export, "_save_batch_or_reload", fail_once)
+    monkeypatch.setattr(Step, "save_batch", fail_once)
     created = cfn.request("Create", cfn.properties())
     assert created.status == "SUCCESS", created.reason
     assert list(omics.jobs) == failures  # one job: the retried start returned it

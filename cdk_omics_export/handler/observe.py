@@ -22,17 +22,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .export import Budget, Export
+    from . import state as st
+    from .step import Budget, Step
 
 # Creation times are the service's, claim times ours, and whether the filter's bound is
 # inclusive is not published: the listing starts this long before the earliest running job.
 LOOKBACK_SECONDS = 300.0
 PAGE_SIZE = 100
-# A running job's statuses in the order it moves through them: a listing that shows an earlier
-# one than the record holds is stale, and changes nothing.
-PROGRESS = {"SUBMITTED": 0, "IN_PROGRESS": 1, "CANCELLING": 2}
-# What a step does about a job that ended, or that the listing did not show.
-GET = "GET"
 
 
 @dataclass(frozen=True)
@@ -57,18 +53,17 @@ def since(creation_time: str | None, claimed_at: float | None, fallback: float) 
     return claimed_at if claimed_at is not None else fallback
 
 
-def decide(recorded: str, listed: str | None) -> str | None:
-    """What to do about a running job recorded as ``recorded`` that the listing showed as
-    ``listed`` (None: not shown): ``GET``, a newer running status to record, or None."""
-    if listed is None or listed not in PROGRESS:
-        return GET
-    if PROGRESS[listed] > PROGRESS.get(recorded, -1):
-        return listed
-    return None
+def running(job: st.BatchRecord | st.ActivationRecord, created_at: float) -> Running:
+    """A running batch's or activation's job, for the listing."""
+    return Running(
+        job_id=job["jobId"],
+        status=job["status"],
+        since=since(job.get("creationTime"), job.get("claimedAt"), created_at),
+    )
 
 
 def listed_statuses(
-    export: Export,
+    step: Step,
     *,
     operation: str,
     method: Callable[..., Any],
@@ -86,15 +81,15 @@ def listed_statuses(
         return {}
     earliest = min(job.since for job in running) - LOOKBACK_SECONDS
     request: dict[str, Any] = {
-        "sequenceStoreId": export.request.sequence_store_id,
+        "sequenceStoreId": step.request.sequence_store_id,
         "maxResults": PAGE_SIZE,
         "filter": {"createdAfter": datetime.fromtimestamp(earliest, UTC)},
     }
     seen: dict[str, str] = {}
     pages = 0
     while True:
-        export.ensure_time(budget)
-        page = export.call(operation, method, **request)
+        step.ensure_time(budget)
+        page = step.call(operation, method, **request)
         pages += 1
         for item in page.get(items, []):
             if item["id"] in wanted:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ try:  # imported as cdk_omics_export.handler.runner (tests, the construct)
     from . import answer, clients, ledger, pacing, rules
     from . import export as exports
     from . import state as st
+    from .core import decide
 except ImportError:  # Lambda: the asset's root is on sys.path
     import answer  # type: ignore[import-not-found,no-redef]
     import clients  # type: ignore[import-not-found,no-redef]
@@ -32,6 +32,7 @@ except ImportError:  # Lambda: the asset's root is on sys.path
     import pacing  # type: ignore[import-not-found,no-redef]
     import rules  # type: ignore[import-not-found,no-redef]
     import state as st  # type: ignore[import-not-found,no-redef]
+    from core import decide  # type: ignore[import-not-found,no-redef]
 
 LOG = logging.getLogger(__name__)
 
@@ -151,13 +152,7 @@ def _step(event: RunnerStep, context: Any, poll: int) -> tuple[Action, int]:
 
 
 def _next_wait(export: exports.Export, poll: int) -> int:
-    """The poll interval (or less while batches wait for the quota), and never past the
-    deadline of an answer still owed: the timeout is answered on time."""
-    wait = export.next_wait_seconds(poll)
-    deadline = export.run.get("deadline")
-    if deadline is not None and not export.run.get("answered"):
-        wait = min(wait, max(1, math.ceil(deadline - clients.now())))
-    return wait
+    return decide.next_wait(export.snapshot, poll, clients.now())
 
 
 # Answering CloudFormation
@@ -167,9 +162,7 @@ def answer_if_due(export: exports.Export) -> None:
     """Answer the run's request once its answer is due: the export ended, or (without
     waiting) the read sets are selected and checked, or the deadline came."""
     run = export.run
-    if run.get("answered"):
-        return
-    due = _due_answer(export)
+    due = decide.due_answer(export.snapshot, export.request, clients.now())
     if due is None:
         return
     status, reason = due
@@ -197,27 +190,6 @@ def answer_if_due(export: exports.Export) -> None:
         return
     if not export.told():
         tell(export)  # the cancellation, in the manifest and an event
-
-
-def _due_answer(export: exports.Export) -> tuple[Literal["SUCCESS", "FAILED"], str] | None:
-    record, run = export.record, export.run
-    if run["phase"] == "ENDED":
-        if record["cancelled"] and record["status"] == "CANCELLED":
-            return "FAILED", (
-                f"Export {export.export_id} was cancelled (its resource was deleted)."
-            )
-        if record.get("statusReason"):
-            return "FAILED", record["statusReason"]
-        return "SUCCESS", ""
-    if not run["wait"] and run["phase"] == "EXPORTING":
-        # Selected and checked: the runner carries the rest after the deploy.
-        return "SUCCESS", ""
-    deadline = run.get("deadline")
-    if deadline is not None and clients.now() >= deadline:
-        # The runner goes on: the rollback cancels the export (a Create) or gives it the
-        # earlier properties (an Update), and the run then starts nothing more.
-        return "FAILED", export.timeout_message()
-    return None
 
 
 def data(request: st.RequestRecord, export: exports.Export) -> dict[str, str]:

@@ -7,20 +7,27 @@ the manifest), and the export batches of at most 100, planned as read sets becom
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 try:  # imported as cdk_omics_export.handler.selection (tests, the construct)
     from . import activation, rules
-    from . import export as exports
     from . import state as st
+    from .core import progress
+    from .core.model import MAX_NAMED, SELECTABLE, clip
+    from .errors import ExportError, OutOfTime, ReadSetMissing
+    from .step import Budget, Step
 except ImportError:  # Lambda: the asset's root is on sys.path
     import activation  # type: ignore[import-not-found,no-redef]
-    import export as exports  # type: ignore[import-not-found,no-redef]
     import rules  # type: ignore[import-not-found,no-redef]
     import state as st  # type: ignore[import-not-found,no-redef]
-
-if TYPE_CHECKING:
-    from .export import Export
+    from core import progress  # type: ignore[import-not-found,no-redef]
+    from core.model import MAX_NAMED, SELECTABLE, clip  # type: ignore[import-not-found,no-redef]
+    from errors import (  # type: ignore[import-not-found,no-redef]
+        ExportError,
+        OutOfTime,
+        ReadSetMissing,
+    )
+    from step import Budget, Step  # type: ignore[import-not-found,no-redef]
 
 LOG = logging.getLogger("cdk_omics_export.handler.export")
 
@@ -28,21 +35,21 @@ LOG = logging.getLogger("cdk_omics_export.handler.export")
 class Selection:
     """The selection, plan and pre-flight of one export's current run."""
 
-    def __init__(self, export: Export) -> None:
-        self.export = export
+    def __init__(self, step: Step) -> None:
+        self.step = step
         # Facts the pre-flight learned in this invocation, saved with its progress.
         self._facts: dict[str, st.ReadSetFacts] = {}
         self._classification: tuple[set[str], set[str]] | None = None
         self._classification_changed = False
 
     def activates(self) -> bool:
-        return self.export.run.get("archivedReadSets") == activation.ACTIVATE
+        return progress.activates(self.step.run)
 
     def selection(self) -> st.SelectionRecord | None:
-        return self.export.snapshot.selections.get(self.export.run["number"])
+        return progress.selection_of(self.step.snapshot)
 
-    def _select(self, budget: exports.Budget) -> None:
-        run = self.export.run
+    def select(self, budget: Budget) -> None:
+        run = self.step.run
         selection = self.selection()
         try:
             if selection is None or not selection["complete"]:
@@ -57,11 +64,11 @@ class Selection:
             self._save_facts()
 
     def _read_selection(
-        self, selection: st.SelectionRecord | None, budget: exports.Budget
+        self, selection: st.SelectionRecord | None, budget: Budget
     ) -> st.SelectionRecord:
-        spec = self.export.run["selection"]
+        spec = self.step.run["selection"]
         record = selection or {
-            "run": self.export.run["number"],
+            "run": self.step.run["number"],
             "count": 0,
             "ids": st.pack_ids([]),
             "complete": False,
@@ -70,53 +77,51 @@ class Selection:
         if "filter" not in spec:
             ids = list(spec.get("readSetIds", []))
             if "readSetList" in spec:
-                ids = self.export._load_list(spec["readSetList"])
+                ids = self.step.load_list(spec["readSetList"])
                 problems = rules.check_read_set_ids(ids)
                 if problems:
-                    raise exports.ExportError("; ".join(problems))
+                    raise ExportError("; ".join(problems))
             record["ids"], record["count"], record["complete"] = st.pack_ids(ids), len(ids), True
         else:
             self._scan_filter(record, spec["filter"], budget)
-        self.export.store.save_selection(self.export.export_id, record)
-        self.export.snapshot.selections[record["run"]] = record
+        self.step.store.save_selection(self.step.export_id, record)
+        self.step.snapshot.selections[record["run"]] = record
         return record
 
     def _scan_filter(
-        self, record: st.SelectionRecord, read_set_filter: dict[str, str], budget: exports.Budget
+        self, record: st.SelectionRecord, read_set_filter: dict[str, str], budget: Budget
     ) -> None:
         """Resolve a filter through ListReadSets, page by page across invocations."""
         ids = st.unpack_ids(record["ids"])
-        preflight = self.export.run["preflight"]
+        preflight = self.step.run["preflight"]
         try:
             while True:
-                self.export._ensure_time(budget)
+                self.step.ensure_time(budget)
                 # Without activation only ACTIVE read sets are selected; with it, archived
                 # ones too (ListReadSets filters on one status at most).
                 wanted = {**read_set_filter}
                 if "status" not in wanted and not self.activates():
                     wanted["status"] = "ACTIVE"
                 request: dict[str, Any] = {
-                    "sequenceStoreId": self.export.request.sequence_store_id,
+                    "sequenceStoreId": self.step.request.sequence_store_id,
                     "maxResults": 100,
                     "filter": wanted,
                 }
                 if record.get("cursor"):
                     request["nextToken"] = record["cursor"]
-                page = self.export._call(
-                    "ListReadSets", self.export.omics.list_read_sets, **request
-                )
+                page = self.step.call("ListReadSets", self.step.omics.list_read_sets, **request)
                 for item in page.get("readSets", []):
                     # A status asked for is checked by the pre-flight; without one, read
                     # sets being deleted or that failed to upload are not selected.
-                    if "status" not in read_set_filter and item["status"] not in exports.SELECTABLE:
+                    if "status" not in read_set_filter and item["status"] not in SELECTABLE:
                         continue
                     ids.append(item["id"])
                     self._check_status(item["id"], item["status"], record)
                     self._learn(item)
                 if len(ids) > rules.MAX_READ_SETS:
-                    raise exports.ExportError(
+                    raise ExportError(
                         f"read_set_filter selected more than {rules.MAX_READ_SETS} read sets "
-                        f"in sequence store {self.export.request.sequence_store_id} (the filter "
+                        f"in sequence store {self.step.request.sequence_store_id} (the filter "
                         f"on {rules.filter_fields(read_set_filter)}); one export takes at "
                         "most that many. Narrow the filter (created_after, sample_id, ...) or "
                         "split the cohort across several ReadSetExport constructs."
@@ -131,10 +136,10 @@ class Selection:
         finally:
             record["ids"], record["count"] = st.pack_ids(ids), len(ids)
         preflight["checked"] = len(ids)
-        if not ids and not self.export.run["selection"]["allowEmpty"]:
-            raise exports.ExportError(
+        if not ids and not self.step.run["selection"]["allowEmpty"]:
+            raise ExportError(
                 f"read_set_filter selected no read set in sequence store "
-                f"{self.export.request.sequence_store_id} (the filter on "
+                f"{self.step.request.sequence_store_id} (the filter on "
                 f"{rules.filter_fields(read_set_filter)}); nothing was exported. Set "
                 "allow_empty_selection=True to accept this."
             )
@@ -142,20 +147,12 @@ class Selection:
     def _plan(self, selection: st.SelectionRecord) -> None:
         """The read sets this run exports: those selected that are neither exported nor in
         flight (an earlier run's batch in flight is followed instead)."""
-        run = self.export.run
+        run = self.step.run
         selected = st.unpack_ids(selection["ids"])
-        states = self.export.snapshot.read_set_states()
-        todo: list[str] = []
-        followed: set[str] = set()
-        for read_set_id in selected:
-            state = states.get(read_set_id)
-            if state is not None and state[0] == "IN_FLIGHT":
-                followed.add(state[1]["key"])
-            elif state is None or state[0] != "EXPORTED":
-                todo.append(read_set_id)
+        todo, followed = progress.plan(self.step.snapshot, selected)
         selection["todo"] = st.pack_ids(todo)
-        self.export.store.save_selection(self.export.export_id, selection)
-        run["followed"] = sorted(followed)
+        self.step.store.save_selection(self.step.export_id, selection)
+        run["followed"] = followed
         run["planned"] = True
         LOG.info(
             "selected %d read set(s): %d to export, %d already exported or in flight",
@@ -163,88 +160,57 @@ class Selection:
             len(todo),
             len(selected) - len(todo),
         )
-        self.export.save_record()
+        self.step.save_record()
 
-    def _plan_batches(self, ready: list[str]) -> None:
+    def plan_batches(self, ready: list[str]) -> None:
         """Batches of at most 100 for the read sets of ``ready`` that no batch of this run
-        holds yet; a retried step finds the batches it saved and plans them no second time."""
-        run = self.export.run
-        states = self.export.snapshot.read_set_states()
-        todo = [
-            r
-            for r in ready
-            if (state := states.get(r)) is None
-            or (state[1]["run"] != run["number"] and state[0] not in ("EXPORTED", "IN_FLIGHT"))
-        ]
-        if not todo:
+        holds yet (``core/progress.py``), saved before any of them starts."""
+        batches = progress.new_batches(self.step.snapshot, ready)
+        if not batches:
             return
-        numbers = [
-            b["number"] for b in self.export.snapshot.batches.values() if b["run"] == run["number"]
-        ]
-        first = max(numbers) + 1 if numbers else 0
-        size = rules.MAX_READ_SETS_PER_JOB
-        for offset, start in enumerate(range(0, len(todo), size)):
-            batch: st.BatchRecord = {
-                "key": st.batch_key(run["number"], first + offset),
-                "run": run["number"],
-                "number": first + offset,
-                "readSetIds": todo[start : start + size],
-                "status": st.PENDING,
-                "version": 0,
-            }
-            self.export.store.save_batch(self.export.export_id, batch)
-            self.export.snapshot.batches[batch["key"]] = batch
-        run["batches"] = len(self.run_batches())
-        LOG.info("%d read set(s) to export in %d new batch(es)", len(todo), -(-len(todo) // size))
-
-    def run_batches(self) -> list[st.BatchRecord]:
-        """This run's batches, in order (without those that gave way)."""
-        number = self.export.run["number"]
-        return [
-            b
-            for b in self.export.snapshot.ordered_batches()
-            if b["run"] == number and b["status"] != st.SUPERSEDED
-        ]
+        self.step.add_batches(batches)
+        self.step.run["batches"] = len(progress.run_batches(self.step.snapshot))
+        LOG.info(
+            "%d read set(s) to export in %d new batch(es)",
+            sum(len(b["readSetIds"]) for b in batches),
+            len(batches),
+        )
 
     def todo(self) -> list[str]:
         """The read sets this run exports, as its plan recorded them."""
-        selection = self.selection()
-        if selection is not None and "todo" in selection:
-            return st.unpack_ids(selection["todo"])
-        # Planned before the plan recorded them: the batches hold them.
-        return [r for batch in self.run_batches() for r in batch["readSetIds"]]
+        return progress.todo(self.step.snapshot)
 
-    def _preflight(self, selection: st.SelectionRecord, budget: exports.Budget) -> None:
+    def _preflight(self, selection: st.SelectionRecord, budget: Budget) -> None:
         """Every read set to export must exist and be ACTIVE (or, with activation, archived)
         before any job starts."""
         todo = self.todo()
-        if "filter" in self.export.run["selection"]:
+        if "filter" in self.step.run["selection"]:
             pass  # ListReadSets reported each selected read set's status already
         elif len(todo) <= rules.MAX_READ_SETS_PER_JOB:
             self._check_each(todo, selection, budget)
         else:
             self._scan_store(todo, selection, budget)
-        preflight = self.export.run["preflight"]
+        preflight = self.step.run["preflight"]
         if preflight["problemCount"]:
             hint = (
                 " Archived read sets can be restored with StartReadSetActivationJob."
                 if preflight["archived"]
                 else ""
             )
-            named = rules.first_of(preflight["problems"], exports.MAX_NAMED)
+            named = rules.first_of(preflight["problems"], MAX_NAMED)
             if preflight["problemCount"] > len(preflight["problems"]):
                 named += f" and {preflight['problemCount'] - len(preflight['problems'])} more"
-            raise exports.ExportError(
-                exports._clip(
+            raise ExportError(
+                clip(
                     f"Pre-flight: {preflight['problemCount']} of {len(todo)} read sets to export "
-                    f"from sequence store {self.export.request.sequence_store_id} cannot be "
+                    f"from sequence store {self.step.request.sequence_store_id} cannot be "
                     "exported: "
                     f"{named}. No export job was started.{hint}"
                 )
             )
         # Saved before anything is planned from it: a retried step plans the same.
         self._pack_classified(selection)
-        self.export.store.save_selection(self.export.export_id, selection)
+        self.step.store.save_selection(self.step.export_id, selection)
         archived, activating = self._classified(selection)
         todo_set = set(todo)
         archived &= todo_set
@@ -252,22 +218,22 @@ class Selection:
         preflight["archivedCount"] = len(archived) + len(activating)
         if preflight["archivedCount"]:
             LOG.warning("%s", self.activation_notice())
-            self.export.activations.plan()
-        self._plan_batches(self.export.activations.ready() if self.activates() else todo)
-        self.export.run["phase"] = "EXPORTING"
-        self.export._set_status(st.ACTIVATING if preflight["archivedCount"] else st.RUNNING)
-        self.export.save_record()
+            activation.Activations(self.step).plan()
+        self.plan_batches(progress.ready(self.step.snapshot) if self.activates() else todo)
+        self.step.run["phase"] = "EXPORTING"
+        self.step.set_status(st.ACTIVATING if preflight["archivedCount"] else st.RUNNING)
+        self.step.save_record()
 
     def activation_notice(self) -> str:
         """What the pre-flight tells of archived read sets, in the log and the reasons."""
-        count = self.export.run["preflight"].get("archivedCount", 0)
+        count = self.step.run["preflight"].get("archivedCount", 0)
         notice = (
             f"{count} of {len(self.todo())} read sets to export from sequence store "
-            f"{self.export.request.sequence_store_id} are archived: they are activated first "
+            f"{self.step.request.sequence_store_id} are archived: they are activated first "
             "(StartReadSetActivationJob), and each is exported once active. Activation can "
             "take hours"
         )
-        if self.export.run["wait"]:
+        if self.step.run["wait"]:
             notice += (
                 "; the deploy waits for it (wait_for_completion=True). With "
                 "wait_for_completion=False the deploy ends once the read sets are checked, and "
@@ -275,46 +241,40 @@ class Selection:
             )
         return notice + "."
 
-    def _check_each(
-        self, todo: list[str], selection: st.SelectionRecord, budget: exports.Budget
-    ) -> None:
-        preflight = self.export.run["preflight"]
+    def _check_each(self, todo: list[str], selection: st.SelectionRecord, budget: Budget) -> None:
+        preflight = self.step.run["preflight"]
         while preflight["checked"] < len(todo):
-            self.export._ensure_time(budget)
+            self.step.ensure_time(budget)
             read_set_id = todo[preflight["checked"]]
             try:
-                metadata = self.export._call(
+                metadata = self.step.call(
                     "GetReadSetMetadata",
-                    self.export.omics.get_read_set_metadata,
-                    sequenceStoreId=self.export.request.sequence_store_id,
+                    self.step.omics.get_read_set_metadata,
+                    sequenceStoreId=self.step.request.sequence_store_id,
                     id=read_set_id,
                     read_set_ids=[read_set_id],
                     missing_ok=True,
                 )
                 self._check_status(read_set_id, metadata["status"], selection)
                 self._learn(metadata)
-            except exports.ReadSetMissing:
+            except ReadSetMissing:
                 self._problem(f"{read_set_id} (not found)", "")
             preflight["checked"] += 1
 
-    def _scan_store(
-        self, todo: list[str], selection: st.SelectionRecord, budget: exports.Budget
-    ) -> None:
+    def _scan_store(self, todo: list[str], selection: st.SelectionRecord, budget: Budget) -> None:
         """Pre-flight for many read sets: one ListReadSets scan of the store, not a call each."""
         wanted = set(todo)
         found = set(st.unpack_ids(selection.get("found", st.pack_ids([]))))
         try:
             while len(found) < len(wanted):
-                self.export._ensure_time(budget)
+                self.step.ensure_time(budget)
                 request: dict[str, Any] = {
-                    "sequenceStoreId": self.export.request.sequence_store_id,
+                    "sequenceStoreId": self.step.request.sequence_store_id,
                     "maxResults": 100,
                 }
                 if selection.get("cursor"):
                     request["nextToken"] = selection["cursor"]
-                page = self.export._call(
-                    "ListReadSets", self.export.omics.list_read_sets, **request
-                )
+                page = self.step.call("ListReadSets", self.step.omics.list_read_sets, **request)
                 for item in page.get("readSets", []):
                     if item["id"] in wanted and item["id"] not in found:
                         found.add(item["id"])
@@ -327,17 +287,17 @@ class Selection:
                 selection["cursor"] = cursor
             else:
                 selection.pop("cursor", None)
-        except exports.OutOfTime:
+        except OutOfTime:
             selection["found"] = st.pack_ids(sorted(found))
             self._pack_classified(selection)
-            self.export.store.save_selection(self.export.export_id, selection)
+            self.step.store.save_selection(self.step.export_id, selection)
             raise
         for read_set_id in todo:
             if read_set_id not in found:
                 self._problem(f"{read_set_id} (not found)", "")
         selection["found"] = st.pack_ids([])
         self._pack_classified(selection)
-        self.export.store.save_selection(self.export.export_id, selection)
+        self.step.store.save_selection(self.step.export_id, selection)
 
     def _check_status(self, read_set_id: str, status: str, selection: st.SelectionRecord) -> None:
         """An ACTIVE read set is exportable; with activation, an archived one will be."""
@@ -387,11 +347,11 @@ class Selection:
         selection = self.selection()
         if selection is not None and self._classification_changed:
             self._pack_classified(selection)
-            self.export.store.save_selection(self.export.export_id, selection)
+            self.step.store.save_selection(self.step.export_id, selection)
         if not self._facts:
             return
-        run = self.export.run["number"]
-        numbers = [f["key"] for f in self.export.snapshot.facts.values() if f["run"] == run]
+        run = self.step.run["number"]
+        numbers = [f["key"] for f in self.step.snapshot.facts.values() if f["run"] == run]
         for number in range(len(numbers), len(numbers) + 5):
             record: st.FactsRecord = {
                 "key": st.facts_key(run, number),
@@ -400,16 +360,16 @@ class Selection:
                 "version": 0,
             }
             try:
-                self.export.store.save_facts(self.export.export_id, record)
+                self.step.store.save_facts(self.step.export_id, record)
             except st.Conflict:
                 continue  # saved by a step this one did not see: the next number
-            self.export.snapshot.facts[record["key"]] = record
+            self.step.snapshot.facts[record["key"]] = record
             break
         self._facts = {}
 
     def _problem(self, text: str, status: str) -> None:
-        preflight = self.export.run["preflight"]
+        preflight = self.step.run["preflight"]
         preflight["problemCount"] += 1
-        if len(preflight["problems"]) < exports.MAX_NAMED:
+        if len(preflight["problems"]) < MAX_NAMED:
             preflight["problems"].append(text)
         preflight["archived"] = preflight["archived"] or status == "ARCHIVED"
