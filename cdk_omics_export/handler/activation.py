@@ -26,41 +26,37 @@ status means, and whether a start may go now are the core's (``core/progress.py`
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 try:  # imported as cdk_omics_export.handler.activation (tests, the construct)
-    from . import observe
+    from . import jobs
     from . import state as st
     from .core import decide, progress
-    from .core.model import STARTED_JOB_LOOKBACK_SECONDS, activation_client_token, iso_time
-    from .errors import ExportError, NotYetAuthorized, QuotaExceeded, ReadSetMissing
-    from .step import Budget, Step
+    from .core.model import activation_client_token
+    from .errors import ReadSetMissing
+    from .step import Budget
 except ImportError:  # Lambda: the asset's root is on sys.path
-    import observe  # type: ignore[import-not-found,no-redef]
+    import jobs  # type: ignore[import-not-found,no-redef]
     import state as st  # type: ignore[import-not-found,no-redef]
     from core import decide, progress  # type: ignore[import-not-found,no-redef]
-    from core.model import (  # type: ignore[import-not-found,no-redef]
-        STARTED_JOB_LOOKBACK_SECONDS,
-        activation_client_token,
-        iso_time,
-    )
-    from errors import (  # type: ignore[import-not-found,no-redef]
-        ExportError,
-        NotYetAuthorized,
-        QuotaExceeded,
-        ReadSetMissing,
-    )
-    from step import Budget, Step  # type: ignore[import-not-found,no-redef]
+    from core.model import activation_client_token  # type: ignore[import-not-found,no-redef]
+    from errors import ReadSetMissing  # type: ignore[import-not-found,no-redef]
+    from step import Budget  # type: ignore[import-not-found,no-redef]
 
 LOG = logging.getLogger(__name__)
 
 
-class Activations:
+class Activations(jobs.Jobs[st.ActivationRecord]):
     """The activation jobs of one export, as one step sees them."""
 
-    def __init__(self, step: Step) -> None:
-        self.step = step
+    kind = jobs.Kind(
+        noun="activation",
+        start="StartReadSetActivationJob",
+        get="GetReadSetActivationJob",
+        list="ListReadSetActivationJobs",
+        items="activationJobs",
+        quota_wait="activationQuotaWait",
+    )
 
     def plan(self) -> None:
         """Records for this run's read sets that are archived (activated by us) or activated by
@@ -80,52 +76,13 @@ class Activations:
     # Following
 
     def follow(self, budget: Budget) -> None:
-        """Record the progress of every activation of the export that is still going: one
-        listing shows our jobs, and only one that ended (or that the listing missed) is asked
-        for with its own Get (``observe.py``)."""
-        step = self.step
-        self._resolve_starting(budget)
-        for record in step.snapshot.ordered_activations():
+        """Find lost starts, look at read sets someone else activates, then record the
+        progress of every activation job of the export that is still going."""
+        self.resolve_starting(budget)
+        for record in self.step.snapshot.ordered_activations():
             if record["status"] == st.WATCHING:
                 self._watch(record, budget)
-        running = [
-            a
-            for a in step.snapshot.ordered_activations()
-            if a["status"] in st.RUNNING_JOB_STATUSES and "jobId" in a
-        ]
-        listed = observe.listed_statuses(
-            step,
-            operation="ListReadSetActivationJobs",
-            method=step.omics.list_read_set_activation_jobs,
-            items="activationJobs",
-            running=[observe.running(a, step.record["createdAt"]) for a in running],
-            budget=budget,
-        )
-        for record in running:
-            seen = decide.seen_in_listing(record["status"], listed.get(record["jobId"]))
-            if seen is None:
-                continue
-            if seen != decide.GET:
-                record["status"] = seen
-                step.save_activation(record)
-                continue
-            self._get(record, budget)
-
-    def _get(self, record: st.ActivationRecord, budget: Budget) -> None:
-        """The job's per-read-set outcome: once it ended, each read set is handed on."""
-        step = self.step
-        step.ensure_time(budget)
-        detail = step.call(
-            "GetReadSetActivationJob",
-            step.omics.get_read_set_activation_job,
-            sequenceStoreId=step.request.sequence_store_id,
-            id=record["jobId"],
-            job_id=record["jobId"],
-        )
-        new = decide.with_activation_detail(record, detail)
-        if new is not None and new["status"] in st.TERMINAL_JOB_STATUSES:
-            LOG.info("activation job %s ended %s", record["jobId"], new["status"])
-        step.update_activation(record, new)
+        self.follow_listed(budget, decide.with_activation_detail)
 
     def _watch(self, record: st.ActivationRecord, budget: Budget) -> None:
         """Read sets someone else activates: looked at one by one until each is active."""
@@ -149,144 +106,28 @@ class Activations:
                 statuses[source["readSetId"]] = "DELETED"
         step.update_activation(record, decide.with_watched_statuses(record, statuses))
 
-    def _resolve_starting(self, budget: Budget) -> None:
-        """Records left STARTING by a step that died between the claim and recording the
-        job: the job a lost start made is looked for, and adopted; otherwise the start is sent
-        again with its client token."""
-        step = self.step
-        for record in step.snapshot.ordered_activations():
-            if record["status"] != st.STARTING:
-                continue
-            step.ensure_time(budget)
-            found = self._find_started_job(record, budget)
-            if found is not None:
-                job_id = found["id"]
-                LOG.info("%s was started before as job %s: following it", record["key"], job_id)
-                # Its creation time bounds the listings that follow it.
-                self._record_started(
-                    record,
-                    {"id": job_id, "status": "SUBMITTED", "creationTime": found["creationTime"]},
-                )
-                continue
-            if step.record["cancelled"] or record["run"] != step.run["number"]:
-                # An earlier run's activation is not this run's to start (a rollback starts
-                # nothing new); this run activates what it still needs itself.
-                LOG.info("%s never started and is not this run's to start", record["key"])
-                record["status"] = st.SUPERSEDED
-                step.save_activation(record)
-                continue
-            if not self._send_start(
-                record, progress.running_activations(step.snapshot), release=False
-            ):
-                return
+    # What differs from export jobs
 
-    def _find_started_job(
-        self, record: st.ActivationRecord, budget: Budget
-    ) -> dict[str, Any] | None:
-        step = self.step
-        claimed = record.get("claimedAt", step.run["startedAt"])
-        request: dict[str, Any] = {
-            "sequenceStoreId": step.request.sequence_store_id,
-            "maxResults": 100,
-            "filter": {
-                "createdAfter": datetime.fromtimestamp(claimed - STARTED_JOB_LOOKBACK_SECONDS, UTC)
-            },
-        }
-        known = {a.get("jobId") for a in step.snapshot.activations.values()}
-        while True:
-            step.ensure_time(budget)
-            page = step.call(
-                "ListReadSetActivationJobs", step.omics.list_read_set_activation_jobs, **request
-            )
-            for job in page.get("activationJobs", []):
-                if job["id"] in known:
-                    continue
-                step.ensure_time(budget)
-                detail = step.call(
-                    "GetReadSetActivationJob",
-                    step.omics.get_read_set_activation_job,
-                    sequenceStoreId=step.request.sequence_store_id,
-                    id=job["id"],
-                    job_id=job["id"],
-                )
-                found = [s["readSetId"] for s in detail.get("sources", [])]
-                if decide.is_lost_start(found, record["readSetIds"], job["id"], known):
-                    return dict(job)
-            if not page.get("nextToken"):
-                return None
-            request["nextToken"] = page["nextToken"]
+    def records(self) -> list[st.ActivationRecord]:
+        return self.step.snapshot.ordered_activations()
 
-    # Starting
+    def run_records(self) -> list[st.ActivationRecord]:
+        return progress.activation_records(self.step.snapshot)
 
-    def start(self, budget: Budget) -> None:
-        step = self.step
-        running = progress.running_activations(step.snapshot)
-        for record in progress.activation_records(step.snapshot):
-            if record["status"] != st.PENDING:
-                continue
-            now = step.now()
-            if decide.quota_still_full(
-                step.run.get("activationQuotaWait"), running, now
-            ) or decide.waiting_for_iam(step.run, now):
-                return
-            step.ensure_time(budget)
-            try:
-                record["claimedAt"] = step.now()
-                step.store.claim_start(step.export_id, step.run["number"], record)
-                running += 1
-            except st.Cancelled:
-                LOG.info(
-                    "export %s was cancelled or superseded: activating nothing", step.export_id
-                )
-                return
-            except st.Conflict:
-                step.reload_activation(record)
-                continue
-            if not self._send_start(record, running):
-                return
-
-    def _send_start(
-        self, record: st.ActivationRecord, running: int, *, release: bool = True
-    ) -> bool:
-        step = self.step
-        try:
-            started = step.call(
-                "StartReadSetActivationJob",
-                step.omics.start_read_set_activation_job,
-                sequenceStoreId=step.request.sequence_store_id,
-                sources=[{"readSetId": r} for r in record["readSetIds"]],
-                clientToken=activation_client_token(
-                    step.export_id, record["run"], record["number"]
-                ),
-                read_set_ids=record["readSetIds"],
-            )
-        except QuotaExceeded:
-            LOG.info("concurrent activation quota reached at %d running jobs", running - 1)
-            step.run["activationQuotaWait"] = {"running": running - 1, "at": step.now()}
-            if release:
-                record["status"] = st.PENDING
-                step.save_activation(record)
-            return False
-        except NotYetAuthorized:
-            step.run.setdefault("accessDeniedSince", step.now())
-            if release:
-                record["status"] = st.PENDING
-                step.save_activation(record)
-            return False
-        except ExportError as error:
-            record["status"] = "FAILED"
-            record["statusMessage"] = str(error)
-            step.save_activation(record)
-            raise
-        step.run.pop("activationQuotaWait", None)
-        step.run.pop("accessDeniedSince", None)
-        self._record_started(record, started)
-        LOG.info("started activation job %s for %s", started["id"], record["key"])
-        return True
-
-    def _record_started(self, record: st.ActivationRecord, started: dict[str, Any]) -> None:
-        record["jobId"] = started["id"]
-        record["status"] = started["status"]
-        if "creationTime" in started:
-            record["creationTime"] = iso_time(started["creationTime"])
+    def save(self, record: st.ActivationRecord) -> None:
         self.step.save_activation(record)
+
+    def reload(self, record: st.ActivationRecord) -> None:
+        self.step.reload_activation(record)
+
+    def start_parameters(self, record: st.ActivationRecord) -> dict[str, Any]:
+        token = activation_client_token(self.step.export_id, record["run"], record["number"])
+        return {"clientToken": token}
+
+    def read_sets_of(self, detail: dict[str, Any]) -> list[str]:
+        return [s["readSetId"] for s in detail.get("sources", [])]
+
+    def not_to_start_again(self, record: st.ActivationRecord) -> bool:
+        # An earlier run's activation is not this run's to start (a rollback starts nothing
+        # new); this run activates what it still needs itself.
+        return self.step.record["cancelled"] or record["run"] != self.step.run["number"]

@@ -134,24 +134,17 @@ class Step:
         except st.Conflict:
             self.reload_batch(batch)
 
-    def update_batch(self, batch: st.BatchRecord, new: st.BatchRecord | None) -> None:
-        """Save the batch as the core changed it (None: unchanged), in place: the snapshot and
-        the step's lists hold the same record."""
-        if new is not None:
-            _replace(batch, new)
-            self.save_batch(batch)
-
     def update_activation(
         self, record: st.ActivationRecord, new: st.ActivationRecord | None
     ) -> None:
         if new is not None:
-            _replace(record, new)
+            replace_in_place(record, new)
             self.save_activation(record)
 
     def reload_batch(self, batch: st.BatchRecord) -> None:
         fresh = self.store.load(self.export_id).batches.get(batch["key"])
         if fresh is not None:
-            _replace(batch, fresh)
+            replace_in_place(batch, fresh)
 
     def save_activation(self, record: st.ActivationRecord) -> None:
         try:
@@ -162,7 +155,7 @@ class Step:
     def reload_activation(self, record: st.ActivationRecord) -> None:
         fresh = self.store.load(self.export_id).activations.get(record["key"])
         if fresh is not None:
-            _replace(record, fresh)
+            replace_in_place(record, fresh)
 
     def add_batches(self, batches: list[st.BatchRecord]) -> None:
         for batch in batches:
@@ -225,7 +218,9 @@ class Step:
         return progress.running_batches(self.snapshot)
 
 
-def _replace(mine: Any, fresh: Any) -> None:
+def replace_in_place(mine: Any, fresh: Any) -> None:
+    """Make ``mine`` hold what ``fresh`` holds: the snapshot and a step's lists keep the same
+    record."""
     for key in list(mine):
         del mine[key]
     mine.update(fresh)
