@@ -101,7 +101,8 @@ ALL = (omics, s3, dynamodb, states, events)
 
 
 def state_store() -> st.StateStore:
-    return st.StateStore(dynamodb(), os.environ[rules.TABLE_ENV])
+    # The clock looked up at each call: a rehearsal puts the store on its simulated clock too.
+    return st.StateStore(dynamodb(), os.environ[rules.TABLE_ENV], clock=lambda: now())  # noqa: PLW0108
 
 
 def poll_interval() -> int:

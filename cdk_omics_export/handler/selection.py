@@ -12,16 +12,14 @@ from typing import Any
 try:  # imported as cdk_omics_export.handler.selection (tests, the construct)
     from . import activation, rules
     from . import state as st
-    from .core import progress
-    from .core.model import MAX_NAMED, SELECTABLE, clip
+    from .core import preflight, progress
     from .errors import ExportError, OutOfTime, ReadSetMissing
     from .step import Budget, Step
 except ImportError:  # Lambda: the asset's root is on sys.path
     import activation  # type: ignore[import-not-found,no-redef]
     import rules  # type: ignore[import-not-found,no-redef]
     import state as st  # type: ignore[import-not-found,no-redef]
-    from core import progress  # type: ignore[import-not-found,no-redef]
-    from core.model import MAX_NAMED, SELECTABLE, clip  # type: ignore[import-not-found,no-redef]
+    from core import preflight, progress  # type: ignore[import-not-found,no-redef]
     from errors import (  # type: ignore[import-not-found,no-redef]
         ExportError,
         OutOfTime,
@@ -93,39 +91,25 @@ class Selection:
     ) -> None:
         """Resolve a filter through ListReadSets, page by page across invocations."""
         ids = st.unpack_ids(record["ids"])
-        preflight = self.step.run["preflight"]
         try:
             while True:
                 self.step.ensure_time(budget)
-                # Without activation only ACTIVE read sets are selected; with it, archived
-                # ones too (ListReadSets filters on one status at most).
-                wanted = {**read_set_filter}
-                if "status" not in wanted and not self.activates():
-                    wanted["status"] = "ACTIVE"
                 request: dict[str, Any] = {
                     "sequenceStoreId": self.step.request.sequence_store_id,
                     "maxResults": 100,
-                    "filter": wanted,
+                    "filter": preflight.filter_asked(read_set_filter, self.activates()),
                 }
                 if record.get("cursor"):
                     request["nextToken"] = record["cursor"]
                 page = self.step.call("ListReadSets", self.step.omics.list_read_sets, **request)
                 for item in page.get("readSets", []):
-                    # A status asked for is checked by the pre-flight; without one, read
-                    # sets being deleted or that failed to upload are not selected.
-                    if "status" not in read_set_filter and item["status"] not in SELECTABLE:
+                    if not preflight.selects(read_set_filter, item["status"]):
                         continue
                     ids.append(item["id"])
                     self._check_status(item["id"], item["status"], record)
                     self._learn(item)
                 if len(ids) > rules.MAX_READ_SETS:
-                    raise ExportError(
-                        f"read_set_filter selected more than {rules.MAX_READ_SETS} read sets "
-                        f"in sequence store {self.step.request.sequence_store_id} (the filter "
-                        f"on {rules.filter_fields(read_set_filter)}); one export takes at "
-                        "most that many. Narrow the filter (created_after, sample_id, ...) or "
-                        "split the cohort across several ReadSetExport constructs."
-                    )
+                    raise ExportError(preflight.too_many(read_set_filter, self.store))
                 cursor = page.get("nextToken")
                 if cursor:
                     record["cursor"] = cursor
@@ -135,14 +119,9 @@ class Selection:
                     break
         finally:
             record["ids"], record["count"] = st.pack_ids(ids), len(ids)
-        preflight["checked"] = len(ids)
+        self.step.run["preflight"]["checked"] = len(ids)
         if not ids and not self.step.run["selection"]["allowEmpty"]:
-            raise ExportError(
-                f"read_set_filter selected no read set in sequence store "
-                f"{self.step.request.sequence_store_id} (the filter on "
-                f"{rules.filter_fields(read_set_filter)}); nothing was exported. Set "
-                "allow_empty_selection=True to accept this."
-            )
+            raise ExportError(preflight.none_selected(read_set_filter, self.store))
 
     def _plan(self, selection: st.SelectionRecord) -> None:
         """The read sets this run exports: those selected that are neither exported nor in
@@ -190,24 +169,10 @@ class Selection:
             self._check_each(todo, selection, budget)
         else:
             self._scan_store(todo, selection, budget)
-        preflight = self.step.run["preflight"]
-        if preflight["problemCount"]:
-            hint = (
-                " Archived read sets can be restored with StartReadSetActivationJob."
-                if preflight["archived"]
-                else ""
-            )
-            named = rules.first_of(preflight["problems"], MAX_NAMED)
-            if preflight["problemCount"] > len(preflight["problems"]):
-                named += f" and {preflight['problemCount'] - len(preflight['problems'])} more"
-            raise ExportError(
-                clip(
-                    f"Pre-flight: {preflight['problemCount']} of {len(todo)} read sets to export "
-                    f"from sequence store {self.step.request.sequence_store_id} cannot be "
-                    "exported: "
-                    f"{named}. No export job was started.{hint}"
-                )
-            )
+        checked = self.step.run["preflight"]
+        refusal = preflight.refused(checked, len(todo), self.store)
+        if refusal is not None:
+            raise ExportError(refusal)
         # Saved before anything is planned from it: a retried step plans the same.
         self._pack_classified(selection)
         self.step.store.save_selection(self.step.export_id, selection)
@@ -215,37 +180,28 @@ class Selection:
         todo_set = set(todo)
         archived &= todo_set
         activating &= todo_set
-        preflight["archivedCount"] = len(archived) + len(activating)
-        if preflight["archivedCount"]:
+        checked["archivedCount"] = len(archived) + len(activating)
+        if checked["archivedCount"]:
             LOG.warning("%s", self.activation_notice())
             activation.Activations(self.step).plan()
         self.plan_batches(progress.ready(self.step.snapshot) if self.activates() else todo)
         self.step.run["phase"] = "EXPORTING"
-        self.step.set_status(st.ACTIVATING if preflight["archivedCount"] else st.RUNNING)
+        self.step.set_status(st.ACTIVATING if checked["archivedCount"] else st.RUNNING)
         self.step.save_record()
 
     def activation_notice(self) -> str:
         """What the pre-flight tells of archived read sets, in the log and the reasons."""
-        count = self.step.run["preflight"].get("archivedCount", 0)
-        notice = (
-            f"{count} of {len(self.todo())} read sets to export from sequence store "
-            f"{self.step.request.sequence_store_id} are archived: they are activated first "
-            "(StartReadSetActivationJob), and each is exported once active. Activation can "
-            "take hours"
+        return preflight.activation_notice(
+            self.step.run["preflight"].get("archivedCount", 0),
+            len(self.todo()),
+            self.store,
+            self.step.run["wait"],
         )
-        if self.step.run["wait"]:
-            notice += (
-                "; the deploy waits for it (wait_for_completion=True). With "
-                "wait_for_completion=False the deploy ends once the read sets are checked, and "
-                "the export carries on after it"
-            )
-        return notice + "."
 
     def _check_each(self, todo: list[str], selection: st.SelectionRecord, budget: Budget) -> None:
-        preflight = self.step.run["preflight"]
-        while preflight["checked"] < len(todo):
+        while (checked := self.step.run["preflight"]["checked"]) < len(todo):
             self.step.ensure_time(budget)
-            read_set_id = todo[preflight["checked"]]
+            read_set_id = todo[checked]
             try:
                 metadata = self.step.call(
                     "GetReadSetMetadata",
@@ -259,7 +215,7 @@ class Selection:
                 self._learn(metadata)
             except ReadSetMissing:
                 self._problem(f"{read_set_id} (not found)", "")
-            preflight["checked"] += 1
+            self.step.run["preflight"]["checked"] += 1
 
     def _scan_store(self, todo: list[str], selection: st.SelectionRecord, budget: Budget) -> None:
         """Pre-flight for many read sets: one ListReadSets scan of the store, not a call each."""
@@ -300,15 +256,15 @@ class Selection:
         self.step.store.save_selection(self.step.export_id, selection)
 
     def _check_status(self, read_set_id: str, status: str, selection: st.SelectionRecord) -> None:
-        """An ACTIVE read set is exportable; with activation, an archived one will be."""
-        if status == "ACTIVE":
+        standing = preflight.standing(status, self.activates())
+        if standing == "EXPORTABLE":
             return
-        if self.activates() and status in ("ARCHIVED", "ACTIVATING"):
-            archived, activating = self._classified(selection)
-            (archived if status == "ARCHIVED" else activating).add(read_set_id)
-            self._classification_changed = True
+        if standing == "PROBLEM":
+            self._problem(f"{read_set_id} ({status})", status)
             return
-        self._problem(f"{read_set_id} ({status})", status)
+        archived, activating = self._classified(selection)
+        (archived if standing == "ARCHIVED" else activating).add(read_set_id)
+        self._classification_changed = True
 
     def _classified(self, selection: st.SelectionRecord) -> tuple[set[str], set[str]]:
         """The read sets the pre-flight found ARCHIVED and ACTIVATING (kept in memory while it
@@ -328,19 +284,7 @@ class Selection:
             self._classification_changed = False
 
     def _learn(self, item: dict[str, Any]) -> None:
-        """Keep what lets a consumer check the exported files later: the file type and
-        HealthOmics' ETag. Never a sample, subject or name."""
-        facts: st.ReadSetFacts = {}
-        if item.get("fileType"):
-            facts["fileType"] = str(item["fileType"])
-        etag = item.get("etag")
-        if isinstance(etag, dict):
-            tag: st.ETag = {}
-            for key in ("algorithm", "source1", "source2"):
-                if etag.get(key):
-                    tag[key] = str(etag[key])
-            facts["etag"] = tag
-        self._facts[str(item["id"])] = facts
+        self._facts[str(item["id"])] = preflight.facts_of(item)
 
     def _save_facts(self) -> None:
         """Save what the pre-flight learned since the last save, and its classification."""
@@ -368,8 +312,9 @@ class Selection:
         self._facts = {}
 
     def _problem(self, text: str, status: str) -> None:
-        preflight = self.step.run["preflight"]
-        preflight["problemCount"] += 1
-        if len(preflight["problems"]) < MAX_NAMED:
-            preflight["problems"].append(text)
-        preflight["archived"] = preflight["archived"] or status == "ARCHIVED"
+        run = self.step.run
+        run["preflight"] = preflight.with_problem(run["preflight"], text, status)
+
+    @property
+    def store(self) -> str:
+        return self.step.request.sequence_store_id

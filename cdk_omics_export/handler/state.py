@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -72,12 +72,99 @@ REQUEST_SK = "request"
 PACER_KEY = "service#pacer"
 
 
-class StateStore:
-    """The export records in DynamoDB: load, and versioned saves that never lose an update."""
+class Coordination:
+    """What invocations of the service agree on through the table: one at a time advances an
+    export (its lease), and all of them share the account's HealthOmics request budget."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table: str, clock: Callable[[], float] = time.time
+    ) -> None:
         self.client = client
         self.table = table
+        # The handler's clock (clients.now), so a lease expires on a rehearsal's clock too.
+        self.clock = clock
+
+    # Leases: one invocation at a time advances an export
+
+    def acquire_lease(
+        self, export_id: str, owner: str, seconds: float, *, force: bool = False
+    ) -> bool:
+        now = self.clock()
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"pk": {"S": export_id}, "sk": {"S": EXPORT_SK}},
+            "UpdateExpression": "SET leaseOwner = :owner, leaseUntil = :until",
+            "ExpressionAttributeValues": {
+                ":owner": {"S": owner},
+                ":until": {"N": repr(now + seconds)},
+            },
+        }
+        if not force:
+            request["ConditionExpression"] = (
+                "attribute_exists(pk) AND (attribute_not_exists(leaseUntil) "
+                "OR leaseUntil < :now OR leaseOwner = :owner)"
+            )
+            request["ExpressionAttributeValues"][":now"] = {"N": repr(now)}
+        try:
+            self.client.update_item(**request)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_lease(self, export_id: str, owner: str) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": export_id}, "sk": {"S": EXPORT_SK}},
+                UpdateExpression="REMOVE leaseOwner, leaseUntil",
+                ConditionExpression="leaseOwner = :owner",
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass  # taken over by a newer request: it is theirs now
+
+    # The service's request budget
+
+    def reserve_request_slot(self, interval: float, now: float) -> float:
+        """The time at which the caller may send its next request, shared by every export of
+        the service: slots are handed out ``interval`` apart through conditional updates."""
+        key = {"pk": {"S": PACER_KEY}, "sk": {"S": PACER_KEY}}
+        while True:
+            try:
+                # The next free slot is in the future: take it and push it one interval on.
+                answer = self.client.update_item(
+                    TableName=self.table,
+                    Key=key,
+                    UpdateExpression="SET nextAt = nextAt + :interval",
+                    ConditionExpression="nextAt >= :now",
+                    ExpressionAttributeValues={
+                        ":interval": {"N": repr(interval)},
+                        ":now": {"N": repr(now)},
+                    },
+                    ReturnValues="UPDATED_OLD",
+                )
+                return float(answer["Attributes"]["nextAt"]["N"])
+            except self.client.exceptions.ConditionalCheckFailedException:
+                pass
+            try:
+                # The budget is idle: go now, the next slot is one interval away.
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=key,
+                    UpdateExpression="SET nextAt = :next",
+                    ConditionExpression="attribute_not_exists(nextAt) OR nextAt < :now",
+                    ExpressionAttributeValues={
+                        ":next": {"N": repr(now + interval)},
+                        ":now": {"N": repr(now)},
+                    },
+                )
+                return now
+            except self.client.exceptions.ConditionalCheckFailedException:
+                continue  # another invocation took the idle slot first
+
+
+class StateStore(Coordination):
+    """The export records in DynamoDB: load, and versioned saves that never lose an update."""
 
     # Reading
 
@@ -196,7 +283,7 @@ class StateStore:
             if record["cancelled"]:
                 return True
             record["cancelled"] = True
-            record["updatedAt"] = time.time()
+            record["updatedAt"] = self.clock()
             try:
                 self.save_record(record)
                 return True
@@ -267,84 +354,6 @@ class StateStore:
         record["version"] = int(item["version"]["N"])
         record["cancelled"] = item.get("cancelled", {}).get("BOOL", False)
         return record
-
-    # Leases: one invocation at a time advances an export
-
-    def acquire_lease(
-        self, export_id: str, owner: str, seconds: float, *, force: bool = False
-    ) -> bool:
-        now = time.time()
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": {"pk": {"S": export_id}, "sk": {"S": EXPORT_SK}},
-            "UpdateExpression": "SET leaseOwner = :owner, leaseUntil = :until",
-            "ExpressionAttributeValues": {
-                ":owner": {"S": owner},
-                ":until": {"N": repr(now + seconds)},
-            },
-        }
-        if not force:
-            request["ConditionExpression"] = (
-                "attribute_exists(pk) AND (attribute_not_exists(leaseUntil) "
-                "OR leaseUntil < :now OR leaseOwner = :owner)"
-            )
-            request["ExpressionAttributeValues"][":now"] = {"N": repr(now)}
-        try:
-            self.client.update_item(**request)
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def release_lease(self, export_id: str, owner: str) -> None:
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": export_id}, "sk": {"S": EXPORT_SK}},
-                UpdateExpression="REMOVE leaseOwner, leaseUntil",
-                ConditionExpression="leaseOwner = :owner",
-                ExpressionAttributeValues={":owner": {"S": owner}},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            pass  # taken over by a newer request: it is theirs now
-
-    # The service's request budget
-
-    def reserve_request_slot(self, interval: float, now: float) -> float:
-        """The time at which the caller may send its next request, shared by every export of
-        the service: slots are handed out ``interval`` apart through conditional updates."""
-        key = {"pk": {"S": PACER_KEY}, "sk": {"S": PACER_KEY}}
-        while True:
-            try:
-                # The next free slot is in the future: take it and push it one interval on.
-                answer = self.client.update_item(
-                    TableName=self.table,
-                    Key=key,
-                    UpdateExpression="SET nextAt = nextAt + :interval",
-                    ConditionExpression="nextAt >= :now",
-                    ExpressionAttributeValues={
-                        ":interval": {"N": repr(interval)},
-                        ":now": {"N": repr(now)},
-                    },
-                    ReturnValues="UPDATED_OLD",
-                )
-                return float(answer["Attributes"]["nextAt"]["N"])
-            except self.client.exceptions.ConditionalCheckFailedException:
-                pass
-            try:
-                # The budget is idle: go now, the next slot is one interval away.
-                self.client.update_item(
-                    TableName=self.table,
-                    Key=key,
-                    UpdateExpression="SET nextAt = :next",
-                    ConditionExpression="attribute_not_exists(nextAt) OR nextAt < :now",
-                    ExpressionAttributeValues={
-                        ":next": {"N": repr(now + interval)},
-                        ":now": {"N": repr(now)},
-                    },
-                )
-                return now
-            except self.client.exceptions.ConditionalCheckFailedException:
-                continue  # another invocation took the idle slot first
 
     # Items
 
