@@ -116,7 +116,8 @@ integ-update: $(VENV)/.installed
 # of `make test`: the template's details and cdk-nag 3 follow the CDK version.
 FLOOR := .venv-floor
 UNIT_TESTS := tests/test_construct.py tests/test_options.py tests/test_rules.py \
-	tests/test_validation.py tests/test_handler.py tests/test_state.py tests/test_pacing.py
+	tests/test_validation.py tests/test_handler.py tests/test_state.py tests/test_pacing.py \
+	tests/test_answer.py tests/test_observe.py
 $(FLOOR)/.installed: requirements/floor.txt pyproject.toml $(TOOLS)/.installed
 	$(call venv,$(FLOOR),requirements/floor.txt)
 
