@@ -37,7 +37,7 @@ define venv
 endef
 
 .PHONY: help install synth test lint format bench clean integ integ-update lock check-locks \
-	test-floor dist
+	test-floor dist mutate
 
 help:
 	@echo "make synth   set up what synthesis needs and synthesize the example app with the CDK CLI"
@@ -48,6 +48,7 @@ help:
 	@echo "make integ-update  rewrite that snapshot after a reviewed change"
 	@echo "make bench   synthesis at 1-10,000 read sets and a rehearsed 1,000-read-set deploy"
 	@echo "make dist    build the sdist and wheel into dist/ and check them (twine, a clean-venv synth)"
+	@echo "make mutate  mutation scores of the handler's pure modules (mutmut; MODULES=, MUTATE_THRESHOLD=)"
 	@echo "make lock    resolve every lock again from pyproject.toml and package.json (upgrades)"
 	@echo "make check-locks  fail when a lock no longer matches pyproject.toml"
 	@echo "make clean   remove the virtualenvs, node_modules and cdk.out"
@@ -116,7 +117,8 @@ integ-update: $(VENV)/.installed
 # of `make test`: the template's details and cdk-nag 3 follow the CDK version.
 FLOOR := .venv-floor
 UNIT_TESTS := tests/test_construct.py tests/test_options.py tests/test_rules.py \
-	tests/test_validation.py tests/test_handler.py tests/test_state.py tests/test_pacing.py
+	tests/test_validation.py tests/test_handler.py tests/test_state.py tests/test_pacing.py \
+	tests/test_answer.py tests/test_observe.py
 $(FLOOR)/.installed: requirements/floor.txt pyproject.toml $(TOOLS)/.installed
 	$(call venv,$(FLOOR),requirements/floor.txt)
 
@@ -163,10 +165,22 @@ check-locks: $(TOOLS)/.installed
 bench: $(VENV)/.installed
 	$(PYTHON) benchmarks/bench.py $(SECTION)
 
+# `make mutate`: mutmut's score of each of the handler's pure modules, the modules of
+# pyproject.toml's [tool.mutmut] only_mutate (or those named: `make mutate
+# MODULES=cdk_omics_export/handler/rules.py`), against the handler's fast unit tests. One
+# `mutmut run` per module, from a new mutants/ each time; tools/mutation_report.py prints the
+# scores and the mutants not killed, and fails below MUTATE_THRESHOLD percent. Nice, as it
+# keeps both cores busy for minutes. Not part of `make test` nor CI (docs/development.md,
+# "Mutation testing").
+MUTATE_THRESHOLD ?= 90
+mutate: $(VENV)/.installed
+	rm -rf mutants
+	nice -n 10 $(PYTHON) tools/mutation_report.py run --threshold $(MUTATE_THRESHOLD) $(MODULES)
+
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix cdk_omics_export tests benchmarks tools app.py
 	$(BIN)/ruff format cdk_omics_export tests benchmarks tools app.py
 
 clean:
 	rm -rf $(VENV) $(SYNTH_VENV) $(NAG2) $(FLOOR) $(TOOLS) $(DIST_VENV) node_modules cdk.out \
-		.pytest_cache .mypy_cache .ruff_cache *.egg-info dist build
+		.pytest_cache .mypy_cache .ruff_cache *.egg-info dist build mutants
