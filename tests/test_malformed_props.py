@@ -148,7 +148,7 @@ EXPORT_CASES = [
         ["1111111111", "1111111111"],
         "read_set_ids: '1111111111' listed more than once",
     ),
-    _export("read_set_ids", ["abc"], f"read_set_ids: 'abc' is not read set id {DIGITS}"),
+    _export("read_set_ids", ["abc"], f"read_set_ids: 'abc' is not a read set id {DIGITS}"),
     _export("read_set_ids", "1111111111", "read_set_ids: give a list of ids, not a string"),
     _export("read_set_ids", 1111111111, "read_set_ids: expected a list of read set ids, got int"),
     _export(

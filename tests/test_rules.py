@@ -219,7 +219,7 @@ def test_read_set_ids_empty_message() -> None:
 
 def test_one_malformed_read_set_id() -> None:
     assert rules.check_read_set_ids(["1111111111", "abc"]) == [
-        "read_set_ids: 'abc' is not read set id (10-36 digits)"
+        "read_set_ids: 'abc' is not a read set id (10-36 digits)"
     ]
 
 

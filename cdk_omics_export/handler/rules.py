@@ -151,10 +151,8 @@ def check_read_set_ids(values: Sequence[str | None]) -> list[str]:
     bad = [v for v in values if v is not None and not _is_id(v)]
     if bad:
         shown = first_of([_show(v) for v in bad], 5)
-        problems.append(
-            f"read_set_ids: {shown} {'is' if len(bad) == 1 else 'are'} not "
-            f"read set id{'s' if len(bad) > 1 else ''} ({ID_MIN_LENGTH}-{ID_MAX_LENGTH} digits)"
-        )
+        verdict = "is not a read set id" if len(bad) == 1 else "are not read set ids"
+        problems.append(f"read_set_ids: {shown} {verdict} ({ID_MIN_LENGTH}-{ID_MAX_LENGTH} digits)")
     seen: set[str] = set()
     duplicates: list[str] = []
     for v in values:
