@@ -278,14 +278,10 @@ def new_activations(snapshot: st.Snapshot) -> tuple[list[st.ActivationRecord], i
     if record_of(snapshot)["cancelled"]:
         return [], 0, 0
     found = effective(snapshot)
+    # Archived by the pre-flight, or a watched read set that went back to ARCHIVED (its
+    # record says so, whether still WATCHING or ended): activated by us now, once each.
     to_activate = [r for r, (state, _) in found.items() if state == TO_ACTIVATE]
     to_watch = [r for r, (state, _) in found.items() if state == TO_WATCH]
-    # A watched read set that went back to ARCHIVED is activated by us now.
-    to_activate += [
-        r
-        for r, (state, record) in found.items()
-        if state == "ARCHIVED" and record is not None and record["status"] == st.WATCHING
-    ]
     run = run_of(snapshot)["number"]
     numbers = [a["number"] for a in snapshot.activations.values() if a["run"] == run]
     number = max(numbers) + 1 if numbers else 0
