@@ -36,6 +36,15 @@ define venv
 	touch $(1)/.installed
 endef
 
+# Every module of an environment compiled to bytecode, once. uv leaves that to the first
+# import, which cannot keep it where PYTHONDONTWRITEBYTECODE is set: then each test worker and
+# each Python subprocess of the tests compiles aws-cdk-lib, moto and botocore again (seconds
+# each, most of a worker's start).
+%/.compiled: %/.installed
+	$*/bin/python -m compileall -q -j 0 \
+		"$$($*/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+	touch $@
+
 .PHONY: help install synth test lint format bench clean integ integ-update lock check-locks \
 	test-floor dist mutate
 
@@ -72,7 +81,7 @@ node_modules/.installed: package.json package-lock.json .npmrc $(SYNTH_VENV)/.in
 	PATH=$(CURDIR)/$(SYNTH_VENV)/bin:$$PATH npm ci --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.compiled node_modules/.installed
 
 # A second environment, for tests/nag2 only: cdk-nag 2.x (its packs run as Aspects and read the
 # `cdk_nag` metadata the construct writes), which cannot sit beside cdk-nag 3 in $(VENV).
@@ -80,7 +89,7 @@ NAG2 := .venv-nag2
 $(NAG2)/.installed: requirements/nag2.txt pyproject.toml $(TOOLS)/.installed
 	$(call venv,$(NAG2),requirements/nag2.txt)
 
-synth: $(SYNTH_VENV)/.installed node_modules/.installed
+synth: $(SYNTH_VENV)/.compiled node_modules/.installed
 	PATH=$(CURDIR)/$(SYNTH_VENV)/bin:$$PATH $(CDK) synth --quiet
 	@echo "Synthesized into cdk.out/"
 
@@ -98,14 +107,14 @@ lint: $(VENV)/.installed
 # environment's install run side by side; the locks are checked first (they need PyPI only).
 test: install
 	$(MAKE) --no-print-directory check-locks
-	$(MAKE) -j2 --no-print-directory lint $(NAG2)/.installed
+	$(MAKE) -j2 --no-print-directory lint $(NAG2)/.compiled
 	$(PYTHON) -m pytest -n 2 --dist loadfile
 	$(MAKE) --no-print-directory integ
 	$(NAG2)/bin/python -m pytest -q tests/nag2
 
 # The integration test (tests/integ/): its snapshot is checked here, without an account; the
 # README says how to deploy it. Demo values only: the OMICS_INTEG_* settings are ignored.
-integ: $(VENV)/.installed
+integ: $(VENV)/.compiled
 	$(PYTHON) tests/integ/snapshot.py
 
 integ-update: $(VENV)/.installed
@@ -122,7 +131,7 @@ UNIT_TESTS := tests/test_construct.py tests/test_options.py tests/test_rules.py 
 $(FLOOR)/.installed: requirements/floor.txt pyproject.toml $(TOOLS)/.installed
 	$(call venv,$(FLOOR),requirements/floor.txt)
 
-test-floor: $(FLOOR)/.installed
+test-floor: $(FLOOR)/.compiled
 	PATH=$(CURDIR)/$(FLOOR)/bin:$$PATH $(FLOOR)/bin/python -m pytest -n 2 --dist loadfile $(UNIT_TESTS)
 
 # `make dist`: the sdist and the wheel built from it, into dist/, by `build` and the locked
@@ -162,7 +171,7 @@ check-locks: $(TOOLS)/.installed
 	$(TOOLS)/bin/python tools/check_locks.py $(UV) $(LOCK_GROUPS)
 
 # Every section, or those named: `make bench SECTION=8`, `make bench SECTION="2 7"`.
-bench: $(VENV)/.installed
+bench: $(VENV)/.compiled
 	$(PYTHON) benchmarks/bench.py $(SECTION)
 
 # `make mutate`: mutmut's score of each of the handler's pure modules, the modules of

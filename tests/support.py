@@ -8,7 +8,10 @@ from typing import Any
 
 from aws_cdk import CfnElement, Stack
 from aws_cdk.assertions import Template
-from cfnlint.api import ManualArgs, lint
+from cfnlint.api import ManualArgs
+from cfnlint.config import ConfigMixIn
+from cfnlint.decode.decode import decode_str
+from cfnlint.runner import Runner
 
 # W3005 (a DependsOn already implied by a GetAtt) is how CDK itself wires every function to
 # its role; nothing else may be switched off.
@@ -20,15 +23,31 @@ _PATHS: dict[Template, dict[str, str]] = {}
 # Template -> its JSON: each to_json() or find_resources() is a round trip through jsii that
 # takes most of a second for a stack of 50 exports.
 _JSON: dict[Template, dict[str, Any]] = {}
+# cfn-lint's runner (its rules take about a second to load, as long as a small template takes
+# to lint), made at the first template and kept; and what it found in each template seen, by
+# the template's text: several test files synthesize the same template.
+_LINTER: list[Runner] = []
+_LINTED: dict[str, list[str]] = {}
 
 
 def cfn_lint(template: dict[str, Any]) -> list[str]:
-    """Every cfn-lint error and warning for a template, as readable lines."""
-    matches = lint(
-        json.dumps(template),
-        config=ManualArgs(ignore_checks=CFN_LINT_IGNORED, regions=CFN_LINT_REGIONS),
-    )
-    return [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches]
+    """Every cfn-lint error and warning for a template, as readable lines.
+
+    What ``cfnlint.api.lint`` does, with one runner for every template, as the cfn-lint
+    command runs one for all the templates it is given.
+    """
+    key = json.dumps(template, sort_keys=True)
+    if key not in _LINTED:
+        if not _LINTER:
+            config = ManualArgs(ignore_checks=CFN_LINT_IGNORED, regions=CFN_LINT_REGIONS)
+            _LINTER.append(Runner(ConfigMixIn(**config)))
+        decoded, errors = decode_str(json.dumps(template))
+        if errors or decoded is None:
+            matches = errors
+        else:
+            matches = list(_LINTER[0].validate_template(decoded))
+        _LINTED[key] = [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches]
+    return list(_LINTED[key])
 
 
 def synth(stack: Stack, *, lint: bool = True) -> Template:

@@ -377,18 +377,6 @@ def audited(request: pytest.FixtureRequest, audits: Callable[[str], Audit]) -> A
     return audits(request.param)
 
 
-# cfn-lint takes seconds a template: one seen before (the same app under two names) is not
-# linted again.
-_LINTED: dict[str, list[str]] = {}
-
-
-def lint(template: dict[str, Any]) -> list[str]:
-    text = json.dumps(template, sort_keys=True)
-    if text not in _LINTED:
-        _LINTED[text] = cfn_lint(template)
-    return _LINTED[text]
-
-
 def findings(report: dict[str, Any], kind: str = "violations") -> list[tuple[str, str]]:
     return [
         (v["ruleName"], c["constructPath"])
@@ -552,7 +540,9 @@ LINTED = [name for name in AUDITS if not name.startswith("twenty-exports/")]
 @pytest.mark.parametrize("name", LINTED)
 def test_templates_pass_cfn_lint(audits: Callable[[str], Audit], name: str) -> None:
     templates = audits(name).templates
-    assert {stack: lint(template) for stack, template in templates.items()} == {
+    # cfn-lint takes seconds a template: one seen before (the same stack in two apps) is not
+    # linted again (tests/support.py).
+    assert {stack: cfn_lint(template) for stack, template in templates.items()} == {
         stack: [] for stack in templates
     }
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
 from aws_cdk import App, Stack
@@ -21,6 +22,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 from botocore.exceptions import ClientError
+from botocore.httpsession import URLLib3Session
 
 from cdk_omics_export import ArchivedReadSets, ReadSetExport, ReadSetFilter, runner
 from cdk_omics_export.handler import activation, batches, pacing, rules
@@ -159,28 +161,18 @@ def templates() -> Callable[[str], dict[str, Any]]:
     return template
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[Gateway]:
-    with Gateway() as started:
-        yield started
-
-
 @pytest.fixture
-def omics(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> OmicsEndpoint:
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    endpoint = OmicsEndpoint(polls_submitted=1, polls_in_progress=2)
-    endpoint.add_read_sets(STORE, READ_SETS + cohort(300) + cohort(400, 4100000000))
-    gateway.reset(endpoint)
-    return endpoint
+def omics_read_sets() -> dict[str, list[str]]:
+    """The store's read sets (tests/conftest.py's ``omics``): the listed ones and the cohorts."""
+    return {STORE: READ_SETS + cohort(300) + cohort(400, 4100000000)}
 
 
 @pytest.fixture
 def deploy(
     gateway: Gateway, omics: OmicsEndpoint, templates: Callable[[str], dict[str, Any]]
 ) -> Callable[..., StackRehearsal]:
-    def deployed(name: str, *, rate: int = 100, simulated: bool = True) -> StackRehearsal:
-        rehearsal = StackRehearsal(gateway, templates(name), simulated=simulated)
+    def deployed(name: str, *, rate: int = 100) -> StackRehearsal:
+        rehearsal = StackRehearsal(gateway, templates(name))
         # Fast rehearsals; the budget test keeps the template's own rate.
         if rate:
             rehearsal.environment["MAX_REQUESTS_PER_SECOND"] = str(rate)
@@ -415,31 +407,43 @@ def test_a_stack_destroyed_mid_export_leaves_a_final_cancelled_manifest_and_stat
     assert gateway.denied() == []
 
 
+# Where the first of two overlapping steps is held, round after round: before its n-th AWS
+# request. Its first requests read the export and take its lease; then it advances the export.
+HOLD_AT = (5, 2, 13, 1, 3, 8, 21, 34)
+# A guard against a hold that never ends: no turn of a rehearsal takes this long.
+TURN_LIMIT_SECONDS = 300
+
+
 def test_overlapping_steps_lose_no_job_record(
     gateway: Gateway, deploy: Callable[..., StackRehearsal], omics: OmicsEndpoint
 ) -> None:
     """Two invocations of the runner's step at once (a step whose execution was stopped by
-    hand while its takeover runs, say), in real time and real threads: one advances, the
-    other waits, and nothing either recorded is lost."""
-    cfn = deploy("250-ids", simulated=False)
+    hand while its takeover runs, say): one advances, the other waits, and nothing either
+    recorded is lost.
+
+    Each round, the second step runs in full while the first is held before one of its
+    requests (HOLD_AT): before it read the export, before it took the lease, holding the
+    lease mid-advance. The two run in threads of their own, one at a time, on the simulated
+    clock: the same interleavings on every run, whatever the machine's load.
+    """
+    cfn = deploy("250-ids")
     props = cfn.properties()
     cfn.upload_list(props["ReadSetList"], cohort(250))
     waiting = cfn.start("Create", props)
     (step,) = cfn.runner_steps().values()
     answers: list[Any] = []
-    for _ in range(8):
-        threads = [
-            threading.Thread(target=lambda: answers.append(_step_quietly(cfn, step)))
-            for _ in range(2)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    # The rounds whose second step waited for the first, calling no HealthOmics API.
+    waited: list[int] = []
+    for hold_at in HOLD_AT:
+        first, second, second_calls = _overlapping_steps(cfn, step, hold_at)
+        answers += [first, second]
+        if isinstance(second, dict) and second["action"] == "WAIT" and not second_calls:
+            waited.append(hold_at)
         if any(isinstance(a, dict) and a.get("action") == "END" for a in answers):
             break
     assert not [a for a in answers if isinstance(a, Exception)]
     assert any(a["action"] == "WAIT" and a["waitSeconds"] for a in answers)
+    assert waited, "no second step waited for the first"
     final = cfn.request("Update", props, old_properties=props, physical_id=waiting["RequestId"])
     assert final.status == "SUCCESS", final.reason
     record = manifest(gateway, final.data["ManifestUri"])
@@ -448,11 +452,49 @@ def test_overlapping_steps_lose_no_job_record(
     assert sorted(omics.exported()) == cohort(250)
 
 
-def _step_quietly(cfn: StackRehearsal, event: dict[str, Any]) -> Any:
-    try:
-        return cfn.step(event)
-    except Exception as error:  # noqa: BLE001
-        return error
+def _overlapping_steps(
+    cfn: StackRehearsal, event: dict[str, Any], hold_at: int
+) -> tuple[Any, Any, int]:
+    """Two calls of the runner's step with ``event``, each in a thread of its own (a context of
+    its own, as in two Lambda invocations): the first is held just before its ``hold_at``-th
+    AWS request while the second runs in full, then goes on (a first step with fewer requests
+    ends before the second starts). Their answers (or exceptions), and how many HealthOmics
+    requests the second made."""
+    held, go_on = threading.Event(), threading.Event()
+    first_requests = [0]
+    answers: dict[str, Any] = {}
+    send = URLLib3Session.send
+
+    def holding(session: URLLib3Session, request: Any) -> Any:
+        if threading.current_thread().name == "first step":
+            first_requests[0] += 1
+            if first_requests[0] == hold_at:
+                held.set()
+                if not go_on.wait(TURN_LIMIT_SECONDS):
+                    raise TimeoutError("the first step was never let go on")
+        return send(session, request)
+
+    def run(name: str) -> None:
+        try:
+            answers[name] = cfn.step(event)
+        except Exception as error:  # noqa: BLE001 (asserted by the test)
+            answers[name] = error
+        finally:
+            held.set()  # a first step that ended before its hold lets the second start
+
+    with mock.patch.object(URLLib3Session, "send", holding):
+        first = threading.Thread(target=run, args=("first step",), name="first step")
+        first.start()
+        assert held.wait(TURN_LIMIT_SECONDS)
+        calls = len(cfn.gateway.omics.requests)
+        second = threading.Thread(target=run, args=("second step",), name="second step")
+        second.start()
+        second.join(TURN_LIMIT_SECONDS)
+        second_calls = len(cfn.gateway.omics.requests) - calls
+        go_on.set()
+        first.join(TURN_LIMIT_SECONDS)
+    assert not first.is_alive() and not second.is_alive()
+    return answers["first step"], answers["second step"], second_calls
 
 
 def test_three_exports_of_a_stack_share_one_request_budget(

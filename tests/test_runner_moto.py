@@ -10,7 +10,6 @@ Choice, StartExecution's idempotency and the context object.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,21 +41,10 @@ def template() -> dict[str, Any]:
     return synthesized
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[Gateway]:
-    with Gateway() as started:
-        yield started
-
-
 @pytest.fixture
-def omics(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> OmicsEndpoint:
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    # Two polls before a job runs and two while it runs: the runner waits between them.
-    endpoint = OmicsEndpoint(polls_submitted=1, polls_in_progress=2)
-    endpoint.add_read_sets(STORE, READ_SETS)
-    gateway.reset(endpoint)
-    return endpoint
+def omics_read_sets() -> dict[str, list[str]]:
+    """The store's read sets (tests/conftest.py's ``omics``): the listed ones."""
+    return {STORE: READ_SETS}
 
 
 @pytest.fixture
