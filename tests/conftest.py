@@ -63,6 +63,26 @@ def _share_botocore_models() -> None:
 
 _share_botocore_models()
 
+# `make test` runs the files on two workers, each file on one (`-n 2 --dist loadfile`), handing
+# a worker its next file as it finishes one. These take longest, in this order, and go first;
+# the rest follow in the order collected. (xdist's own order, files with the most tests first,
+# left tests/test_rehearsal.py, a third of the work, for last: one worker ran it alone while
+# the other had finished.)
+LONGEST_FIRST = ("test_rehearsal.py", "test_compliance.py", "test_construct.py", "test_handler.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist's --no-loadscope-reorder
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests stay together and in order
+
 
 # The stand-ins of the rehearsals (tests/test_rehearsal.py, tests/test_runner_moto.py)
 
