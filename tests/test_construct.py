@@ -920,9 +920,11 @@ def test_handler_code_is_the_handler_package_alone(
     # One asset for the two functions, staged under the first that bound it.
     (code,) = [c for f in functions if (c := f.node.try_find_child("Code")) is not None]
     outdir = Path(App.of(export).outdir)  # type: ignore[union-attr]
-    shipped = sorted(p.name for p in (outdir / code.asset_path).iterdir())  # type: ignore[attr-defined]
-    assert shipped == sorted(p.name for p in (Path(handler_package.__file__).parent).glob("*.py"))
-    assert "answer.py" in shipped and "index.py" in shipped
+    staged = outdir / code.asset_path  # type: ignore[attr-defined]
+    shipped = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
+    source = Path(handler_package.__file__).parent
+    assert shipped == sorted(str(p.relative_to(source)) for p in source.rglob("*.py"))
+    assert "answer.py" in shipped and "index.py" in shipped and "core/decide.py" in shipped
     codes = [f["Properties"]["Code"] for f in python_functions(template).values()]
     assert len(codes) == 2
     assert all(c == codes[0] for c in codes)

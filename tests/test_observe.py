@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from cdk_omics_export.handler import observe
+from cdk_omics_export.handler.core import decide
 
 if TYPE_CHECKING:
-    from cdk_omics_export.handler.export import Budget, Export
+    from cdk_omics_export.handler.step import Budget, Step
 
 STORE = "1234567890"
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC).timestamp()
@@ -60,22 +61,22 @@ def test_without_either_a_job_began_with_the_run() -> None:
         ("IN_PROGRESS", "IN_PROGRESS", None),  # unchanged: nothing to do
         ("IN_PROGRESS", "SUBMITTED", None),  # a stale listing changes nothing
         ("CANCELLING", "IN_PROGRESS", None),
-        ("IN_PROGRESS", "COMPLETED", observe.GET),  # ended: its read sets' outcome
-        ("IN_PROGRESS", "COMPLETED_WITH_FAILURES", observe.GET),
-        ("SUBMITTED", "FAILED", observe.GET),
-        ("CANCELLING", "CANCELLED", observe.GET),
-        ("SUBMITTED", None, observe.GET),  # not listed: never taken as ended
+        ("IN_PROGRESS", "COMPLETED", decide.GET),  # ended: its read sets' outcome
+        ("IN_PROGRESS", "COMPLETED_WITH_FAILURES", decide.GET),
+        ("SUBMITTED", "FAILED", decide.GET),
+        ("CANCELLING", "CANCELLED", decide.GET),
+        ("SUBMITTED", None, decide.GET),  # not listed: never taken as ended
     ],
 )
 def test_what_a_step_does_about_a_running_job(
     recorded: str, listed: str | None, decided: str | None
 ) -> None:
-    assert observe.decide(recorded, listed) == decided
+    assert decide.seen_in_listing(recorded, listed) == decided
 
 
 @pytest.mark.parametrize("listed", ["SUBMITTED", "IN_PROGRESS", "CANCELLING"])
 def test_a_record_without_a_running_status_takes_the_listed_one(listed: str) -> None:
-    assert observe.decide("STARTING", listed) == listed
+    assert decide.seen_in_listing("STARTING", listed) == listed
 
 
 class Store:
@@ -97,7 +98,7 @@ class Store:
 
 
 def list_jobs(**_: Any) -> None:
-    """Stands for the omics client's method (the store calls it through ``Export.call``)."""
+    """Stands for the omics client's method (the store calls it through ``Step.call``)."""
 
 
 BUDGET = cast("Budget", object())
@@ -105,7 +106,7 @@ BUDGET = cast("Budget", object())
 
 def listed(store: Store, *running: observe.Running) -> dict[str, str]:
     return observe.listed_statuses(
-        cast("Export", store),
+        cast("Step", store),
         operation="ListReadSetExportJobs",
         method=list_jobs,
         items="exportJobs",
