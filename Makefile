@@ -46,13 +46,14 @@ endef
 	touch $@
 
 .PHONY: help install synth test lint format bench clean integ integ-update lock check-locks \
-	test-floor dist mutate
+	test-floor dist mutate fuzz
 
 help:
 	@echo "make synth   set up what synthesis needs and synthesize the example app with the CDK CLI"
 	@echo "make test    set everything up and run every check and test"
 	@echo "make test-floor  the unit tests against the oldest aws-cdk-lib supported (.venv-floor/)"
 	@echo "make lint    ruff, mypy --strict and the import contracts (lint-imports) over the package"
+	@echo "make fuzz    the handler's stateful properties on many generated schedules (FUZZ_EXAMPLES=1000)"
 	@echo "make integ   check the integration test's snapshot (synthesizes it; deploys nothing)"
 	@echo "make integ-update  rewrite that snapshot after a reviewed change"
 	@echo "make bench   synthesis at 1-10,000 read sets and a rehearsed 1,000-read-set deploy"
@@ -111,6 +112,16 @@ test: install
 	$(PYTHON) -m pytest -n 2 --dist loadfile
 	$(MAKE) --no-print-directory integ
 	$(NAG2)/bin/python -m pytest -q tests/nag2
+
+# The handler's stateful properties (tests/test_properties.py) on many more schedules than
+# `make test` runs: the `fuzz` Hypothesis profile (random, not derandomized; no example
+# database), FUZZ_EXAMPLES of them, with Hypothesis' statistics (how many examples ran, what the
+# schedules did). A failure prints the shrunk schedule and a @reproduce_failure blob: keep the
+# schedule as a regression test. Not part of `make test` (about 10 minutes for 1,000 examples).
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(VENV)/.installed
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PYTHON) -m pytest \
+		tests/test_properties.py -p no:cacheprovider --hypothesis-show-statistics
 
 # The integration test (tests/integ/): its snapshot is checked here, without an account; the
 # README says how to deploy it. Demo values only: the OMICS_INTEG_* settings are ignored.

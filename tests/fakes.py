@@ -1,17 +1,17 @@
-"""In-memory AWS services behind real botocore clients, for the stateful properties (test code).
+"""In-memory AWS services for the stateful properties (test code, never shipped).
 
-moto's DynamoDB costs about 6 ms a call and 0.6 s a fresh account here, and an example of the
-properties makes hundreds of calls: too slow for enough examples in `make test`. These fakes
-answer in process, at botocore's `before-call` event (as botocore's own Stubber does), so the
-handler gets botocore's parameter validation, its exception classes and the parsed shapes it
-would get from AWS, each response checked against the operation's output shape.
+moto's DynamoDB costs about 3.3 ms of CPU a call and 0.12 s a fresh account, and a schedule of
+the properties makes up to a thousand state-table calls: too slow for enough examples in `make
+test`. These fakes answer in process, behind ``DirectClient``: botocore's parameter validation
+and its modeled exception classes, without serializing a request.
 
 - `FakeDynamoDB` does what `StateStore` asks of the state table, as DynamoDB does it:
   conditional `UpdateItem` (SET with `+`, REMOVE, `ReturnValues`), `GetItem` with a projection,
   paged `Query` on the partition key, `TransactWriteItems` with its cancellation reasons, the
   expression grammar those use (AND, OR, NOT, parentheses, comparisons,
   `attribute_exists`/`attribute_not_exists`), numbers normalized as DynamoDB stores them, and
-  DynamoDB's refusal of unused or undefined expression names and values. tests/test_world.py
+  DynamoDB's refusal of unused or undefined expression names and values and of reserved words
+  as names. tests/test_world.py
   runs the same operations against moto and this fake and compares every result.
 - `FakeS3` holds objects (the manifests), `FakeEvents` the events put on the bus,
   `FakeStepFunctions` the runner's executions with StartExecution's documented idempotency (the
@@ -38,10 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse
-from botocore.client import BaseClient
 from botocore.exceptions import ParamValidationError
-from botocore.model import OperationModel
 from botocore.response import StreamingBody
 from botocore.validate import ParamValidator
 
@@ -68,64 +65,6 @@ class Fake:
 
     def handle(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
-
-
-def answer_in_memory(
-    client: BaseClient,
-    fake: Callable[[], Fake],
-    observer: Observer,
-    report: Callable[[str], None],
-) -> None:
-    """Answer every call of ``client`` from ``fake()`` at botocore's ``before-call`` event,
-    after its parameters were validated and serialized, as AWS would (errors included).
-
-    A fake that cannot answer, or answers what the output shape does not allow, is
-    ``report``ed: the code under test may catch whatever it is raised as, and must not hide
-    a fault of the harness."""
-    service = client.meta.service_model.service_id.hyphenize()
-    validator = ParamValidator()
-
-    def keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["fake_params"] = params
-
-    def answer(
-        model: OperationModel, context: dict[str, Any], **_: Any
-    ) -> tuple[AWSResponse, dict[str, Any]]:
-        observer(service, model.name)
-        try:
-            parsed = fake().handle(model.name, context["fake_params"])
-        except ServiceError as error:
-            return AWSResponse(None, error.status, {}, None), {  # type: ignore[arg-type]
-                "Error": {"Code": error.code, "Message": error.message},
-                "ResponseMetadata": {"HTTPStatusCode": error.status},
-                **error.fields,
-            }
-        except Exception as error:
-            report(f"{service} {model.name}: the fake could not answer: {error!r}")
-            raise
-        if model.output_shape is not None:
-            checked = validator.validate(parsed, model.output_shape)
-            if checked.has_errors():
-                report(f"{service} {model.name}: {checked.generate_report()}")
-        parsed["ResponseMetadata"] = {"HTTPStatusCode": 200}
-        return AWSResponse(None, 200, {}, None), parsed  # type: ignore[arg-type]
-
-    client.meta.events.register_first(f"before-parameter-build.{service}", keep_params)
-    client.meta.events.register(f"before-call.{service}", answer)  # type: ignore[arg-type]
-
-
-def in_memory_client(
-    service: str,
-    fake: Callable[[], Fake],
-    observer: Observer = lambda *_: None,
-    report: Callable[[str], None] = lambda _: None,
-) -> Any:
-    """A botocore client of ``service`` whose every call ``fake()`` answers."""
-    client = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    ).client(service)  # type: ignore[call-overload]
-    answer_in_memory(client, fake, observer, report)
-    return client
 
 
 class DirectClient:

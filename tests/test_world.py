@@ -169,8 +169,8 @@ def request(request_id: str = "request-1") -> store_module.RequestRecord:
 
 def exercise_the_store(client: Any) -> list[tuple[str, Any]]:
     """Every operation of StateStore, on the paths its callers rely on."""
-    store = store_module.StateStore(client, TABLE)
     now = [1_000_000.0]
+    store = store_module.StateStore(client, TABLE, clock=lambda: now[0])
     out = Recorder()
     with mock.patch("time.time", lambda: now[0]):
         out("no record", lambda: store.load_record(EXPORT))
@@ -444,8 +444,8 @@ def test_the_fake_dynamodb_agrees_with_moto_on_generated_writes(
 
 def play(backend: Callable[[], Any], operations: list[tuple[str, str, int]]) -> list[Any]:
     with backend() as client:
-        store = store_module.StateStore(client, TABLE)
         now = [1_000_000.0]
+        store = store_module.StateStore(client, TABLE, clock=lambda: now[0])
         out = Recorder()
         copies: dict[str, store_module.ExportRecord] = {"a": record(), "b": record()}
         with mock.patch("time.time", lambda: now[0]):
