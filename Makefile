@@ -103,7 +103,7 @@ lint: $(VENV)/.installed
 	$(BIN)/lint-imports --no-cache
 
 # Two workers, one per core; each test file stays on one worker so its synthesized
-# fixtures are built once.
+# fixtures are built once, and tests/conftest.py hands the longest files out first.
 # mypy (one core, a cold cache reads all of aws-cdk-lib's stubs) and the cdk-nag 2
 # environment's install run side by side; the locks are checked first (they need PyPI only).
 test: install
