@@ -68,7 +68,13 @@ _share_botocore_models()
 # the rest follow in the order collected. (xdist's own order, files with the most tests first,
 # left tests/test_rehearsal.py, a third of the work, for last: one worker ran it alone while
 # the other had finished.)
-LONGEST_FIRST = ("test_rehearsal.py", "test_compliance.py", "test_construct.py", "test_handler.py")
+LONGEST_FIRST = (
+    "test_rehearsal.py",
+    "test_compliance.py",
+    "test_properties.py",
+    "test_construct.py",
+    "test_handler.py",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
